@@ -1,0 +1,1 @@
+//! wid management plane: resource groups, identities, federated credentials, clusters, role assignments.

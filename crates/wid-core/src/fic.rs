@@ -1,0 +1,418 @@
+//! Federated identity credentials: Entra's rules for creating them and the matching of a presented
+//! assertion (`iss`, `sub`, `aud`) against an identity's credentials.
+//!
+//! Matching is exact, as in Entra: the issuer byte for byte (a trailing `/` counts), the subject
+//! case-sensitively, the audience as one of the token's `aud` values. When nothing matches, the result
+//! names the credential that came closest and why it did not match, so the operator can fix it.
+
+use serde::{Deserialize, Serialize};
+
+/// The audience Entra recommends and the CLI uses by default.
+pub const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// Longest issuer, subject or audience Entra accepts.
+pub const MAX_FIELD_LEN: usize = 600;
+/// Credentials per identity unless configured otherwise (Entra's fixed limit).
+pub const DEFAULT_MAX_PER_IDENTITY: usize = 20;
+
+/// A flexible credential's claims-matching expression (`languageVersion` 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimsMatchingExpression {
+    pub value: String,
+    pub language_version: i64,
+}
+
+/// A federated identity credential: tokens from `issuer` about `subject` for `audiences` may act as
+/// the identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FederatedCredential {
+    /// Name as created (unique per identity, case-insensitively).
+    pub name: String,
+    pub issuer: String,
+    pub subject: Option<String>,
+    pub claims_matching_expression: Option<ClaimsMatchingExpression>,
+    pub audiences: Vec<String>,
+    pub description: Option<String>,
+}
+
+/// Why a credential was refused at creation (ARM 400 `BadRequest`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FicError {
+    #[error(
+        "The federated identity credential name '{0}' is invalid: it must be 3-120 characters, start with a letter or digit, and contain only letters, digits, '-' and '_'."
+    )]
+    InvalidName(String),
+    #[error("Federated identity credentials must have exactly one audience.")]
+    AudienceCount,
+    #[error("The {0} must not be empty.")]
+    Empty(&'static str),
+    #[error("The {0} must be at most 600 characters.")]
+    TooLong(&'static str),
+    #[error("The issuer '{0}' is not a valid https URL (for example https://issuer.example/tenant/cluster/).")]
+    InvalidIssuer(String),
+    #[error("The {0} must not start or end with whitespace; Entra compares it byte for byte.")]
+    Whitespace(&'static str),
+    #[error("Exactly one of subject and claimsMatchingExpression must be set.")]
+    SubjectOrExpression,
+    #[error("The claims matching expression is invalid: {0}")]
+    InvalidExpression(String),
+    #[error("Issuer and subject combination already exists for this Managed Identity.")]
+    Duplicate,
+    #[error(
+        "The identity already has {0} federated identity credentials, the most allowed; delete one or raise the server's limit."
+    )]
+    TooMany(usize),
+}
+
+/// Checks a credential name against Entra's rule `^[a-zA-Z0-9][a-zA-Z0-9-_]{2,119}$`.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    (3..=120).contains(&name.len()) && first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl FederatedCredential {
+    /// Validates a credential on its own (uniqueness and the per-identity limit are [`check_siblings`]).
+    pub fn validate(&self) -> Result<(), FicError> {
+        if !valid_name(&self.name) {
+            return Err(FicError::InvalidName(self.name.clone()));
+        }
+        check_field("issuer", &self.issuer)?;
+        let rest = self.issuer.strip_prefix("https://").ok_or_else(|| FicError::InvalidIssuer(self.issuer.clone()))?;
+        let host = rest.split('/').next().unwrap_or("");
+        if host.is_empty() || rest.contains(['?', '#', ' ']) {
+            return Err(FicError::InvalidIssuer(self.issuer.clone()));
+        }
+        match (&self.subject, &self.claims_matching_expression) {
+            (Some(subject), None) => check_field("subject", subject)?,
+            (None, Some(expr)) => {
+                Expression::parse(&expr.value, expr.language_version).map_err(FicError::InvalidExpression)?;
+            }
+            _ => return Err(FicError::SubjectOrExpression),
+        }
+        match self.audiences.as_slice() {
+            [aud] => check_field("audience", aud),
+            _ => Err(FicError::AudienceCount),
+        }
+    }
+}
+
+fn check_field(what: &'static str, value: &str) -> Result<(), FicError> {
+    if value.is_empty() {
+        Err(FicError::Empty(what))
+    } else if value.chars().count() > MAX_FIELD_LEN {
+        Err(FicError::TooLong(what))
+    } else if value.trim() != value {
+        Err(FicError::Whitespace(what))
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks a new or replaced credential against its siblings: issuer+subject unique, at most `max`.
+pub fn check_siblings(new: &FederatedCredential, siblings: &[FederatedCredential], max: usize) -> Result<(), FicError> {
+    let others = siblings.iter().filter(|s| !s.name.eq_ignore_ascii_case(&new.name));
+    let mut count = 0usize;
+    for other in others {
+        count += 1;
+        if other.issuer == new.issuer && other.subject.is_some() && other.subject == new.subject {
+            return Err(FicError::Duplicate);
+        }
+    }
+    if count >= max {
+        return Err(FicError::TooMany(count));
+    }
+    Ok(())
+}
+
+/// The parts of a presented assertion that matching looks at.
+pub struct Presented<'a> {
+    pub issuer: &'a str,
+    pub subject: &'a str,
+    pub audiences: &'a [&'a str],
+    /// All claims, for claims-matching expressions.
+    pub claims: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+/// Why no credential matched, with the closest candidate for the error description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoMatch {
+    /// The identity has no federated credentials at all.
+    NoCredentials,
+    /// No credential names the token's issuer.
+    Issuer { closest: Option<Closest> },
+    /// Credentials name the issuer, but none the subject.
+    Subject { case_only: bool, closest: Option<Closest> },
+    /// Issuer and subject match, but the token is not for the credential's audience.
+    Audience { closest: Option<Closest> },
+}
+
+/// The credential that came closest to matching, and what differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closest {
+    pub name: String,
+    pub reason: String,
+}
+
+/// Finds the credential that admits the presented assertion.
+pub fn find_match<'c>(creds: &'c [FederatedCredential], p: &Presented<'_>) -> Result<&'c FederatedCredential, NoMatch> {
+    if creds.is_empty() {
+        return Err(NoMatch::NoCredentials);
+    }
+    let by_issuer: Vec<&FederatedCredential> = creds.iter().filter(|c| c.issuer == p.issuer).collect();
+    if by_issuer.is_empty() {
+        return Err(NoMatch::Issuer { closest: closest_issuer(creds, p.issuer) });
+    }
+    let by_subject: Vec<&FederatedCredential> = by_issuer.iter().copied().filter(|c| subject_matches(c, p)).collect();
+    if by_subject.is_empty() {
+        let case_twin =
+            by_issuer.iter().find(|c| c.subject.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(p.subject)));
+        let closest = case_twin.copied().or_else(|| {
+            by_issuer.iter().copied().max_by_key(|c| common_prefix(c.subject.as_deref().unwrap_or(""), p.subject))
+        });
+        return Err(NoMatch::Subject {
+            case_only: case_twin.is_some(),
+            closest: closest.map(|c| Closest {
+                name: c.name.clone(),
+                reason: match (&c.subject, case_twin.is_some()) {
+                    (Some(s), true) => format!(
+                        "its subject '{s}' differs from the token's only in letter case; subjects are case-sensitive"
+                    ),
+                    (Some(s), false) => format!("its subject is '{s}'"),
+                    (None, _) => "its claims matching expression does not match the token's claims".to_string(),
+                },
+            }),
+        });
+    }
+    if let Some(c) = by_subject.iter().find(|c| c.audiences.iter().any(|a| p.audiences.contains(&a.as_str()))) {
+        return Ok(c);
+    }
+    let closest = by_subject.first().map(|c| Closest {
+        name: c.name.clone(),
+        reason: format!(
+            "it expects the audience '{}' but the token's aud is {:?}",
+            c.audiences.join("', '"),
+            p.audiences
+        ),
+    });
+    Err(NoMatch::Audience { closest })
+}
+
+fn subject_matches(c: &FederatedCredential, p: &Presented<'_>) -> bool {
+    match (&c.subject, &c.claims_matching_expression) {
+        (Some(s), _) => s == p.subject,
+        (None, Some(e)) => Expression::parse(&e.value, e.language_version).is_ok_and(|e| e.matches(p.claims)),
+        (None, None) => false,
+    }
+}
+
+fn closest_issuer(creds: &[FederatedCredential], iss: &str) -> Option<Closest> {
+    let norm = |s: &str| s.trim().trim_end_matches('/').to_ascii_lowercase();
+    if let Some(c) = creds.iter().find(|c| norm(&c.issuer) == norm(iss)) {
+        let why = if c.issuer.trim_end_matches('/') == iss.trim_end_matches('/') {
+            "differs from the token's only by a trailing '/'; issuers are compared exactly"
+        } else if c.issuer.trim() != c.issuer || iss.trim() != iss {
+            "differs from the token's only by surrounding whitespace; issuers are compared exactly"
+        } else {
+            "differs from the token's only in letter case; issuers are compared exactly"
+        };
+        return Some(Closest { name: c.name.clone(), reason: format!("its issuer '{}' {why}", c.issuer) });
+    }
+    creds
+        .iter()
+        .max_by_key(|c| common_prefix(&c.issuer, iss))
+        .map(|c| Closest { name: c.name.clone(), reason: format!("its issuer is '{}'", c.issuer) })
+}
+
+fn common_prefix(a: &str, b: &str) -> usize {
+    a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count()
+}
+
+/// A parsed claims-matching expression: `claims['c'] eq 'v' and claims['d'] matches 'w*'`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expression {
+    terms: Vec<Term>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Term {
+    claim: String,
+    op: Op,
+    value: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Matches,
+}
+
+/// Longest expression accepted.
+const MAX_EXPRESSION_LEN: usize = 600;
+
+impl Expression {
+    /// Parses language version 1.
+    pub fn parse(src: &str, version: i64) -> Result<Self, String> {
+        if version != 1 {
+            return Err(format!("languageVersion {version} is not supported; use 1"));
+        }
+        if src.len() > MAX_EXPRESSION_LEN {
+            return Err("it is longer than 600 characters".into());
+        }
+        let mut terms = Vec::new();
+        let mut rest = src;
+        loop {
+            let (term, after) = parse_term(rest)?;
+            terms.push(term);
+            if after.is_empty() {
+                break;
+            }
+            rest = after.strip_prefix(" and ").ok_or_else(|| format!("expected ' and ' at '{after}'"))?;
+        }
+        Ok(Self { terms })
+    }
+
+    /// True if every term holds for the claims (a missing or non-string claim never matches).
+    pub fn matches(&self, claims: &serde_json::Map<String, serde_json::Value>) -> bool {
+        self.terms.iter().all(|t| {
+            let Some(v) = claims.get(&t.claim).and_then(|v| v.as_str()) else { return false };
+            match t.op {
+                Op::Eq => v == t.value,
+                Op::Matches => crate::glob::glob(t.value.as_bytes(), v.as_bytes()),
+            }
+        })
+    }
+}
+
+fn parse_term(s: &str) -> Result<(Term, &str), String> {
+    let s = s.strip_prefix("claims['").ok_or_else(|| format!("expected claims['name'] at '{s}'"))?;
+    let end = s.find("']").ok_or("unterminated claim name")?;
+    let (claim, s) = (s.get(..end).unwrap_or(""), s.get(end + 2..).unwrap_or(""));
+    if claim.is_empty() || claim.contains('\'') {
+        return Err("empty or invalid claim name".into());
+    }
+    let (op, s) = if let Some(r) = s.strip_prefix(" eq '") {
+        (Op::Eq, r)
+    } else if let Some(r) = s.strip_prefix(" matches '") {
+        (Op::Matches, r)
+    } else {
+        return Err(format!("expected ' eq ' or ' matches ' after claims['{claim}']"));
+    };
+    let end = s.find('\'').ok_or("unterminated quoted value")?;
+    let (value, rest) = (s.get(..end).unwrap_or(""), s.get(end + 1..).unwrap_or(""));
+    Ok((Term { claim: claim.to_string(), op, value: value.to_string() }, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Map, json};
+
+    fn cred(name: &str, iss: &str, sub: &str, aud: &str) -> FederatedCredential {
+        FederatedCredential {
+            name: name.into(),
+            issuer: iss.into(),
+            subject: Some(sub.into()),
+            claims_matching_expression: None,
+            audiences: vec![aud.into()],
+            description: None,
+        }
+    }
+
+    fn present<'a>(
+        iss: &'a str,
+        sub: &'a str,
+        aud: &'a [&'a str],
+        claims: &'a Map<String, serde_json::Value>,
+    ) -> Presented<'a> {
+        Presented { issuer: iss, subject: sub, audiences: aud, claims }
+    }
+
+    const ISS: &str = "https://wid.example/oidc/t/c/";
+
+    #[test]
+    fn exact_match() {
+        let creds = vec![cred("a1x", ISS, "system:serviceaccount:ns:sa", DEFAULT_AUDIENCE)];
+        let claims = Map::new();
+        let m = find_match(&creds, &present(ISS, "system:serviceaccount:ns:sa", &[DEFAULT_AUDIENCE, "other"], &claims));
+        assert_eq!(m.unwrap().name, "a1x");
+    }
+
+    #[test]
+    fn trailing_slash_is_an_issuer_mismatch_and_is_explained() {
+        let creds = vec![cred("fic", ISS, "s", DEFAULT_AUDIENCE)];
+        let claims = Map::new();
+        let err =
+            find_match(&creds, &present(ISS.trim_end_matches('/'), "s", &[DEFAULT_AUDIENCE], &claims)).unwrap_err();
+        match err {
+            NoMatch::Issuer { closest: Some(c) } => assert!(c.reason.contains("trailing '/'"), "{}", c.reason),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn subject_is_case_sensitive() {
+        let creds = vec![cred("fic", ISS, "system:serviceaccount:ns:SA", DEFAULT_AUDIENCE)];
+        let claims = Map::new();
+        let err =
+            find_match(&creds, &present(ISS, "system:serviceaccount:ns:sa", &[DEFAULT_AUDIENCE], &claims)).unwrap_err();
+        assert!(matches!(err, NoMatch::Subject { case_only: true, closest: Some(_) }));
+        let err = find_match(&creds, &present(ISS, "system:serviceaccount:other:x", &[DEFAULT_AUDIENCE], &claims))
+            .unwrap_err();
+        assert!(matches!(err, NoMatch::Subject { case_only: false, closest: Some(_) }));
+    }
+
+    #[test]
+    fn audience_must_be_in_aud() {
+        let creds = vec![cred("fic", ISS, "s", DEFAULT_AUDIENCE)];
+        let claims = Map::new();
+        let err = find_match(&creds, &present(ISS, "s", &["https://kubernetes.default.svc"], &claims)).unwrap_err();
+        assert!(matches!(err, NoMatch::Audience { closest: Some(_) }));
+        assert_eq!(find_match(&[], &present(ISS, "s", &[], &claims)), Err(NoMatch::NoCredentials));
+    }
+
+    #[test]
+    fn validation_rules() {
+        let ok = cred("good-name_1", ISS, "s", DEFAULT_AUDIENCE);
+        assert_eq!(ok.validate(), Ok(()));
+        for name in ["ab", "-abc", "a b", "ä12", &"a".repeat(121)] {
+            assert!(matches!(
+                FederatedCredential { name: name.into(), ..ok.clone() }.validate(),
+                Err(FicError::InvalidName(_))
+            ));
+        }
+        let two = FederatedCredential { audiences: vec!["a".into(), "b".into()], ..ok.clone() };
+        assert_eq!(two.validate(), Err(FicError::AudienceCount));
+        let http = FederatedCredential { issuer: "http://x/".into(), ..ok.clone() };
+        assert!(matches!(http.validate(), Err(FicError::InvalidIssuer(_))));
+        let long = FederatedCredential { subject: Some("s".repeat(601)), ..ok.clone() };
+        assert_eq!(long.validate(), Err(FicError::TooLong("subject")));
+        let ws = FederatedCredential { subject: Some(" s".into()), ..ok.clone() };
+        assert_eq!(ws.validate(), Err(FicError::Whitespace("subject")));
+    }
+
+    #[test]
+    fn siblings_unique_and_limited() {
+        let a = cred("one", ISS, "s", DEFAULT_AUDIENCE);
+        let b = cred("two", ISS, "s", DEFAULT_AUDIENCE);
+        assert_eq!(check_siblings(&b, std::slice::from_ref(&a), 20), Err(FicError::Duplicate));
+        // Replacing a credential by name does not count it against itself.
+        assert_eq!(check_siblings(&a, std::slice::from_ref(&a), 1), Ok(()));
+        assert_eq!(check_siblings(&b, &[cred("x1x", ISS, "z", "a")], 1), Err(FicError::TooMany(1)));
+    }
+
+    #[test]
+    fn expressions() {
+        let e =
+            Expression::parse("claims['sub'] matches 'repo:contoso/*:ref:refs/heads/*' and claims['aud'] eq 'x'", 1)
+                .unwrap();
+        let claims = json!({"sub": "repo:contoso/app:ref:refs/heads/main", "aud": "x"});
+        assert!(e.matches(claims.as_object().unwrap()));
+        let claims = json!({"sub": "repo:other/app:ref:refs/heads/main", "aud": "x"});
+        assert!(!e.matches(claims.as_object().unwrap()));
+        for bad in ["", "claims['sub'] like 'x'", "claims['sub'] eq 'x' or claims['a'] eq 'b'", "claims['sub' eq 'x'"] {
+            assert!(Expression::parse(bad, 1).is_err(), "{bad}");
+        }
+        assert!(Expression::parse("claims['sub'] eq 'x'", 2).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! wid HTTP server: router, extractors, protocol error mapping, TLS, data-dir bootstrap.

@@ -1,0 +1,1 @@
+//! wid storage: repository traits and the embedded SQLite backend.

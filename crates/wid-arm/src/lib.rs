@@ -1,1 +1,820 @@
-//! wid management plane: resource groups, identities, federated credentials, clusters, role assignments.
+//! wid management plane, ARM-shaped: resource groups, user-assigned identities, federated identity
+//! credentials and cluster registrations (`Microsoft.ContainerService/managedClusters`), plus the
+//! subscription, tenant and cloud-metadata documents clients ask for.
+//!
+//! Every call is authorized with the RBAC engine against the caller's role assignments at the target
+//! scope or above. Writes go to the store first and then to the in-memory directory, so they take
+//! effect for the very next token request. Methods are synchronous (the store is); the server runs
+//! them off the async executor.
+
+pub mod error;
+mod names;
+pub mod route;
+mod shapes;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use wid_core::Clock;
+use wid_core::directory::Directory;
+use wid_core::fic::{self, ClaimsMatchingExpression, FederatedCredential};
+use wid_core::model::{Cluster, ClusterIssuer, Identity, ResourceGroup, ResourceKey, StoredCredential, Tags};
+use wid_core::rbac::{Action, Decision};
+use wid_core::scope::{Scope, ids};
+use wid_store::{Store, Written};
+use wid_sts::{Caller, TokenService};
+
+pub use error::{ArmError, ArmWire};
+
+/// Settings of the management plane.
+#[derive(Debug, Clone)]
+pub struct ArmConfig {
+    pub tenant_id: Uuid,
+    pub subscription_id: Uuid,
+    pub subscription_name: String,
+    /// `https://HOST[:PORT]`, no trailing slash.
+    pub public_url: String,
+    /// Key Vault DNS suffix, e.g. `vault.localhost:8443`.
+    pub vault_dns_suffix: String,
+    /// Federated credentials allowed per identity.
+    pub max_credentials_per_identity: usize,
+}
+
+/// A successful response: status and JSON body (`None` for an empty body).
+pub type Reply = (u16, Option<Value>);
+
+type Result<T> = std::result::Result<T, ArmError>;
+
+/// The management service.
+pub struct Management {
+    cfg: ArmConfig,
+    store: Arc<dyn Store>,
+    directory: Arc<RwLock<Directory>>,
+    sts: Arc<TokenService>,
+    clock: Arc<dyn Clock>,
+    /// Identities with a credential write in flight (Entra refuses concurrent writes with 409).
+    writing: Mutex<HashSet<ResourceKey>>,
+}
+
+const RG_TYPE: &str = "Microsoft.Resources/resourceGroups";
+const IDENTITY_TYPE: &str = "Microsoft.ManagedIdentity/userAssignedIdentities";
+const FIC_TYPE: &str = "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials";
+const CLUSTER_TYPE: &str = "Microsoft.ContainerService/managedClusters";
+
+fn parse_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(|e| {
+        ArmError::bad(
+            "InvalidRequestContent",
+            format!("The request content was invalid and could not be deserialized: {e}"),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct TrackedBody {
+    location: Option<String>,
+    tags: Option<Tags>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct FicProperties {
+    issuer: Option<String>,
+    subject: Option<String>,
+    audiences: Option<Vec<String>>,
+    claims_matching_expression: Option<ClaimsMatchingExpression>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FicBody {
+    properties: Option<FicProperties>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct OidcIssuerProfile {
+    #[serde(rename = "issuerURL", alias = "issuerUrl")]
+    issuer_url: Option<String>,
+    jwks: Option<Value>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct WorkloadIdentityProfile {
+    enabled: Option<bool>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct SecurityProfile {
+    workload_identity: Option<WorkloadIdentityProfile>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ClusterProperties {
+    oidc_issuer_profile: Option<OidcIssuerProfile>,
+    security_profile: Option<SecurityProfile>,
+}
+
+#[derive(Deserialize)]
+struct ClusterBody {
+    location: Option<String>,
+    tags: Option<Tags>,
+    properties: Option<ClusterProperties>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenBody {
+    namespace: Option<String>,
+    service_account_name: Option<String>,
+    audiences: Option<Vec<String>>,
+    expiration_seconds: Option<i64>,
+}
+
+/// Shortest and longest service-account token lifetimes (kube-apiserver's minimum; two days).
+const SA_TOKEN_MIN_SECS: i64 = 600;
+const SA_TOKEN_MAX_SECS: i64 = 48 * 3600;
+
+impl Management {
+    /// Builds the service.
+    pub fn new(
+        cfg: ArmConfig,
+        store: Arc<dyn Store>,
+        directory: Arc<RwLock<Directory>>,
+        sts: Arc<TokenService>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self { cfg, store, directory, sts, clock, writing: Mutex::new(HashSet::new()) }
+    }
+
+    fn dir(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
+        self.directory.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn dir_mut(&self) -> std::sync::RwLockWriteGuard<'_, Directory> {
+        self.directory.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn subscription(&self, sub: &str) -> Result<String> {
+        let ours = self.cfg.subscription_id.to_string();
+        if sub.eq_ignore_ascii_case(&ours) { Ok(ours) } else { Err(ArmError::SubscriptionNotFound(sub.to_string())) }
+    }
+
+    fn allowed(&self, caller: &Caller, action: &str, scope: &str) -> bool {
+        let Ok(scope) = Scope::parse(scope) else { return false };
+        self.dir().rbac().check(&caller.principal_id, Action::Control(action), &scope) != Decision::Denied
+    }
+
+    fn authorize(&self, caller: &Caller, action: &str, scope: &str) -> Result<()> {
+        if self.allowed(caller, action, scope) {
+            Ok(())
+        } else {
+            tracing::info!(target: "wid::audit", event = "arm.denied", principal = %caller.principal_id, action, scope);
+            Err(ArmError::AuthorizationFailed {
+                principal: caller.principal_id.to_string(),
+                action: action.to_string(),
+                scope: scope.to_string(),
+            })
+        }
+    }
+
+    fn group(&self, sub: &str, rg: &str) -> Result<ResourceGroup> {
+        self.store.resource_group(self.cfg.subscription_id, rg)?.ok_or_else(|| {
+            let _ = sub;
+            ArmError::ResourceGroupNotFound(rg.to_string())
+        })
+    }
+
+    // ---- subscriptions, tenants, metadata ----------------------------------------------------
+
+    /// `GET /subscriptions`: the subscription, if the caller holds any role in it.
+    pub fn list_subscriptions(&self, caller: &Caller) -> Result<Reply> {
+        let sub = ids::subscription(&self.cfg.subscription_id.to_string());
+        let visible = self.allowed(caller, "Microsoft.Resources/subscriptions/read", &sub);
+        let value: Vec<Value> = if visible { vec![shapes::subscription(&self.cfg)] } else { vec![] };
+        Ok((200, Some(json!({ "value": value }))))
+    }
+
+    /// `GET /subscriptions/{sub}`.
+    pub fn get_subscription(&self, caller: &Caller, sub: &str) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        self.authorize(caller, "Microsoft.Resources/subscriptions/read", &ids::subscription(&sub))?;
+        Ok((200, Some(shapes::subscription(&self.cfg))))
+    }
+
+    /// `GET /tenants`.
+    pub fn list_tenants(&self) -> Reply {
+        let t = self.cfg.tenant_id;
+        (
+            200,
+            Some(
+                json!({"value": [{"id": format!("/tenants/{t}"), "tenantId": t, "tenantCategory": "Home", "displayName": "wid"}]}),
+            ),
+        )
+    }
+
+    /// `GET /metadata/endpoints` (what `az cloud register` reads); no authentication.
+    pub fn metadata_endpoints(&self) -> Value {
+        let url = &self.cfg.public_url;
+        json!({
+            "name": "wid",
+            "resourceManager": format!("{url}/"),
+            "authentication": {"loginEndpoint": url, "audiences": [url, format!("{url}/")], "tenant": "common", "identityProvider": "AAD"},
+            "suffixes": {"keyVaultDns": self.cfg.vault_dns_suffix},
+        })
+    }
+
+    // ---- resource groups ---------------------------------------------------------------------
+
+    /// `PUT /subscriptions/{sub}/resourcegroups/{rg}`.
+    pub fn put_group(&self, caller: &Caller, sub: &str, rg: &str, body: &[u8]) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        names::resource_group(rg)?;
+        let scope = ids::resource_group(&sub, rg);
+        self.authorize(caller, "Microsoft.Resources/subscriptions/resourceGroups/write", &scope)?;
+        let body: TrackedBody = parse_body(body)?;
+        let location = body.location.ok_or_else(|| {
+            ArmError::bad("LocationRequired", "The location property is required for this definition.")
+        })?;
+        names::location(&location)?;
+        let existing = self.store.resource_group(self.cfg.subscription_id, rg)?;
+        let group = ResourceGroup {
+            subscription: self.cfg.subscription_id,
+            // The name keeps the casing it was created with.
+            name: existing.as_ref().map_or_else(|| rg.to_string(), |g| g.name.clone()),
+            location,
+            tags: body.tags.unwrap_or_default(),
+            created: existing.as_ref().map_or_else(|| self.clock.now(), |g| g.created),
+        };
+        let written = self.store.put_resource_group(&group)?;
+        Ok((created_status(written), Some(shapes::group(&group))))
+    }
+
+    /// `GET /subscriptions/{sub}/resourcegroups/{rg}`.
+    pub fn get_group(&self, caller: &Caller, sub: &str, rg: &str) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        self.authorize(
+            caller,
+            "Microsoft.Resources/subscriptions/resourceGroups/read",
+            &ids::resource_group(&sub, rg),
+        )?;
+        Ok((200, Some(shapes::group(&self.group(&sub, rg)?))))
+    }
+
+    /// `GET /subscriptions/{sub}/resourcegroups`: the groups the caller can read.
+    pub fn list_groups(&self, caller: &Caller, sub: &str) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        let action = "Microsoft.Resources/subscriptions/resourceGroups/read";
+        let value: Vec<Value> = self
+            .store
+            .resource_groups(self.cfg.subscription_id)?
+            .iter()
+            .filter(|g| self.allowed(caller, action, &ids::resource_group(&sub, &g.name)))
+            .map(shapes::group)
+            .collect();
+        Ok((200, Some(json!({ "value": value }))))
+    }
+
+    /// `DELETE /subscriptions/{sub}/resourcegroups/{rg}`: the group and everything in it.
+    pub fn delete_group(&self, caller: &Caller, sub: &str, rg: &str) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        self.authorize(
+            caller,
+            "Microsoft.Resources/subscriptions/resourceGroups/delete",
+            &ids::resource_group(&sub, rg),
+        )?;
+        let removed = self.store.delete_resource_group(self.cfg.subscription_id, rg)?;
+        let Some(removed) = removed else { return Err(ArmError::ResourceGroupNotFound(rg.to_string())) };
+        for c in &removed.clusters {
+            self.drop_cluster_keys(c);
+        }
+        let mut dir = self.dir_mut();
+        for i in &removed.identities {
+            dir.remove_identity(&i.key());
+        }
+        for c in &removed.clusters {
+            dir.remove_cluster(&c.key());
+        }
+        for ra in &removed.role_assignments {
+            dir.remove_role_assignment(ra);
+        }
+        Ok((200, None))
+    }
+
+    // ---- identities --------------------------------------------------------------------------
+
+    /// `PUT …/userAssignedIdentities/{name}`.
+    pub fn put_identity(&self, caller: &Caller, sub: &str, rg: &str, name: &str, body: &[u8]) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        names::identity(name)?;
+        self.authorize(
+            caller,
+            "Microsoft.ManagedIdentity/userAssignedIdentities/write",
+            &ids::identity(&sub, rg, name),
+        )?;
+        let body: TrackedBody = parse_body(body)?;
+        let group = self.group(&sub, rg)?;
+        let location = body.location.unwrap_or_else(|| group.location.clone());
+        names::location(&location)?;
+        let key = ResourceKey::new(self.cfg.subscription_id, rg, name);
+        let now = self.clock.now();
+        let identity = match self.store.identity(&key)? {
+            Some(old) => Identity { location, tags: body.tags.unwrap_or(old.tags.clone()), updated: now, ..old },
+            None => Identity {
+                subscription: self.cfg.subscription_id,
+                resource_group: group.name.clone(),
+                name: name.to_string(),
+                location,
+                tags: body.tags.unwrap_or_default(),
+                tenant_id: self.cfg.tenant_id,
+                client_id: Uuid::new_v4(),
+                principal_id: Uuid::new_v4(),
+                created: now,
+                updated: now,
+            },
+        };
+        let written = self.store.put_identity(&identity)?;
+        self.dir_mut().put_identity(identity.clone());
+        tracing::info!(target: "wid::audit", event = "identity.written", id = %identity.arm_id(), by = %caller.principal_id);
+        Ok((created_status(written), Some(shapes::identity(&identity))))
+    }
+
+    fn load_identity(&self, sub: &str, rg: &str, name: &str) -> Result<Identity> {
+        let key = ResourceKey::new(self.cfg.subscription_id, rg, name);
+        match self.store.identity(&key)? {
+            Some(i) => Ok(i),
+            None => {
+                self.group(sub, rg)?;
+                Err(ArmError::ResourceNotFound {
+                    resource_type: IDENTITY_TYPE,
+                    name: name.to_string(),
+                    resource_group: rg.to_string(),
+                })
+            }
+        }
+    }
+
+    /// `GET …/userAssignedIdentities/{name}`.
+    pub fn get_identity(&self, caller: &Caller, sub: &str, rg: &str, name: &str) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        self.authorize(
+            caller,
+            "Microsoft.ManagedIdentity/userAssignedIdentities/read",
+            &ids::identity(&sub, rg, name),
+        )?;
+        Ok((200, Some(shapes::identity(&self.load_identity(&sub, rg, name)?))))
+    }
+
+    /// `GET …/userAssignedIdentities` in a group or the subscription: those the caller can read.
+    pub fn list_identities(&self, caller: &Caller, sub: &str, rg: Option<&str>) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        if let Some(rg) = rg {
+            self.group(&sub, rg)?;
+        }
+        let action = "Microsoft.ManagedIdentity/userAssignedIdentities/read";
+        let value: Vec<Value> = self
+            .store
+            .identities(self.cfg.subscription_id, rg)?
+            .iter()
+            .filter(|i| self.allowed(caller, action, &i.arm_id()))
+            .map(shapes::identity)
+            .collect();
+        Ok((200, Some(json!({ "value": value }))))
+    }
+
+    /// `DELETE …/userAssignedIdentities/{name}` (204 if it did not exist, as ARM).
+    pub fn delete_identity(&self, caller: &Caller, sub: &str, rg: &str, name: &str) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        self.authorize(
+            caller,
+            "Microsoft.ManagedIdentity/userAssignedIdentities/delete",
+            &ids::identity(&sub, rg, name),
+        )?;
+        let key = ResourceKey::new(self.cfg.subscription_id, rg, name);
+        match self.store.delete_identity(&key)? {
+            Some(i) => {
+                self.dir_mut().remove_identity(&key);
+                tracing::info!(target: "wid::audit", event = "identity.deleted", id = %i.arm_id(), by = %caller.principal_id);
+                Ok((200, None))
+            }
+            None => Ok((204, None)),
+        }
+    }
+
+    // ---- federated identity credentials ------------------------------------------------------
+
+    /// `PUT …/userAssignedIdentities/{id}/federatedIdentityCredentials/{name}`.
+    pub fn put_credential(
+        &self,
+        caller: &Caller,
+        sub: &str,
+        rg: &str,
+        identity: &str,
+        name: &str,
+        body: &[u8],
+    ) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        let scope = ids::federated_credential(&sub, rg, identity, name);
+        self.authorize(
+            caller,
+            "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write",
+            &scope,
+        )?;
+        let body: FicBody = parse_body(body)?;
+        let props = body.properties.ok_or_else(|| {
+            ArmError::bad(
+                "InvalidRequestContent",
+                "The request content must contain 'properties' with issuer, subject and audiences.",
+            )
+        })?;
+        let parent = self.load_identity(&sub, rg, identity)?;
+        let credential = FederatedCredential {
+            name: name.to_string(),
+            issuer: props.issuer.unwrap_or_default(),
+            subject: props.subject.filter(|s| !s.is_empty()),
+            claims_matching_expression: props.claims_matching_expression,
+            audiences: props.audiences.unwrap_or_else(|| vec![fic::DEFAULT_AUDIENCE.to_string()]),
+            description: props.description,
+        };
+        credential.validate().map_err(|e| ArmError::bad("BadRequest", e.to_string()))?;
+
+        let key = parent.key();
+        let _guard = self.begin_credential_write(&key)?;
+        let existing = self.store.credentials(&key)?;
+        let siblings: Vec<FederatedCredential> = existing.iter().map(|c| c.credential.clone()).collect();
+        fic::check_siblings(&credential, &siblings, self.cfg.max_credentials_per_identity)
+            .map_err(|e| ArmError::bad("BadRequest", e.to_string()))?;
+        let now = self.clock.now();
+        let old = existing.iter().find(|c| c.credential.name.eq_ignore_ascii_case(name));
+        let stored = StoredCredential {
+            identity: key.clone(),
+            credential: FederatedCredential {
+                // The name is immutable: keep the casing it was created with.
+                name: old.map_or_else(|| name.to_string(), |o| o.credential.name.clone()),
+                ..credential
+            },
+            created: old.map_or(now, |o| o.created),
+            updated: now,
+        };
+        let written = self.store.put_credential(&stored)?;
+        self.dir_mut().put_credential(&key, stored.credential.clone());
+        tracing::info!(target: "wid::audit", event = "credential.written", identity = %parent.arm_id(), name = %stored.credential.name, by = %caller.principal_id);
+        Ok((created_status(written), Some(shapes::credential(&parent, &stored.credential))))
+    }
+
+    fn begin_credential_write(&self, key: &ResourceKey) -> Result<WriteGuard<'_>> {
+        let mut writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        if !writing.insert(key.clone()) {
+            return Err(ArmError::Conflict {
+                code: "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
+                message: format!(
+                    "Too many Federated Identity Credentials are written concurrently for the managed identity '{}'. Concurrent Federated Identity Credentials writes under the same managed identity are not supported; retry after the other write finishes.",
+                    key.name
+                ),
+            });
+        }
+        Ok(WriteGuard { set: &self.writing, key: key.clone() })
+    }
+
+    /// `GET …/federatedIdentityCredentials/{name}`.
+    pub fn get_credential(&self, caller: &Caller, sub: &str, rg: &str, identity: &str, name: &str) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        let scope = ids::federated_credential(&sub, rg, identity, name);
+        self.authorize(
+            caller,
+            "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read",
+            &scope,
+        )?;
+        let parent = self.load_identity(&sub, rg, identity)?;
+        let cred = self
+            .store
+            .credentials(&parent.key())?
+            .into_iter()
+            .find(|c| c.credential.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| ArmError::ResourceNotFound {
+                resource_type: FIC_TYPE,
+                name: format!("{}/{name}", parent.name),
+                resource_group: rg.to_string(),
+            })?;
+        Ok((200, Some(shapes::credential(&parent, &cred.credential))))
+    }
+
+    /// `GET …/federatedIdentityCredentials`.
+    pub fn list_credentials(&self, caller: &Caller, sub: &str, rg: &str, identity: &str) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        let scope = ids::identity(&sub, rg, identity);
+        self.authorize(
+            caller,
+            "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read",
+            &scope,
+        )?;
+        let parent = self.load_identity(&sub, rg, identity)?;
+        let value: Vec<Value> =
+            self.store.credentials(&parent.key())?.iter().map(|c| shapes::credential(&parent, &c.credential)).collect();
+        Ok((200, Some(json!({ "value": value }))))
+    }
+
+    /// `DELETE …/federatedIdentityCredentials/{name}` (204 if absent).
+    pub fn delete_credential(&self, caller: &Caller, sub: &str, rg: &str, identity: &str, name: &str) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        let scope = ids::federated_credential(&sub, rg, identity, name);
+        self.authorize(
+            caller,
+            "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/delete",
+            &scope,
+        )?;
+        let parent = self.load_identity(&sub, rg, identity)?;
+        let key = parent.key();
+        let _guard = self.begin_credential_write(&key)?;
+        match self.store.delete_credential(&key, name)? {
+            Some(_) => {
+                self.dir_mut().remove_credential(&key, name);
+                tracing::info!(target: "wid::audit", event = "credential.deleted", identity = %parent.arm_id(), name, by = %caller.principal_id);
+                Ok((200, None))
+            }
+            None => Ok((204, None)),
+        }
+    }
+
+    // ---- clusters ----------------------------------------------------------------------------
+
+    /// The issuer URL of a hosted cluster.
+    pub fn hosted_issuer_url(&self, cluster_id: &Uuid) -> String {
+        format!("{}/oidc/{}/{cluster_id}/", self.cfg.public_url, self.cfg.tenant_id)
+    }
+
+    /// `PUT …/managedClusters/{name}`: registers a cluster (hosted issuer unless `issuerURL` is given).
+    pub fn put_cluster(&self, caller: &Caller, sub: &str, rg: &str, name: &str, body: &[u8]) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        names::cluster(name)?;
+        self.authorize(caller, "Microsoft.ContainerService/managedClusters/write", &ids::cluster(&sub, rg, name))?;
+        let body: ClusterBody = parse_body(body)?;
+        let group = self.group(&sub, rg)?;
+        let props = body.properties.unwrap_or_default();
+        let oidc = props.oidc_issuer_profile.unwrap_or_default();
+        let jwks = oidc.jwks.map(|j| validate_jwks(&j)).transpose()?;
+        let wi = props.security_profile.and_then(|s| s.workload_identity).and_then(|w| w.enabled);
+        let key = ResourceKey::new(self.cfg.subscription_id, rg, name);
+        let now = self.clock.now();
+        let existing = self.store.cluster(&key)?;
+        let location =
+            body.location.or_else(|| existing.as_ref().map(|c| c.location.clone())).unwrap_or(group.location.clone());
+        names::location(&location)?;
+        let cluster = match existing {
+            Some(old) => {
+                let issuer = match (&old.issuer, oidc.issuer_url) {
+                    (ClusterIssuer::Hosted { .. }, Some(url)) if url != old.issuer.issuer_url() => {
+                        return Err(ArmError::bad(
+                            "BadRequest",
+                            "The issuer of a cluster whose issuer wid hosts cannot be changed; delete and re-create the cluster registration.",
+                        ));
+                    }
+                    (ClusterIssuer::Hosted { .. }, _) => old.issuer.clone(),
+                    (ClusterIssuer::External { issuer_url, jwks: old_jwks }, url) => ClusterIssuer::External {
+                        issuer_url: url.map(|u| validate_issuer_url(&u)).transpose()?.unwrap_or(issuer_url.clone()),
+                        jwks: jwks.or(old_jwks.clone()),
+                    },
+                };
+                Cluster {
+                    location,
+                    tags: body.tags.unwrap_or(old.tags.clone()),
+                    issuer,
+                    workload_identity: wi.unwrap_or(old.workload_identity),
+                    updated: now,
+                    ..old
+                }
+            }
+            None => {
+                let cluster_id = Uuid::new_v4();
+                let issuer = match oidc.issuer_url {
+                    Some(url) => ClusterIssuer::External { issuer_url: validate_issuer_url(&url)?, jwks },
+                    None if jwks.is_some() => {
+                        return Err(ArmError::bad(
+                            "BadRequest",
+                            "A JWKS can only be uploaded for an external issuer: give oidcIssuerProfile.issuerURL (wid aks create --issuer-url).",
+                        ));
+                    }
+                    None => {
+                        ClusterIssuer::Hosted { issuer_url: self.hosted_issuer_url(&cluster_id), kid: String::new() }
+                    }
+                };
+                Cluster {
+                    subscription: self.cfg.subscription_id,
+                    resource_group: group.name.clone(),
+                    name: name.to_string(),
+                    location,
+                    tags: body.tags.unwrap_or_default(),
+                    cluster_id,
+                    issuer,
+                    workload_identity: wi.unwrap_or(true),
+                    created: now,
+                    updated: now,
+                }
+            }
+        };
+        if let Some(other) = self.dir().cluster_by_issuer(cluster.issuer.issuer_url())
+            && other.key() != key
+        {
+            return Err(ArmError::Conflict {
+                code: "IssuerAlreadyRegistered",
+                message: format!(
+                    "The issuer '{}' is already registered by cluster '{}' in resource group '{}'.",
+                    cluster.issuer.issuer_url(),
+                    other.name,
+                    other.resource_group
+                ),
+            });
+        }
+        let cluster = self.ensure_cluster_key(cluster)?;
+        let written = self.store.put_cluster(&cluster)?;
+        self.dir_mut().put_cluster(cluster.clone());
+        tracing::info!(target: "wid::audit", event = "cluster.written", id = %cluster.arm_id(), by = %caller.principal_id);
+        Ok((created_status(written), Some(shapes::cluster(&cluster))))
+    }
+
+    fn ensure_cluster_key(&self, cluster: Cluster) -> Result<Cluster> {
+        let ClusterIssuer::Hosted { issuer_url, .. } = &cluster.issuer else { return Ok(cluster) };
+        let purpose = wid_sts::keys::cluster_purpose(&cluster.cluster_id);
+        let keys = self.sts.keys();
+        let kid = match keys.signer(&purpose) {
+            Some(k) => k.kid().to_string(),
+            None => keys.create(&purpose, self.clock.now()).map_err(|e| ArmError::Internal(e.to_string()))?,
+        };
+        let issuer = ClusterIssuer::Hosted { issuer_url: issuer_url.clone(), kid };
+        Ok(Cluster { issuer, ..cluster })
+    }
+
+    fn drop_cluster_keys(&self, cluster: &Cluster) {
+        if matches!(cluster.issuer, ClusterIssuer::Hosted { .. }) {
+            let purpose = wid_sts::keys::cluster_purpose(&cluster.cluster_id);
+            if let Err(e) = self.sts.keys().remove(&purpose) {
+                tracing::warn!(error = %e, cluster = %cluster.cluster_id, "could not delete a cluster's signing keys");
+            }
+        }
+    }
+
+    fn load_cluster(&self, sub: &str, rg: &str, name: &str) -> Result<Cluster> {
+        let key = ResourceKey::new(self.cfg.subscription_id, rg, name);
+        match self.store.cluster(&key)? {
+            Some(c) => Ok(c),
+            None => {
+                self.group(sub, rg)?;
+                Err(ArmError::ResourceNotFound {
+                    resource_type: CLUSTER_TYPE,
+                    name: name.to_string(),
+                    resource_group: rg.to_string(),
+                })
+            }
+        }
+    }
+
+    /// `GET …/managedClusters/{name}`.
+    pub fn get_cluster(&self, caller: &Caller, sub: &str, rg: &str, name: &str) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        self.authorize(caller, "Microsoft.ContainerService/managedClusters/read", &ids::cluster(&sub, rg, name))?;
+        Ok((200, Some(shapes::cluster(&self.load_cluster(&sub, rg, name)?))))
+    }
+
+    /// `GET …/managedClusters` in a group or the subscription.
+    pub fn list_clusters(&self, caller: &Caller, sub: &str, rg: Option<&str>) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        if let Some(rg) = rg {
+            self.group(&sub, rg)?;
+        }
+        let action = "Microsoft.ContainerService/managedClusters/read";
+        let value: Vec<Value> = self
+            .store
+            .clusters(self.cfg.subscription_id, rg)?
+            .iter()
+            .filter(|c| self.allowed(caller, action, &c.arm_id()))
+            .map(shapes::cluster)
+            .collect();
+        Ok((200, Some(json!({ "value": value }))))
+    }
+
+    /// `DELETE …/managedClusters/{name}` (204 if absent); a hosted issuer's keys go with it.
+    pub fn delete_cluster(&self, caller: &Caller, sub: &str, rg: &str, name: &str) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        self.authorize(caller, "Microsoft.ContainerService/managedClusters/delete", &ids::cluster(&sub, rg, name))?;
+        let key = ResourceKey::new(self.cfg.subscription_id, rg, name);
+        match self.store.delete_cluster(&key)? {
+            Some(c) => {
+                self.dir_mut().remove_cluster(&key);
+                self.drop_cluster_keys(&c);
+                tracing::info!(target: "wid::audit", event = "cluster.deleted", id = %c.arm_id(), by = %caller.principal_id);
+                Ok((200, None))
+            }
+            None => Ok((204, None)),
+        }
+    }
+
+    /// `POST …/managedClusters/{name}/serviceAccountToken`: a TokenRequest-style token from a hosted
+    /// issuer (what `kubectl create token` would give on that cluster).
+    pub fn service_account_token(
+        &self,
+        caller: &Caller,
+        sub: &str,
+        rg: &str,
+        name: &str,
+        body: &[u8],
+    ) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        let action = "Microsoft.ContainerService/managedClusters/serviceAccountToken/action";
+        self.authorize(caller, action, &ids::cluster(&sub, rg, name))?;
+        let body: TokenBody = parse_body(body)?;
+        let cluster = self.load_cluster(&sub, rg, name)?;
+        if !matches!(cluster.issuer, ClusterIssuer::Hosted { .. }) {
+            return Err(ArmError::bad(
+                "BadRequest",
+                "This cluster's issuer is external, so wid holds no key for it; get a token from the cluster itself (kubectl create token).",
+            ));
+        }
+        let ns = body.namespace.unwrap_or_else(|| "default".into());
+        let sa =
+            body.service_account_name.ok_or_else(|| ArmError::bad("BadRequest", "serviceAccountName is required."))?;
+        if !wid_sts::tokens::valid_kube_name(&ns, false) {
+            return Err(ArmError::bad(
+                "BadRequest",
+                format!("The namespace '{ns}' is not a valid Kubernetes namespace name."),
+            ));
+        }
+        if !wid_sts::tokens::valid_kube_name(&sa, true) {
+            return Err(ArmError::bad(
+                "BadRequest",
+                format!("The service account name '{sa}' is not a valid Kubernetes name."),
+            ));
+        }
+        let audiences =
+            body.audiences.filter(|a| !a.is_empty()).unwrap_or_else(|| vec![fic::DEFAULT_AUDIENCE.to_string()]);
+        if audiences.iter().any(|a| a.is_empty() || a.len() > fic::MAX_FIELD_LEN) {
+            return Err(ArmError::bad("BadRequest", "Audiences must be non-empty and at most 600 characters."));
+        }
+        let lifetime = body.expiration_seconds.unwrap_or(3600);
+        if !(SA_TOKEN_MIN_SECS..=SA_TOKEN_MAX_SECS).contains(&lifetime) {
+            return Err(ArmError::bad(
+                "BadRequest",
+                format!("expirationSeconds must be between {SA_TOKEN_MIN_SECS} and {SA_TOKEN_MAX_SECS}."),
+            ));
+        }
+        let (token, exp) = self
+            .sts
+            .mint_service_account_token(&cluster, &ns, &sa, &audiences, lifetime)
+            .map_err(|e| ArmError::Internal(format!("{e:?}")))?;
+        tracing::info!(target: "wid::audit", event = "cluster.token", cluster = %cluster.arm_id(), namespace = %ns, service_account = %sa, by = %caller.principal_id);
+        Ok((200, Some(json!({"token": token, "expirationTimestamp": wid_sts::error::rfc3339(exp)}))))
+    }
+}
+
+struct WriteGuard<'a> {
+    set: &'a Mutex<HashSet<ResourceKey>>,
+    key: ResourceKey,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        self.set.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
+    }
+}
+
+fn created_status(w: Written) -> u16 {
+    match w {
+        Written::Created => 201,
+        Written::Updated => 200,
+    }
+}
+
+fn validate_issuer_url(url: &str) -> Result<String> {
+    let probe = FederatedCredential {
+        name: "probe".into(),
+        issuer: url.to_string(),
+        subject: Some("s".into()),
+        claims_matching_expression: None,
+        audiences: vec![fic::DEFAULT_AUDIENCE.into()],
+        description: None,
+    };
+    match probe.validate() {
+        Ok(()) => Ok(url.to_string()),
+        Err(e) => Err(ArmError::bad("BadRequest", format!("oidcIssuerProfile.issuerURL: {e}"))),
+    }
+}
+
+/// Checks an uploaded JWKS: a JSON object with at least one usable signing key; returns it as text.
+fn validate_jwks(jwks: &Value) -> Result<String> {
+    let text = jwks.to_string();
+    let set = wid_crypto::jwk::JwkSet::parse(text.as_bytes(), 256 * 1024)
+        .map_err(|e| ArmError::bad("BadRequest", format!("The uploaded JWKS is invalid: {e}")))?;
+    if wid_sts::issuer::keys_from_jwks(&set).is_empty() {
+        return Err(ArmError::bad(
+            "BadRequest",
+            "The uploaded JWKS holds no usable signing key (RSA ≥ 2048 bits, EC P-256/P-384).",
+        ));
+    }
+    Ok(text)
+}

@@ -5,6 +5,7 @@
 //! cheap to test exhaustively and to fuzz.
 
 pub mod clock;
+pub mod directory;
 pub mod fic;
 pub mod glob;
 pub mod model;

@@ -1,1 +1,199 @@
-//! wid HTTP server: router, extractors, protocol error mapping, TLS, data-dir bootstrap.
+//! wid HTTP server: data-dir bootstrap, the router (token service, management API, hosted cluster
+//! issuers, health and metrics), protocol error mapping, TLS and graceful shutdown.
+//!
+//! `start(config)` binds, initialises or opens the data dir, writes the CLI profile and serves HTTPS
+//! until the returned handle is shut down; the daemon and the tests use the same path.
+
+pub mod bootstrap;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod profile;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, RwLock};
+
+use wid_arm::{ArmConfig, Management};
+use wid_core::directory::Directory;
+use wid_core::{Clock, SystemClock};
+use wid_sts::issuer::FetchConfig;
+use wid_sts::keys::KeyRing;
+use wid_sts::{StsConfig, TokenService};
+
+pub use config::ServerConfig;
+pub use http::{AppState, router};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("storage: {0}")]
+    Store(#[from] wid_store::StoreError),
+    #[error("keys: {0}")]
+    Crypto(String),
+    #[error("configuration: {0}")]
+    Config(String),
+}
+
+/// A running server.
+pub struct RunningServer {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// `https://HOST[:PORT]`.
+    pub public_url: String,
+    pub tenant_id: uuid::Uuid,
+    pub subscription_id: uuid::Uuid,
+    /// The CA certificate clients should trust.
+    pub ca_pem: PathBuf,
+    /// The admin profile the server wrote (or would write).
+    pub profile: profile::Profile,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish (bounded by the grace period) and waits.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops by itself (it does not, unless its listener fails).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    /// A sender that triggers shutdown (e.g. from a signal handler).
+    pub fn shutdown_trigger(&self) -> tokio::sync::watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Binds, opens the data dir and starts serving.
+pub async fn start(cfg: ServerConfig) -> Result<RunningServer, ServeError> {
+    start_with_clock(cfg, Arc::new(SystemClock)).await
+}
+
+/// As [`start`], with a chosen clock (tests).
+pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Result<RunningServer, ServeError> {
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| ServeError::Io { path: PathBuf::from(cfg.listen.to_string()), source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServeError::Io { path: PathBuf::from(cfg.listen.to_string()), source })?;
+    let authority = config::authority(&cfg.host, addr.port());
+    let public_url = format!("https://{authority}");
+    let vault_suffix = format!("vault.{authority}");
+
+    let data_dir = cfg.data_dir.clone();
+    let clock2 = clock.clone();
+    let data = tokio::task::spawn_blocking(move || bootstrap::open(&data_dir, clock2.as_ref()))
+        .await
+        .map_err(|e| ServeError::Config(e.to_string()))??;
+
+    let snapshot = data.store.snapshot()?;
+    let directory = Arc::new(RwLock::new(Directory::build(
+        snapshot.identities,
+        snapshot.credentials,
+        snapshot.clusters,
+        snapshot.apps,
+        &snapshot.role_assignments,
+    )));
+    let keys = Arc::new(
+        KeyRing::load(data.store.clone(), data.master.clone(), clock.now())
+            .map_err(|e| ServeError::Crypto(e.to_string()))?,
+    );
+    let extra_ca_pem = match &cfg.issuer_ca_file {
+        Some(p) => Some(std::fs::read(p).map_err(|source| ServeError::Io { path: p.clone(), source })?),
+        None => None,
+    };
+    let sts_cfg = StsConfig {
+        tenant_id: data.tenant_id,
+        public_url: public_url.clone(),
+        resources: vec![public_url.clone(), format!("https://{vault_suffix}")],
+        token_lifetime_secs: i64::try_from(cfg.token_lifetime.as_secs()).unwrap_or(86400),
+        app_token_lifetime_secs: 3600,
+        clock_skew_secs: 300,
+        max_assertion_bytes: 32 * 1024,
+        fetch: FetchConfig { extra_ca_pem, ..FetchConfig::default() },
+    };
+    let sts = Arc::new(TokenService::new(sts_cfg, directory.clone(), keys, clock.clone()).map_err(ServeError::Config)?);
+    let arm_cfg = ArmConfig {
+        tenant_id: data.tenant_id,
+        subscription_id: data.subscription_id,
+        subscription_name: "wid".into(),
+        public_url: public_url.clone(),
+        vault_dns_suffix: vault_suffix.clone(),
+        max_credentials_per_identity: cfg.max_credentials_per_identity,
+    };
+    let arm = Arc::new(Management::new(arm_cfg, data.store.clone(), directory.clone(), sts.clone(), clock.clone()));
+
+    let profile = profile::Profile {
+        server: public_url.clone(),
+        tenant_id: data.tenant_id.to_string(),
+        subscription_id: data.subscription_id.to_string(),
+        subscription_name: "wid".into(),
+        client_id: data.admin.client_id.to_string(),
+        client_secret: Some(data.admin.secret.to_string()),
+        principal_id: data.admin.principal_id.to_string(),
+        ca_cert_file: Some(data.ca_pem_path().display().to_string()),
+        management_resource: public_url.clone(),
+        key_vault_resource: format!("https://{vault_suffix}"),
+        key_vault_dns_suffix: vault_suffix.clone(),
+        display_name: "wid-admin".into(),
+    };
+    if let Some(path) = &cfg.profile_path {
+        write_profile(path, &profile);
+    }
+
+    let tls = tls::server_config(&cfg, &data.ca)?;
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = AppState {
+        sts,
+        arm,
+        directory,
+        clock,
+        metrics: Arc::default(),
+        ready: ready.clone(),
+        public_url: public_url.clone(),
+        tenant_id: data.tenant_id,
+    };
+    let app = router(state);
+    let (shutdown, rx) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(tls::serve(listener, tls, app, rx, cfg.shutdown_grace));
+    ready.store(true, std::sync::atomic::Ordering::Release);
+    tracing::info!(%addr, url = %public_url, tenant = %data.tenant_id, data_dir = %cfg.data_dir.display(), "wid serve is ready");
+    Ok(RunningServer {
+        addr,
+        public_url,
+        tenant_id: data.tenant_id,
+        subscription_id: data.subscription_id,
+        ca_pem: data.ca_pem_path(),
+        profile,
+        shutdown,
+        task,
+    })
+}
+
+/// Writes the profile unless it belongs to another server (a different tenant or client).
+fn write_profile(path: &std::path::Path, profile: &profile::Profile) {
+    if let Ok(existing) = profile::Profile::load(path)
+        && (existing.tenant_id != profile.tenant_id || existing.client_id != profile.client_id)
+    {
+        tracing::info!(path = %path.display(), "the CLI profile belongs to another server; leaving it alone");
+        return;
+    }
+    match profile.save(path) {
+        Ok(()) => tracing::info!(path = %path.display(), "wrote the CLI profile"),
+        Err(e) => tracing::warn!(path = %path.display(), error = %e, "could not write the CLI profile"),
+    }
+}

@@ -1,0 +1,53 @@
+//! Settings of `wid serve`, validated once at start.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything `wid serve` needs to start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Holds the database, the master key, the CA and the admin profile copy.
+    pub data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the public URL follows it).
+    pub listen: SocketAddr,
+    /// Public host name: URLs are `https://HOST[:PORT]`, vaults `https://{vault}.vault.HOST[:PORT]`.
+    pub host: String,
+    /// Serve this certificate chain and key instead of one from the local CA.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Lifetime of managed-identity access tokens.
+    pub token_lifetime: Duration,
+    /// Federated credentials per identity.
+    pub max_credentials_per_identity: usize,
+    /// Extra CA bundle (PEM) trusted when fetching external issuers' keys.
+    pub issuer_ca_file: Option<PathBuf>,
+    /// Where to write the CLI profile (`None`: do not write one).
+    pub profile_path: Option<PathBuf>,
+    /// How long to wait for in-flight requests at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults for a data dir (listen on 127.0.0.1:8443, host `localhost`).
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            host: "localhost".into(),
+            tls_cert: None,
+            tls_key: None,
+            token_lifetime: Duration::from_secs(24 * 3600),
+            max_credentials_per_identity: wid_core::fic::DEFAULT_MAX_PER_IDENTITY,
+            issuer_ca_file: None,
+            profile_path: None,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `HOST` or `HOST:PORT` (the port is left out when it is 443), with IPv6 hosts bracketed.
+pub fn authority(host: &str, port: u16) -> String {
+    let host = if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() };
+    if port == 443 { host } else { format!("{host}:{port}") }
+}

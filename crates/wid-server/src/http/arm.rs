@@ -1,0 +1,132 @@
+//! The management API (ARM-shaped). Paths are routed case-insensitively by `wid_arm::route`, the
+//! caller is authenticated, and the (synchronous, storage-bound) call runs off the executor.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::Method;
+use axum::response::Response;
+use serde_json::json;
+use wid_arm::route::{ArmRoute, RouteError};
+use wid_arm::{ArmError, Management, Reply};
+use wid_sts::Caller;
+
+use super::{AppState, Authenticated, MAX_BODY, json};
+
+/// `GET /metadata/endpoints` (no authentication, as ARM).
+pub async fn metadata_endpoints(State(st): State<AppState>) -> Response {
+    json(200, &st.arm.metadata_endpoints())
+}
+
+fn arm_error(st: &AppState, e: &ArmError) -> Response {
+    let w = e.to_wire();
+    if let ArmError::Internal(cause) = e {
+        tracing::error!(cause, "management request failed");
+    }
+    st.metrics.request("arm", w.status);
+    json(w.status, &json!({"error": {"code": w.code, "message": w.message}}))
+}
+
+/// Every path not routed elsewhere.
+pub async fn handle(State(st): State<AppState>, req: Request) -> Response {
+    let route = match wid_arm::route::parse(req.uri().path()) {
+        Ok(r) => r,
+        Err(RouteError::NotArm) => {
+            st.metrics.request("other", 404);
+            return json(
+                404,
+                &json!({"error": {"code": "NotFound", "message": format!("No endpoint at '{}'.", req.uri().path())}}),
+            );
+        }
+        Err(RouteError::BadSegment(s)) => {
+            return arm_error(
+                &st,
+                &ArmError::bad(
+                    "InvalidResourceName",
+                    format!("The path segment '{}' is not a valid resource name.", s.escape_debug()),
+                ),
+            );
+        }
+    };
+    let (mut parts, body) = req.into_parts();
+    let caller = match Authenticated::from_request_parts(&mut parts, &st).await {
+        Ok(Authenticated(c)) => c,
+        Err(rejection) => return rejection,
+    };
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            return arm_error(
+                &st,
+                &ArmError::bad("RequestBodyTooLarge", format!("The request body is larger than {MAX_BODY} bytes.")),
+            );
+        }
+    };
+    let method = parts.method.clone();
+    let arm = st.arm.clone();
+    let outcome = tokio::task::spawn_blocking(move || dispatch(&arm, &caller, &method, route, &body)).await;
+    match outcome {
+        Ok(Ok((status, body))) => {
+            st.metrics.request("arm", status);
+            match body {
+                Some(b) => json(status, &b),
+                None => {
+                    let mut r = Response::new(axum::body::Body::empty());
+                    *r.status_mut() = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);
+                    r
+                }
+            }
+        }
+        Ok(Err(e)) => arm_error(&st, &e),
+        Err(join) => arm_error(&st, &ArmError::Internal(join.to_string())),
+    }
+}
+
+fn method_not_allowed(method: &Method) -> ArmError {
+    ArmError::bad("MethodNotAllowed", format!("The method '{method}' is not supported for this resource."))
+}
+
+fn dispatch(
+    arm: &Management,
+    caller: &Caller,
+    method: &Method,
+    route: ArmRoute,
+    body: &Bytes,
+) -> Result<Reply, ArmError> {
+    let m = method.as_str();
+    match (m, route) {
+        ("GET", ArmRoute::Subscriptions) => arm.list_subscriptions(caller),
+        ("GET", ArmRoute::Tenants) => Ok(arm.list_tenants()),
+        ("GET", ArmRoute::MetadataEndpoints) => Ok((200, Some(arm.metadata_endpoints()))),
+        ("GET", ArmRoute::Subscription { sub }) => arm.get_subscription(caller, &sub),
+        ("GET", ArmRoute::Groups { sub }) => arm.list_groups(caller, &sub),
+        ("PUT", ArmRoute::Group { sub, rg }) => arm.put_group(caller, &sub, &rg, body),
+        ("GET" | "HEAD", ArmRoute::Group { sub, rg }) => arm.get_group(caller, &sub, &rg),
+        ("DELETE", ArmRoute::Group { sub, rg }) => arm.delete_group(caller, &sub, &rg),
+        ("GET", ArmRoute::Identities { sub, rg }) => arm.list_identities(caller, &sub, rg.as_deref()),
+        ("PUT" | "PATCH", ArmRoute::Identity { sub, rg, name }) => arm.put_identity(caller, &sub, &rg, &name, body),
+        ("GET", ArmRoute::Identity { sub, rg, name }) => arm.get_identity(caller, &sub, &rg, &name),
+        ("DELETE", ArmRoute::Identity { sub, rg, name }) => arm.delete_identity(caller, &sub, &rg, &name),
+        ("GET", ArmRoute::Credentials { sub, rg, identity }) => arm.list_credentials(caller, &sub, &rg, &identity),
+        ("PUT", ArmRoute::Credential { sub, rg, identity, name }) => {
+            arm.put_credential(caller, &sub, &rg, &identity, &name, body)
+        }
+        ("GET", ArmRoute::Credential { sub, rg, identity, name }) => {
+            arm.get_credential(caller, &sub, &rg, &identity, &name)
+        }
+        ("DELETE", ArmRoute::Credential { sub, rg, identity, name }) => {
+            arm.delete_credential(caller, &sub, &rg, &identity, &name)
+        }
+        ("GET", ArmRoute::Clusters { sub, rg }) => arm.list_clusters(caller, &sub, rg.as_deref()),
+        ("PUT" | "PATCH", ArmRoute::Cluster { sub, rg, name }) => arm.put_cluster(caller, &sub, &rg, &name, body),
+        ("GET", ArmRoute::Cluster { sub, rg, name }) => arm.get_cluster(caller, &sub, &rg, &name),
+        ("DELETE", ArmRoute::Cluster { sub, rg, name }) => arm.delete_cluster(caller, &sub, &rg, &name),
+        ("POST", ArmRoute::ClusterToken { sub, rg, name }) => arm.service_account_token(caller, &sub, &rg, &name, body),
+        (_, ArmRoute::UnknownType(t)) => Err(ArmError::bad(
+            "InvalidResourceType",
+            format!(
+                "The resource type '{t}' could not be found; wid serves resource groups, userAssignedIdentities (with federatedIdentityCredentials) and managedClusters."
+            ),
+        )),
+        _ => Err(method_not_allowed(method)),
+    }
+}

@@ -1,0 +1,92 @@
+//! The HTTP surface: one router for the token service, the management API, hosted cluster issuers
+//! and operations endpoints. `router(state)` is shared by the daemon and the tests.
+
+mod arm;
+mod auth;
+mod entra;
+mod oidc;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use uuid::Uuid;
+use wid_arm::Management;
+use wid_core::Clock;
+use wid_core::directory::Directory;
+use wid_sts::TokenService;
+
+pub use auth::Authenticated;
+
+use crate::metrics::Metrics;
+
+/// Largest request body accepted anywhere (ARM bodies, token forms, uploaded JWKS).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub sts: Arc<TokenService>,
+    pub arm: Arc<Management>,
+    pub directory: Arc<RwLock<Directory>>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    pub ready: Arc<AtomicBool>,
+    /// `https://HOST[:PORT]`.
+    pub public_url: String,
+    pub tenant_id: Uuid,
+}
+
+impl AppState {
+    /// The audience of management-API tokens.
+    pub fn management_audience(&self) -> &str {
+        &self.public_url
+    }
+}
+
+/// The router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/common/discovery/instance", get(entra::instance_discovery))
+        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(entra::openid_configuration))
+        .route("/{tenant}/.well-known/openid-configuration", get(entra::openid_configuration_v1))
+        .route("/{tenant}/discovery/v2.0/keys", get(entra::keys))
+        .route("/{tenant}/discovery/keys", get(entra::keys))
+        .route("/{tenant}/oauth2/v2.0/token", post(entra::token))
+        .route("/{tenant}/oauth2/token", post(entra::token))
+        .route("/oidc/{tenant}/{cluster}/.well-known/openid-configuration", get(oidc::discovery))
+        .route("/oidc/{tenant}/{cluster}/openid/v1/jwks", get(oidc::jwks))
+        .route("/metadata/endpoints", get(arm::metadata_endpoints))
+        .fallback(arm::handle)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    if st.ready.load(Ordering::Acquire) {
+        "ok".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "starting").into_response()
+    }
+}
+
+async fn metrics(State(st): State<AppState>) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4"));
+    (headers, st.metrics.render()).into_response()
+}
+
+/// A JSON response with `application/json; charset=utf-8`.
+pub(crate) fn json(status: u16, body: &serde_json::Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = (status, body.to_string()).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    resp
+}

@@ -1,0 +1,914 @@
+//! The conformance suite every [`Store`] backend must pass: the trait's contract as executable cases.
+//!
+//! Backend-agnostic: each case takes a fresh, empty store and uses only the trait. A backend runs the
+//! whole suite, one `#[test]` per case, with [`conformance_tests!`](crate::conformance_tests):
+//!
+//! ```no_run
+//! fn fresh() -> (tempfile::TempDir, wid_store::SqliteStore) {
+//!     let dir = tempfile::tempdir().unwrap();
+//!     let store = wid_store::SqliteStore::open(&dir.path().join("wid.db")).unwrap();
+//!     (dir, store)
+//! }
+//! wid_store::conformance_tests!(fresh());
+//! ```
+//!
+//! The expression yields `(guard, store)`: the guard (a temp dir, a test database handle, or `()`)
+//! lives as long as the case. Enabled by the `conformance` feature.
+//!
+//! Beyond the trait's doc comments, the suite pins down what callers rely on: a put replaces the whole
+//! record (casing included); lists are ordered bytewise by lower-case key (PostgreSQL: `COLLATE "C"`);
+//! a client id, principal id or cluster id names one record; the issuer+subject pair of a credential is
+//! unique per identity; concurrent calls are atomic.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test code
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+use wid_core::fic::{ClaimsMatchingExpression, DEFAULT_AUDIENCE, FederatedCredential};
+use wid_core::model::{
+    AppPrincipal, Cluster, ClusterIssuer, Identity, PrincipalType, ResourceGroup, ResourceKey, RoleAssignment,
+    StoredCredential,
+};
+
+use crate::{SigningKeyRecord, Store, StoreError, Written};
+
+/// Generates one `#[test]` per conformance case. The argument is an expression evaluated afresh for
+/// each case that yields `(guard, store)`, where `store` implements [`Store`](crate::Store) and `guard`
+/// is dropped after the case (e.g. the `TempDir` holding the database).
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::__conformance_cases!(
+            $make;
+            meta_get_missing_is_none,
+            meta_insert_only_if_absent,
+            meta_put_replaces,
+            meta_values_are_opaque_bytes,
+            signing_keys_upsert_and_delete,
+            resource_group_create_then_update,
+            resource_group_lookup_ignores_case_and_keeps_casing,
+            resource_groups_per_subscription_ordered_by_key,
+            identity_requires_resource_group,
+            identity_create_update_and_lookup,
+            identities_filtered_and_ordered,
+            identity_ids_are_unique,
+            delete_identity_returns_it_and_its_credentials_go,
+            credential_requires_identity,
+            credential_create_update_and_order,
+            credential_issuer_subject_unique_per_identity,
+            delete_credential_any_casing,
+            cluster_requires_resource_group,
+            cluster_create_update_and_lookup,
+            clusters_filtered_and_ordered,
+            cluster_id_is_unique,
+            delete_cluster_returns_it,
+            apps_upsert_by_client_id,
+            role_assignment_insert_get_delete,
+            role_assignment_conflicts,
+            delete_resource_group_removes_everything_below,
+            delete_resource_group_missing_is_none,
+            failed_writes_change_nothing,
+            snapshot_of_empty_store,
+            snapshot_is_complete,
+            concurrent_meta_insert_has_one_winner,
+            concurrent_role_assignment_has_one_winner,
+            concurrent_writes_and_reads,
+        );
+    };
+}
+
+/// Implementation detail of [`conformance_tests!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_cases {
+    ($make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $case() {
+                let (_guard, store) = $make;
+                $crate::conformance::run(stringify!($case), &store);
+            }
+        )*
+
+        #[test]
+        fn conformance_suite_lists_every_case() {
+            let listed: &[&str] = &[$(stringify!($case)),*];
+            assert_eq!(listed, $crate::conformance::case_names().as_slice());
+        }
+    };
+}
+
+type Case = fn(&dyn Store);
+
+/// Every case, in the order [`conformance_tests!`] lists them.
+const CASES: &[(&str, Case)] = &[
+    ("meta_get_missing_is_none", meta_get_missing_is_none),
+    ("meta_insert_only_if_absent", meta_insert_only_if_absent),
+    ("meta_put_replaces", meta_put_replaces),
+    ("meta_values_are_opaque_bytes", meta_values_are_opaque_bytes),
+    ("signing_keys_upsert_and_delete", signing_keys_upsert_and_delete),
+    ("resource_group_create_then_update", resource_group_create_then_update),
+    ("resource_group_lookup_ignores_case_and_keeps_casing", resource_group_lookup_ignores_case_and_keeps_casing),
+    ("resource_groups_per_subscription_ordered_by_key", resource_groups_per_subscription_ordered_by_key),
+    ("identity_requires_resource_group", identity_requires_resource_group),
+    ("identity_create_update_and_lookup", identity_create_update_and_lookup),
+    ("identities_filtered_and_ordered", identities_filtered_and_ordered),
+    ("identity_ids_are_unique", identity_ids_are_unique),
+    ("delete_identity_returns_it_and_its_credentials_go", delete_identity_returns_it_and_its_credentials_go),
+    ("credential_requires_identity", credential_requires_identity),
+    ("credential_create_update_and_order", credential_create_update_and_order),
+    ("credential_issuer_subject_unique_per_identity", credential_issuer_subject_unique_per_identity),
+    ("delete_credential_any_casing", delete_credential_any_casing),
+    ("cluster_requires_resource_group", cluster_requires_resource_group),
+    ("cluster_create_update_and_lookup", cluster_create_update_and_lookup),
+    ("clusters_filtered_and_ordered", clusters_filtered_and_ordered),
+    ("cluster_id_is_unique", cluster_id_is_unique),
+    ("delete_cluster_returns_it", delete_cluster_returns_it),
+    ("apps_upsert_by_client_id", apps_upsert_by_client_id),
+    ("role_assignment_insert_get_delete", role_assignment_insert_get_delete),
+    ("role_assignment_conflicts", role_assignment_conflicts),
+    ("delete_resource_group_removes_everything_below", delete_resource_group_removes_everything_below),
+    ("delete_resource_group_missing_is_none", delete_resource_group_missing_is_none),
+    ("failed_writes_change_nothing", failed_writes_change_nothing),
+    ("snapshot_of_empty_store", snapshot_of_empty_store),
+    ("snapshot_is_complete", snapshot_is_complete),
+    ("concurrent_meta_insert_has_one_winner", concurrent_meta_insert_has_one_winner),
+    ("concurrent_role_assignment_has_one_winner", concurrent_role_assignment_has_one_winner),
+    ("concurrent_writes_and_reads", concurrent_writes_and_reads),
+];
+
+/// The names of every case.
+pub fn case_names() -> Vec<&'static str> {
+    CASES.iter().map(|(name, _)| *name).collect()
+}
+
+/// Runs one case against a fresh, empty store. Panics (fails the test) if the case fails or is unknown.
+pub fn run(name: &str, store: &dyn Store) {
+    let (_, case) = CASES.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("no conformance case {name}"));
+    case(store);
+}
+
+/// Runs every case, each on a store from `make` (for harnesses that cannot use the macro).
+pub fn run_all(make: &dyn Fn() -> Box<dyn Store>) {
+    for (_, case) in CASES {
+        let store = make();
+        case(store.as_ref());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Fixtures.
+
+const SUB: Uuid = Uuid::from_u128(0x5ab5_0000_0000_4000_8000_0000_0000_0001);
+const OTHER_SUB: Uuid = Uuid::from_u128(0x5ab5_0000_0000_4000_8000_0000_0000_0002);
+const TENANT: Uuid = Uuid::from_u128(0x7e7a_0000_0000_4000_8000_0000_0000_0001);
+const ISSUER: &str = "https://wid.example/oidc/tenant/cluster/";
+
+/// A distinct GUID per `n` (within a case).
+fn id(n: u128) -> Uuid {
+    Uuid::from_u128(0x1d00_0000_0000_4000_8000_0000_0000_0000 | n)
+}
+
+fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn rg(sub: Uuid, name: &str) -> ResourceGroup {
+    ResourceGroup {
+        subscription: sub,
+        name: name.into(),
+        location: "westeurope".into(),
+        tags: tags(&[("env", "test"), ("owner", "team \"ä\" <x>")]),
+        created: 1_700_000_000,
+    }
+}
+
+fn identity(sub: Uuid, group: &str, name: &str, n: u128) -> Identity {
+    Identity {
+        subscription: sub,
+        resource_group: group.into(),
+        name: name.into(),
+        location: "westeurope".into(),
+        tags: tags(&[("app", name)]),
+        tenant_id: TENANT,
+        client_id: id(0x1000 + n),
+        principal_id: id(0x2000 + n),
+        created: 1_700_000_100,
+        updated: 1_700_000_200,
+    }
+}
+
+fn fic(name: &str, subject: &str) -> FederatedCredential {
+    FederatedCredential {
+        name: name.into(),
+        issuer: ISSUER.into(),
+        subject: Some(subject.into()),
+        claims_matching_expression: None,
+        audiences: vec![DEFAULT_AUDIENCE.into()],
+        description: None,
+    }
+}
+
+fn cred(identity: &ResourceKey, credential: FederatedCredential) -> StoredCredential {
+    StoredCredential { identity: identity.clone(), credential, created: 1_700_000_300, updated: 1_700_000_400 }
+}
+
+fn cluster(sub: Uuid, group: &str, name: &str, n: u128) -> Cluster {
+    Cluster {
+        subscription: sub,
+        resource_group: group.into(),
+        name: name.into(),
+        location: "westeurope".into(),
+        tags: tags(&[]),
+        cluster_id: id(0x3000 + n),
+        issuer: ClusterIssuer::Hosted {
+            issuer_url: format!("https://wid.example/oidc/{TENANT}/{}/", id(0x3000 + n)),
+            kid: format!("kid-{n}"),
+        },
+        workload_identity: true,
+        created: 1_700_000_500,
+        updated: 1_700_000_600,
+    }
+}
+
+fn app(n: u128, name: &str) -> AppPrincipal {
+    AppPrincipal {
+        client_id: id(0x4000 + n),
+        principal_id: id(0x5000 + n),
+        display_name: name.into(),
+        secret_hash: vec![n as u8; 32],
+        created: 1_700_000_700,
+    }
+}
+
+fn ra(n: u128, scope: &str, principal: Uuid, role: Uuid) -> RoleAssignment {
+    RoleAssignment {
+        id: id(0x6000 + n),
+        scope: scope.into(),
+        role_definition_id: role,
+        principal_id: principal,
+        principal_type: PrincipalType::ServicePrincipal,
+        description: Some(format!("assignment {n}")),
+        created: 1_700_000_800,
+        updated: 1_700_000_900,
+        created_by: Some(id(0x7000)),
+    }
+}
+
+fn signing_key(kid: &str, created: i64) -> SigningKeyRecord {
+    SigningKeyRecord {
+        kid: kid.into(),
+        purpose: "sts".into(),
+        sealed_pkcs8: vec![0, 1, 2, 0xff, 0xfe, kid.len() as u8],
+        created,
+        retired: None,
+        expires: None,
+    }
+}
+
+fn rg_scope(sub: Uuid, group: &str) -> String {
+    format!("/subscriptions/{sub}/resourceGroups/{group}")
+}
+
+fn key(sub: Uuid, group: &str, name: &str) -> ResourceKey {
+    ResourceKey::new(sub, group, name)
+}
+
+#[track_caller]
+fn assert_conflict<T: std::fmt::Debug>(r: crate::Result<T>) {
+    match r {
+        Err(StoreError::Conflict(msg)) => assert!(!msg.is_empty()),
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_missing_parent<T: std::fmt::Debug>(r: crate::Result<T>) {
+    match r {
+        Err(StoreError::MissingParent(msg)) => assert!(!msg.is_empty()),
+        other => panic!("expected MissingParent, got {other:?}"),
+    }
+}
+
+fn names<T>(items: &[T], name: impl Fn(&T) -> &str) -> Vec<String> {
+    items.iter().map(|i| name(i).to_string()).collect()
+}
+
+fn sorted<T: Clone, K: Ord>(items: &[T], key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut v = items.to_vec();
+    v.sort_by_key(key);
+    v
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Metadata and signing keys.
+
+fn meta_get_missing_is_none(s: &dyn Store) {
+    assert_eq!(s.meta_get("tenant_id").unwrap(), None);
+}
+
+fn meta_insert_only_if_absent(s: &dyn Store) {
+    assert!(s.meta_insert("tenant_id", b"first").unwrap());
+    assert!(!s.meta_insert("tenant_id", b"second").unwrap());
+    assert_eq!(s.meta_get("tenant_id").unwrap().as_deref(), Some(&b"first"[..]));
+    // Keys are exact, not case-insensitive.
+    assert!(s.meta_insert("Tenant_Id", b"other").unwrap());
+    assert_eq!(s.meta_get("tenant_id").unwrap().as_deref(), Some(&b"first"[..]));
+}
+
+fn meta_put_replaces(s: &dyn Store) {
+    s.meta_put("admin", b"one").unwrap();
+    s.meta_put("admin", b"two").unwrap();
+    assert_eq!(s.meta_get("admin").unwrap().as_deref(), Some(&b"two"[..]));
+    assert!(!s.meta_insert("admin", b"three").unwrap());
+    assert_eq!(s.meta_get("admin").unwrap().as_deref(), Some(&b"two"[..]));
+}
+
+fn meta_values_are_opaque_bytes(s: &dyn Store) {
+    let blob: Vec<u8> = (0..=255u8).chain([0, 0, 0xff]).collect();
+    s.meta_put("sealed", &blob).unwrap();
+    assert_eq!(s.meta_get("sealed").unwrap(), Some(blob));
+    s.meta_put("empty", b"").unwrap();
+    assert_eq!(s.meta_get("empty").unwrap(), Some(Vec::new()));
+}
+
+fn signing_keys_upsert_and_delete(s: &dyn Store) {
+    assert!(s.signing_keys().unwrap().is_empty());
+    let a = signing_key("kid-a", 100);
+    let b = SigningKeyRecord { purpose: format!("cluster:{}", id(1)), ..signing_key("kid-b", 200) };
+    s.put_signing_key(&a).unwrap();
+    s.put_signing_key(&b).unwrap();
+    let mut all = s.signing_keys().unwrap();
+    all.sort_by(|x, y| x.kid.cmp(&y.kid));
+    assert_eq!(all, vec![a.clone(), b.clone()]);
+
+    // Replacing by kid: retire and set expiry.
+    let retired = SigningKeyRecord { retired: Some(300), expires: Some(400), ..a.clone() };
+    s.put_signing_key(&retired).unwrap();
+    let mut all = s.signing_keys().unwrap();
+    all.sort_by(|x, y| x.kid.cmp(&y.kid));
+    assert_eq!(all, vec![retired, b.clone()]);
+
+    s.delete_signing_key("kid-a").unwrap();
+    assert_eq!(s.signing_keys().unwrap(), vec![b]);
+    // Deleting what is not there is not an error.
+    s.delete_signing_key("kid-a").unwrap();
+    s.delete_signing_key("never").unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Resource groups.
+
+fn resource_group_create_then_update(s: &dyn Store) {
+    let g = rg(SUB, "Team");
+    assert_eq!(s.put_resource_group(&g).unwrap(), Written::Created);
+    assert_eq!(s.resource_group(SUB, "Team").unwrap(), Some(g.clone()));
+    let changed = ResourceGroup { location: "northeurope".into(), tags: tags(&[("k", "v")]), ..g };
+    assert_eq!(s.put_resource_group(&changed).unwrap(), Written::Updated);
+    assert_eq!(s.resource_group(SUB, "team").unwrap(), Some(changed));
+    assert_eq!(s.resource_groups(SUB).unwrap().len(), 1);
+}
+
+fn resource_group_lookup_ignores_case_and_keeps_casing(s: &dyn Store) {
+    let g = rg(SUB, "MyGroup-01");
+    s.put_resource_group(&g).unwrap();
+    for casing in ["MyGroup-01", "mygroup-01", "MYGROUP-01", "myGROUP-01"] {
+        assert_eq!(s.resource_group(SUB, casing).unwrap(), Some(g.clone()), "{casing}");
+    }
+    assert_eq!(s.resource_group(OTHER_SUB, "MyGroup-01").unwrap(), None);
+    assert_eq!(s.resource_group(SUB, "MyGroup-0").unwrap(), None);
+    // A put in another casing is the same group; it replaces the record, casing included.
+    let recased = ResourceGroup { name: "MYGROUP-01".into(), ..g };
+    assert_eq!(s.put_resource_group(&recased).unwrap(), Written::Updated);
+    assert_eq!(s.resource_groups(SUB).unwrap(), vec![recased]);
+}
+
+fn resource_groups_per_subscription_ordered_by_key(s: &dyn Store) {
+    assert!(s.resource_groups(SUB).unwrap().is_empty());
+    for name in ["Zeta", "alpha", "Mid", "a_b", "a0", "a-z", "Alpha2"] {
+        s.put_resource_group(&rg(SUB, name)).unwrap();
+    }
+    s.put_resource_group(&rg(OTHER_SUB, "Beta")).unwrap();
+    // Bytewise order of the lower-case keys: '-' < '0' < '_' < letters.
+    let listed = s.resource_groups(SUB).unwrap();
+    assert_eq!(names(&listed, |g| &g.name), ["a-z", "a0", "a_b", "alpha", "Alpha2", "Mid", "Zeta"]);
+    assert!(listed.iter().all(|g| g.subscription == SUB));
+    assert_eq!(names(&s.resource_groups(OTHER_SUB).unwrap(), |g| &g.name), ["Beta"]);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Identities.
+
+fn identity_requires_resource_group(s: &dyn Store) {
+    assert_missing_parent(s.put_identity(&identity(SUB, "nope", "id1", 1)));
+    // The group must exist in the same subscription.
+    s.put_resource_group(&rg(OTHER_SUB, "Team")).unwrap();
+    assert_missing_parent(s.put_identity(&identity(SUB, "Team", "id1", 1)));
+    assert!(s.identities(SUB, None).unwrap().is_empty());
+}
+
+fn identity_create_update_and_lookup(s: &dyn Store) {
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    let i = identity(SUB, "Team", "Web-App", 1);
+    assert_eq!(s.put_identity(&i).unwrap(), Written::Created);
+    for (g, n) in [("Team", "Web-App"), ("team", "web-app"), ("TEAM", "WEB-APP")] {
+        assert_eq!(s.identity(&key(SUB, g, n)).unwrap(), Some(i.clone()), "{g}/{n}");
+    }
+    assert_eq!(s.identity(&key(OTHER_SUB, "Team", "Web-App")).unwrap(), None);
+    assert_eq!(s.identity(&key(SUB, "Team", "Web")).unwrap(), None);
+    // The identity keeps its own spelling of the group, whatever the group's.
+    let updated =
+        Identity { resource_group: "TEAM".into(), tags: tags(&[("v", "2")]), updated: 1_800_000_000, ..i.clone() };
+    assert_eq!(s.put_identity(&updated).unwrap(), Written::Updated);
+    assert_eq!(s.identity(&i.key()).unwrap(), Some(updated.clone()));
+    assert_eq!(s.identities(SUB, None).unwrap(), vec![updated]);
+}
+
+fn identities_filtered_and_ordered(s: &dyn Store) {
+    for g in ["B-Team", "a-team"] {
+        s.put_resource_group(&rg(SUB, g)).unwrap();
+    }
+    s.put_resource_group(&rg(OTHER_SUB, "a-team")).unwrap();
+    let mut n = 0;
+    for (g, name) in [("B-Team", "zed"), ("a-team", "Yak"), ("B-Team", "Ant"), ("a-team", "bee"), ("a-team", "B_2")] {
+        n += 1;
+        s.put_identity(&identity(SUB, g, name, n)).unwrap();
+    }
+    s.put_identity(&identity(OTHER_SUB, "a-team", "elsewhere", 99)).unwrap();
+
+    let all = s.identities(SUB, None).unwrap();
+    let pairs: Vec<(String, String)> = all.iter().map(|i| (i.resource_group.clone(), i.name.clone())).collect();
+    let expect = [("a-team", "B_2"), ("a-team", "bee"), ("a-team", "Yak"), ("B-Team", "Ant"), ("B-Team", "zed")];
+    assert_eq!(pairs, expect.map(|(g, n)| (g.to_string(), n.to_string())));
+    assert_eq!(names(&s.identities(SUB, Some("b-team")).unwrap(), |i| &i.name), ["Ant", "zed"]);
+    assert_eq!(names(&s.identities(SUB, Some("A-TEAM")).unwrap(), |i| &i.name), ["B_2", "bee", "Yak"]);
+    assert!(s.identities(SUB, Some("c-team")).unwrap().is_empty());
+    assert_eq!(names(&s.identities(OTHER_SUB, None).unwrap(), |i| &i.name), ["elsewhere"]);
+}
+
+fn identity_ids_are_unique(s: &dyn Store) {
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    s.put_resource_group(&rg(OTHER_SUB, "Team")).unwrap();
+    let a = identity(SUB, "Team", "a", 1);
+    s.put_identity(&a).unwrap();
+    // Another identity with a's client id or principal id, even in another subscription.
+    let same_client = Identity { principal_id: id(0xaaa), ..identity(OTHER_SUB, "Team", "b", 2) };
+    assert_conflict(s.put_identity(&Identity { client_id: a.client_id, ..same_client }));
+    let same_principal = identity(SUB, "Team", "c", 3);
+    assert_conflict(s.put_identity(&Identity { principal_id: a.principal_id, ..same_principal }));
+    // Replacing an identity with its own ids is fine.
+    assert_eq!(s.put_identity(&a).unwrap(), Written::Updated);
+    assert_eq!(s.identities(SUB, None).unwrap(), vec![a]);
+    assert!(s.identities(OTHER_SUB, None).unwrap().is_empty());
+}
+
+fn delete_identity_returns_it_and_its_credentials_go(s: &dyn Store) {
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    let a = identity(SUB, "Team", "App", 1);
+    let b = identity(SUB, "Team", "Other", 2);
+    s.put_identity(&a).unwrap();
+    s.put_identity(&b).unwrap();
+    s.put_credential(&cred(&a.key(), fic("fic-1", "system:serviceaccount:ns:a"))).unwrap();
+    s.put_credential(&cred(&a.key(), fic("fic-2", "system:serviceaccount:ns:b"))).unwrap();
+    let kept = cred(&b.key(), fic("fic-1", "system:serviceaccount:ns:a"));
+    s.put_credential(&kept).unwrap();
+
+    assert_eq!(s.delete_identity(&key(SUB, "TEAM", "app")).unwrap(), Some(a.clone()));
+    assert_eq!(s.identity(&a.key()).unwrap(), None);
+    assert!(s.credentials(&a.key()).unwrap().is_empty());
+    assert_eq!(s.snapshot().unwrap().credentials, vec![kept.clone()]);
+    assert_eq!(s.delete_identity(&a.key()).unwrap(), None);
+    // A new identity with the same name starts without credentials.
+    s.put_identity(&a).unwrap();
+    assert!(s.credentials(&a.key()).unwrap().is_empty());
+    assert_eq!(s.credentials(&b.key()).unwrap(), vec![kept]);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Federated credentials.
+
+fn credential_requires_identity(s: &dyn Store) {
+    let k = key(SUB, "Team", "App");
+    assert_missing_parent(s.put_credential(&cred(&k, fic("fic-1", "s"))));
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    assert_missing_parent(s.put_credential(&cred(&k, fic("fic-1", "s"))));
+    s.put_identity(&identity(SUB, "Team", "App", 1)).unwrap();
+    assert_eq!(s.put_credential(&cred(&k, fic("fic-1", "s"))).unwrap(), Written::Created);
+}
+
+fn credential_create_update_and_order(s: &dyn Store) {
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    let i = identity(SUB, "Team", "App", 1);
+    s.put_identity(&i).unwrap();
+    let k = key(SUB, "TEAM", "APP");
+    let expression = FederatedCredential {
+        subject: None,
+        claims_matching_expression: Some(ClaimsMatchingExpression {
+            value: "claims['sub'] matches 'repo:contoso/*'".into(),
+            language_version: 1,
+        }),
+        description: Some("flexible, \"quoted\" ü".into()),
+        ..fic("Flex_1", "unused")
+    };
+    for c in [fic("zz-last", "s1"), fic("Fic-One", "s2"), expression.clone(), fic("a-first", "s3")] {
+        assert_eq!(s.put_credential(&cred(&k, c)).unwrap(), Written::Created);
+    }
+    let listed = s.credentials(&i.key()).unwrap();
+    assert_eq!(names(&listed, |c| &c.credential.name), ["a-first", "Fic-One", "Flex_1", "zz-last"]);
+    assert!(listed.iter().all(|c| c.identity == i.key()));
+    assert_eq!(listed[2], cred(&i.key(), expression));
+
+    // Same name in another casing replaces the credential, name casing included.
+    let replaced = StoredCredential {
+        updated: 1_900_000_000,
+        ..cred(&k, FederatedCredential { audiences: vec!["api://other".into()], ..fic("FIC-ONE", "s2-new") })
+    };
+    assert_eq!(s.put_credential(&replaced).unwrap(), Written::Updated);
+    let listed = s.credentials(&k).unwrap();
+    assert_eq!(listed.len(), 4);
+    assert_eq!(listed[1].credential, replaced.credential);
+    assert_eq!(listed[1].updated, 1_900_000_000);
+}
+
+fn credential_issuer_subject_unique_per_identity(s: &dyn Store) {
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    let a = identity(SUB, "Team", "a", 1);
+    let b = identity(SUB, "Team", "b", 2);
+    s.put_identity(&a).unwrap();
+    s.put_identity(&b).unwrap();
+    let subject = "system:serviceaccount:ns:sa";
+    s.put_credential(&cred(&a.key(), fic("one", subject))).unwrap();
+    assert_conflict(s.put_credential(&cred(&a.key(), fic("two", subject))));
+    // Another identity may trust the same subject; the subject is case-sensitive.
+    s.put_credential(&cred(&b.key(), fic("one", subject))).unwrap();
+    s.put_credential(&cred(&a.key(), fic("upper", &subject.to_uppercase()))).unwrap();
+    // Expression credentials have no subject and do not collide.
+    let expr = |name: &str| FederatedCredential {
+        subject: None,
+        claims_matching_expression: Some(ClaimsMatchingExpression {
+            value: "claims['sub'] eq 'x'".into(),
+            language_version: 1,
+        }),
+        ..fic(name, "")
+    };
+    s.put_credential(&cred(&a.key(), expr("expr-1"))).unwrap();
+    s.put_credential(&cred(&a.key(), expr("expr-2"))).unwrap();
+    assert_eq!(names(&s.credentials(&a.key()).unwrap(), |c| &c.credential.name), ["expr-1", "expr-2", "one", "upper"]);
+}
+
+fn delete_credential_any_casing(s: &dyn Store) {
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    let i = identity(SUB, "Team", "App", 1);
+    s.put_identity(&i).unwrap();
+    let c = cred(&i.key(), fic("My-Fic", "s"));
+    s.put_credential(&c).unwrap();
+    s.put_credential(&cred(&i.key(), fic("other", "t"))).unwrap();
+    assert_eq!(s.delete_credential(&key(SUB, "TEAM", "APP"), "MY-FIC").unwrap(), Some(c));
+    assert_eq!(s.delete_credential(&i.key(), "my-fic").unwrap(), None);
+    assert_eq!(s.delete_credential(&key(SUB, "Team", "nobody"), "other").unwrap(), None);
+    assert_eq!(names(&s.credentials(&i.key()).unwrap(), |c| &c.credential.name), ["other"]);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Clusters.
+
+fn cluster_requires_resource_group(s: &dyn Store) {
+    assert_missing_parent(s.put_cluster(&cluster(SUB, "Team", "c1", 1)));
+    assert!(s.clusters(SUB, None).unwrap().is_empty());
+}
+
+fn cluster_create_update_and_lookup(s: &dyn Store) {
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    let hosted = cluster(SUB, "Team", "Prod-AKS", 1);
+    assert_eq!(s.put_cluster(&hosted).unwrap(), Written::Created);
+    assert_eq!(s.cluster(&key(SUB, "team", "prod-aks")).unwrap(), Some(hosted.clone()));
+    let external = Cluster {
+        issuer: ClusterIssuer::External {
+            issuer_url: "https://oidc.eks.example/id/ABC".into(),
+            jwks: Some(r#"{"keys":[{"kty":"RSA","kid":"k"}]}"#.into()),
+        },
+        workload_identity: false,
+        updated: 1_800_000_000,
+        ..hosted.clone()
+    };
+    assert_eq!(s.put_cluster(&external).unwrap(), Written::Updated);
+    assert_eq!(s.cluster(&hosted.key()).unwrap(), Some(external.clone()));
+    let discovered = Cluster {
+        issuer: ClusterIssuer::External { issuer_url: "https://container.googleapis.example/x".into(), jwks: None },
+        ..cluster(SUB, "Team", "gke", 2)
+    };
+    s.put_cluster(&discovered).unwrap();
+    assert_eq!(s.cluster(&discovered.key()).unwrap(), Some(discovered));
+    assert_eq!(s.cluster(&key(SUB, "Team", "nope")).unwrap(), None);
+}
+
+fn clusters_filtered_and_ordered(s: &dyn Store) {
+    for g in ["B-Team", "a-team"] {
+        s.put_resource_group(&rg(SUB, g)).unwrap();
+    }
+    s.put_resource_group(&rg(OTHER_SUB, "a-team")).unwrap();
+    let mut n = 0;
+    for (g, name) in [("B-Team", "Zed"), ("a-team", "yak"), ("B-Team", "ant"), ("a-team", "Bee")] {
+        n += 1;
+        s.put_cluster(&cluster(SUB, g, name, n)).unwrap();
+    }
+    s.put_cluster(&cluster(OTHER_SUB, "a-team", "elsewhere", 99)).unwrap();
+    assert_eq!(names(&s.clusters(SUB, None).unwrap(), |c| &c.name), ["Bee", "yak", "ant", "Zed"]);
+    assert_eq!(names(&s.clusters(SUB, Some("B-TEAM")).unwrap(), |c| &c.name), ["ant", "Zed"]);
+    assert!(s.clusters(SUB, Some("nope")).unwrap().is_empty());
+    assert_eq!(names(&s.clusters(OTHER_SUB, None).unwrap(), |c| &c.name), ["elsewhere"]);
+}
+
+fn cluster_id_is_unique(s: &dyn Store) {
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    let a = cluster(SUB, "Team", "a", 1);
+    s.put_cluster(&a).unwrap();
+    assert_conflict(s.put_cluster(&Cluster { cluster_id: a.cluster_id, ..cluster(SUB, "Team", "b", 2) }));
+    assert_eq!(s.clusters(SUB, None).unwrap(), vec![a]);
+}
+
+fn delete_cluster_returns_it(s: &dyn Store) {
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    let a = cluster(SUB, "Team", "Prod", 1);
+    let b = cluster(SUB, "Team", "Dev", 2);
+    s.put_cluster(&a).unwrap();
+    s.put_cluster(&b).unwrap();
+    assert_eq!(s.delete_cluster(&key(SUB, "TEAM", "PROD")).unwrap(), Some(a.clone()));
+    assert_eq!(s.delete_cluster(&a.key()).unwrap(), None);
+    assert_eq!(s.clusters(SUB, None).unwrap(), vec![b]);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Applications.
+
+fn apps_upsert_by_client_id(s: &dyn Store) {
+    let a = app(1, "bootstrap-admin");
+    let b = app(2, "ci");
+    s.put_app(&a).unwrap();
+    s.put_app(&b).unwrap();
+    let rotated = AppPrincipal { secret_hash: vec![9; 32], display_name: "admin".into(), ..a.clone() };
+    s.put_app(&rotated).unwrap();
+    let apps = sorted(&s.snapshot().unwrap().apps, |a| a.client_id);
+    assert_eq!(apps, sorted(&[rotated, b.clone()], |a| a.client_id));
+    // A principal id names one application.
+    assert_conflict(s.put_app(&AppPrincipal { principal_id: b.principal_id, ..app(3, "dup") }));
+    assert_eq!(s.snapshot().unwrap().apps.len(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Role assignments.
+
+fn role_assignment_insert_get_delete(s: &dyn Store) {
+    let a = ra(1, &rg_scope(SUB, "Team"), id(1), id(2));
+    let b = RoleAssignment {
+        description: None,
+        created_by: None,
+        principal_type: PrincipalType::Group,
+        ..ra(2, "/", id(1), id(2))
+    };
+    s.insert_role_assignment(&a).unwrap();
+    s.insert_role_assignment(&b).unwrap();
+    assert_eq!(s.role_assignment(a.id).unwrap(), Some(a.clone()));
+    assert_eq!(s.role_assignment(b.id).unwrap(), Some(b.clone()));
+    assert_eq!(s.role_assignment(id(0x999)).unwrap(), None);
+    assert_eq!(s.delete_role_assignment(a.id).unwrap(), Some(a.clone()));
+    assert_eq!(s.delete_role_assignment(a.id).unwrap(), None);
+    assert_eq!(s.role_assignment(a.id).unwrap(), None);
+    assert_eq!(s.snapshot().unwrap().role_assignments, vec![b]);
+    // The same assignment may be made again once deleted.
+    s.insert_role_assignment(&a).unwrap();
+}
+
+fn role_assignment_conflicts(s: &dyn Store) {
+    let (principal, role) = (id(1), id(2));
+    let scope = format!("/subscriptions/{SUB}/resourceGroups/Team");
+    let a = ra(1, &scope, principal, role);
+    s.insert_role_assignment(&a).unwrap();
+    // Same id, whatever else.
+    assert_conflict(s.insert_role_assignment(&ra(1, "/", id(3), id(4))));
+    // Same (principal, role, scope key): scope casing and a trailing '/' do not make it different.
+    let upper = format!("/SUBSCRIPTIONS/{}/resourcegroups/TEAM/", SUB.to_string().to_uppercase());
+    assert_conflict(s.insert_role_assignment(&ra(2, &upper, principal, role)));
+    // Any difference is a new assignment.
+    s.insert_role_assignment(&ra(3, &scope, principal, id(5))).unwrap();
+    s.insert_role_assignment(&ra(4, &scope, id(6), role)).unwrap();
+    s.insert_role_assignment(&ra(5, &format!("{scope}2"), principal, role)).unwrap();
+    s.insert_role_assignment(&ra(6, &format!("{scope}/providers/x/y/z"), principal, role)).unwrap();
+    assert_eq!(s.snapshot().unwrap().role_assignments.len(), 5);
+    assert_eq!(s.role_assignment(a.id).unwrap(), Some(a));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Deleting a resource group.
+
+fn delete_resource_group_removes_everything_below(s: &dyn Store) {
+    // "Team" is deleted; "Team2" (a string-prefix sibling), the subscription and OTHER_SUB's "Team" stay.
+    for (sub, g) in [(SUB, "Team"), (SUB, "Team2"), (OTHER_SUB, "Team")] {
+        s.put_resource_group(&rg(sub, g)).unwrap();
+    }
+    let gone_ids = [identity(SUB, "Team", "web", 1), identity(SUB, "team", "Api", 2)];
+    let kept_ids = [identity(SUB, "Team2", "web", 3), identity(OTHER_SUB, "Team", "web", 4)];
+    for i in gone_ids.iter().chain(&kept_ids) {
+        s.put_identity(i).unwrap();
+        s.put_credential(&cred(&i.key(), fic("fic", "system:serviceaccount:ns:sa"))).unwrap();
+    }
+    let gone_clusters = [cluster(SUB, "TEAM", "aks", 1)];
+    let kept_clusters = [cluster(SUB, "Team2", "aks", 2), cluster(OTHER_SUB, "Team", "aks", 3)];
+    for c in gone_clusters.iter().chain(&kept_clusters) {
+        s.put_cluster(c).unwrap();
+    }
+    let p = id(0xabc);
+    let sub_upper = SUB.to_string().to_uppercase();
+    let gone_ras = [
+        ra(1, &rg_scope(SUB, "Team"), p, id(1)),
+        ra(2, &format!("/subscriptions/{sub_upper}/RESOURCEGROUPS/team/"), p, id(2)),
+        ra(3, &format!("{}/providers/Microsoft.KeyVault/vaults/v1", rg_scope(SUB, "Team")), p, id(3)),
+        ra(4, &gone_ids[0].arm_id(), p, id(4)),
+    ];
+    let kept_ras = [
+        ra(5, "/", p, id(5)),
+        ra(6, &format!("/subscriptions/{SUB}"), p, id(6)),
+        ra(7, &rg_scope(SUB, "Team2"), p, id(7)),
+        ra(8, &kept_ids[0].arm_id(), p, id(8)),
+        ra(9, &rg_scope(OTHER_SUB, "Team"), p, id(9)),
+        ra(10, &format!("/subscriptions/{SUB}/resourceGroups/Team-x/providers/a/b/c"), p, id(10)),
+    ];
+    for r in gone_ras.iter().chain(&kept_ras) {
+        s.insert_role_assignment(r).unwrap();
+    }
+
+    let removed = s.delete_resource_group(SUB, "tEAM").unwrap().expect("the group existed");
+    assert_eq!(sorted(&removed.identities, |i| i.key()), sorted(&gone_ids, |i| i.key()));
+    assert_eq!(sorted(&removed.clusters, |c| c.key()), sorted(&gone_clusters, |c| c.key()));
+    assert_eq!(sorted(&removed.role_assignments, |r| r.id), sorted(&gone_ras, |r| r.id));
+
+    assert_eq!(s.resource_group(SUB, "Team").unwrap(), None);
+    assert_eq!(names(&s.resource_groups(SUB).unwrap(), |g| &g.name), ["Team2"]);
+    for i in &gone_ids {
+        assert_eq!(s.identity(&i.key()).unwrap(), None);
+        assert!(s.credentials(&i.key()).unwrap().is_empty());
+    }
+    let snap = s.snapshot().unwrap();
+    assert_eq!(sorted(&snap.identities, |i| i.key()), sorted(&kept_ids, |i| i.key()));
+    let cred_owners: Vec<ResourceKey> =
+        sorted(&snap.credentials, |c| c.identity.clone()).into_iter().map(|c| c.identity).collect();
+    assert_eq!(cred_owners, sorted(&kept_ids, |i| i.key()).iter().map(Identity::key).collect::<Vec<_>>());
+    assert_eq!(sorted(&snap.clusters, |c| c.key()), sorted(&kept_clusters, |c| c.key()));
+    assert_eq!(sorted(&snap.role_assignments, |r| r.id), sorted(&kept_ras, |r| r.id));
+
+    // Gone for good: deleting again finds nothing, and a new group of that name starts empty.
+    assert!(s.delete_resource_group(SUB, "Team").unwrap().is_none());
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    assert!(s.identities(SUB, Some("Team")).unwrap().is_empty());
+    s.put_identity(&gone_ids[0]).unwrap();
+    assert!(s.credentials(&gone_ids[0].key()).unwrap().is_empty());
+}
+
+fn delete_resource_group_missing_is_none(s: &dyn Store) {
+    assert!(s.delete_resource_group(SUB, "nope").unwrap().is_none());
+    s.put_resource_group(&rg(OTHER_SUB, "Team")).unwrap();
+    assert!(s.delete_resource_group(SUB, "Team").unwrap().is_none());
+    assert!(s.resource_group(OTHER_SUB, "Team").unwrap().is_some());
+    // An empty group is removed with nothing else.
+    s.put_resource_group(&rg(SUB, "Empty")).unwrap();
+    let removed = s.delete_resource_group(SUB, "empty").unwrap().unwrap();
+    assert!(removed.identities.is_empty() && removed.clusters.is_empty() && removed.role_assignments.is_empty());
+}
+
+fn failed_writes_change_nothing(s: &dyn Store) {
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    let a = identity(SUB, "Team", "a", 1);
+    s.put_identity(&a).unwrap();
+    let before = format!("{:?}", s.snapshot().unwrap());
+    assert!(s.put_identity(&Identity { client_id: a.client_id, ..identity(SUB, "Team", "b", 2) }).is_err());
+    assert!(s.put_credential(&cred(&key(SUB, "Team", "b"), fic("fic", "s"))).is_err());
+    assert!(s.put_cluster(&cluster(SUB, "nope", "c", 1)).is_err());
+    let r = ra(1, "/", id(1), id(2));
+    s.insert_role_assignment(&r).unwrap();
+    assert!(s.insert_role_assignment(&RoleAssignment { id: id(0x77), ..r.clone() }).is_err());
+    s.delete_role_assignment(r.id).unwrap();
+    assert_eq!(format!("{:?}", s.snapshot().unwrap()), before);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Snapshot.
+
+fn snapshot_of_empty_store(s: &dyn Store) {
+    let snap = s.snapshot().unwrap();
+    assert!(snap.identities.is_empty());
+    assert!(snap.credentials.is_empty());
+    assert!(snap.clusters.is_empty());
+    assert!(snap.apps.is_empty());
+    assert!(snap.role_assignments.is_empty());
+}
+
+fn snapshot_is_complete(s: &dyn Store) {
+    let mut ids = Vec::new();
+    let mut creds = Vec::new();
+    let mut clusters = Vec::new();
+    let mut ras = Vec::new();
+    let mut n = 0;
+    for sub in [SUB, OTHER_SUB] {
+        for g in ["One", "two"] {
+            s.put_resource_group(&rg(sub, g)).unwrap();
+            for name in ["X", "y"] {
+                n += 1;
+                let i = identity(sub, g, name, n);
+                s.put_identity(&i).unwrap();
+                for c in ["c1", "C2"] {
+                    let c = cred(&i.key(), fic(c, &format!("sub-{c}")));
+                    s.put_credential(&c).unwrap();
+                    creds.push(c);
+                }
+                let c = cluster(sub, g, name, n);
+                s.put_cluster(&c).unwrap();
+                clusters.push(c);
+                let r = ra(n, &i.arm_id(), i.principal_id, id(0xbeef));
+                s.insert_role_assignment(&r).unwrap();
+                ras.push(r);
+                ids.push(i);
+            }
+        }
+    }
+    let apps = vec![app(1, "admin"), app(2, "ci")];
+    for a in &apps {
+        s.put_app(a).unwrap();
+    }
+    // Records that must not appear: deleted ones.
+    let doomed = identity(SUB, "One", "doomed", 999);
+    s.put_identity(&doomed).unwrap();
+    s.put_credential(&cred(&doomed.key(), fic("fic", "s"))).unwrap();
+    s.delete_identity(&doomed.key()).unwrap();
+
+    let snap = s.snapshot().unwrap();
+    assert_eq!(sorted(&snap.identities, |i| i.key()), sorted(&ids, |i| i.key()));
+    let cred_key = |c: &StoredCredential| (c.identity.clone(), c.credential.name.to_ascii_lowercase());
+    assert_eq!(sorted(&snap.credentials, cred_key), sorted(&creds, cred_key));
+    assert_eq!(sorted(&snap.clusters, |c| c.key()), sorted(&clusters, |c| c.key()));
+    assert_eq!(sorted(&snap.apps, |a| a.client_id), sorted(&apps, |a| a.client_id));
+    assert_eq!(sorted(&snap.role_assignments, |r| r.id), sorted(&ras, |r| r.id));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Concurrency: every call is atomic, whatever the interleaving.
+
+fn concurrent_meta_insert_has_one_winner(s: &dyn Store) {
+    let winners = std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            (0..8u8).map(|i| scope.spawn(move || s.meta_insert("tenant_id", &[i]).unwrap())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).filter(|won| *won).count()
+    });
+    assert_eq!(winners, 1);
+    assert_eq!(s.meta_get("tenant_id").unwrap().map(|v| v.len()), Some(1));
+}
+
+fn concurrent_role_assignment_has_one_winner(s: &dyn Store) {
+    let scope_text = rg_scope(SUB, "Team");
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..8u128)
+            .map(|n| {
+                let r = ra(n, &scope_text, id(1), id(2));
+                scope.spawn(move || s.insert_role_assignment(&r))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+    });
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::Conflict(_)))), "{results:?}");
+    assert_eq!(s.snapshot().unwrap().role_assignments.len(), 1);
+}
+
+fn concurrent_writes_and_reads(s: &dyn Store) {
+    const WRITERS: u128 = 4;
+    const EACH: u128 = 15;
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    std::thread::scope(|scope| {
+        for w in 0..WRITERS {
+            scope.spawn(move || {
+                for i in 0..EACH {
+                    let n = w * 100 + i;
+                    let ident = identity(SUB, "Team", &format!("id-{n}"), n);
+                    assert_eq!(s.put_identity(&ident).unwrap(), Written::Created);
+                    // A reader on any connection sees an acknowledged write.
+                    assert_eq!(s.identity(&ident.key()).unwrap(), Some(ident.clone()));
+                    s.put_credential(&cred(&ident.key(), fic("fic", "s"))).unwrap();
+                }
+            });
+        }
+        scope.spawn(|| {
+            let mut last = 0;
+            for _ in 0..50 {
+                // Counts only grow, and a snapshot never shows a credential without its identity.
+                let snap = s.snapshot().unwrap();
+                assert!(snap.identities.len() >= last);
+                last = snap.identities.len();
+                let keys: Vec<ResourceKey> = snap.identities.iter().map(Identity::key).collect();
+                assert!(snap.credentials.iter().all(|c| keys.contains(&c.identity)));
+                let _ = s.identities(SUB, Some("team")).unwrap();
+            }
+        });
+    });
+    assert_eq!(s.identities(SUB, None).unwrap().len() as u128, WRITERS * EACH);
+    assert_eq!(s.snapshot().unwrap().credentials.len() as u128, WRITERS * EACH);
+}

@@ -1,0 +1,283 @@
+//! The token service's errors, each with Entra's AADSTS code, OAuth `error` and HTTP status.
+//!
+//! Descriptions tell the caller what was wrong and what to change. The server renders them in Entra's
+//! JSON shape (with trace id, correlation id and timestamp); this module decides only the content.
+
+/// A refusal of the token endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StsError {
+    /// The tenant in the path is not this server's.
+    #[error("tenant")]
+    UnknownTenant(String),
+    /// A required form parameter is missing.
+    #[error("missing parameter")]
+    MissingParameter(&'static str),
+    /// The request body is not a valid form or holds an invalid value.
+    #[error("invalid request")]
+    InvalidRequest(String),
+    /// `grant_type` is not `client_credentials`.
+    #[error("unsupported grant type")]
+    UnsupportedGrantType(String),
+    /// The scope is not `{resource}/.default`.
+    #[error("invalid scope")]
+    InvalidScope(String),
+    /// The scope names a resource this server does not issue tokens for.
+    #[error("unknown resource")]
+    UnknownResource(String),
+    /// Neither a client assertion nor a client secret was presented.
+    #[error("no client credential")]
+    NoClientCredential,
+    /// `client_assertion_type` is not the jwt-bearer URN.
+    #[error("bad assertion type")]
+    BadAssertionType(String),
+    /// The client id is unknown in this tenant.
+    #[error("unknown client")]
+    UnknownClient(String),
+    /// The client secret is wrong, or the client cannot use one.
+    #[error("invalid client secret")]
+    InvalidClientSecret(String),
+    /// The assertion is not a well-formed JWT.
+    #[error("malformed assertion")]
+    MalformedAssertion(String),
+    /// The assertion lives longer than 25 hours.
+    #[error("assertion lifetime")]
+    AssertionLifetime { iat: i64, exp: i64 },
+    /// The assertion is expired or not yet valid.
+    #[error("assertion time")]
+    AssertionTime { now: i64, nbf: i64, exp: i64 },
+    /// The identity has no federated credentials.
+    #[error("no credentials")]
+    NoFederatedCredentials { client_id: String },
+    /// No credential names the assertion's issuer.
+    #[error("issuer mismatch")]
+    IssuerMismatch { issuer: String, hint: String },
+    /// No credential of that issuer names the assertion's subject.
+    #[error("subject mismatch")]
+    SubjectMismatch { subject: String, case_only: bool, hint: String },
+    /// The assertion is not for the credential's audience.
+    #[error("audience mismatch")]
+    AudienceMismatch { audiences: Vec<String>, hint: String },
+    /// The issuer's keys could not be obtained.
+    #[error("issuer unreachable")]
+    IssuerUnavailable { issuer: String, reason: String },
+    /// No key of the issuer has the assertion's `kid`.
+    #[error("unknown key")]
+    UnknownKey { kid: String, issuer: String },
+    /// The signature does not verify, or the algorithm is refused.
+    #[error("bad signature")]
+    BadSignature(String),
+    /// An internal failure (storage, signing); the details are logged, not returned.
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// How a refusal appears on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    pub status: u16,
+    pub error: &'static str,
+    pub code: u32,
+    pub description: String,
+}
+
+const DOCS: &str = "https://learn.microsoft.com/entra/workload-id/workload-identity-federation";
+
+impl StsError {
+    /// Maps the refusal to Entra's status, `error`, AADSTS code and description.
+    pub fn to_wire(&self, tenant: &str) -> WireError {
+        let (status, error, code, description) = match self {
+            StsError::UnknownTenant(t) => (
+                400,
+                "invalid_request",
+                90002,
+                format!(
+                    "AADSTS90002: Tenant '{t}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. The tenant of this server is shown by `wid account show --query tenantId -o tsv`."
+                ),
+            ),
+            StsError::MissingParameter(p) => (
+                400,
+                "invalid_request",
+                900144,
+                format!("AADSTS900144: The request body must contain the following parameter: '{p}'."),
+            ),
+            StsError::InvalidRequest(why) => (400, "invalid_request", 900144, format!("AADSTS900144: {why}")),
+            StsError::UnsupportedGrantType(g) => (
+                400,
+                "unsupported_grant_type",
+                70003,
+                format!(
+                    "AADSTS70003: The app requested an unsupported grant type '{g}'. This server supports 'client_credentials' (with a client assertion or a client secret)."
+                ),
+            ),
+            StsError::InvalidScope(s) => (
+                400,
+                "invalid_scope",
+                1002012,
+                format!(
+                    "AADSTS1002012: The provided value for scope '{s}' is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI), for example 'https://vault.example/.default'."
+                ),
+            ),
+            StsError::UnknownResource(r) => (
+                400,
+                "invalid_resource",
+                500011,
+                format!(
+                    "AADSTS500011: The resource principal named {r} was not found in the tenant named {tenant}. This server issues tokens for its management API and its Key Vault resource; check the scope."
+                ),
+            ),
+            StsError::NoClientCredential => (
+                400,
+                "invalid_request",
+                7000216,
+                "AADSTS7000216: 'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.".to_string(),
+            ),
+            StsError::BadAssertionType(t) => (
+                400,
+                "invalid_request",
+                700002,
+                format!(
+                    "AADSTS700002: The client_assertion_type '{t}' is not supported; use 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'."
+                ),
+            ),
+            StsError::UnknownClient(c) => (
+                400,
+                "unauthorized_client",
+                700016,
+                format!(
+                    "AADSTS700016: Application with identifier '{c}' was not found in the directory '{tenant}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant. For a managed identity, use its clientId (`wid identity show --query clientId -o tsv`)."
+                ),
+            ),
+            StsError::InvalidClientSecret(c) => (
+                401,
+                "invalid_client",
+                7000215,
+                format!(
+                    "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{c}'."
+                ),
+            ),
+            StsError::MalformedAssertion(why) => {
+                (400, "invalid_request", 50027, format!("AADSTS50027: JWT token is invalid or malformed: {why}."))
+            }
+            StsError::AssertionLifetime { iat, exp } => (
+                400,
+                "invalid_request",
+                70023,
+                format!(
+                    "AADSTS70023: External OIDC Provider token must have a lifetime of less than or equal to 1.01:00:00. Token issued at {}. Token expires on {}.",
+                    rfc3339(*iat),
+                    rfc3339(*exp)
+                ),
+            ),
+            StsError::AssertionTime { now, nbf, exp } => (
+                401,
+                "invalid_client",
+                700024,
+                format!(
+                    "AADSTS700024: Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}. Review the documentation at https://docs.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials .",
+                    rfc3339(*now),
+                    rfc3339(*nbf),
+                    rfc3339(*exp)
+                ),
+            ),
+            StsError::NoFederatedCredentials { client_id } => (
+                400,
+                "invalid_request",
+                70025,
+                format!(
+                    "AADSTS70025: The client '{client_id}' has no configured federated identity credentials. Create one with `wid identity federated-credential create`."
+                ),
+            ),
+            StsError::IssuerMismatch { issuer, hint } => (
+                401,
+                "invalid_client",
+                700211,
+                format!(
+                    "AADSTS700211: No matching federated identity record found for presented assertion issuer '{issuer}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. {hint}{DOCS}"
+                ),
+            ),
+            StsError::SubjectMismatch { subject, case_only, hint } => {
+                let code = if *case_only { 7002138 } else { 700213 };
+                (
+                    401,
+                    "invalid_client",
+                    code,
+                    format!(
+                        "AADSTS{code}: No matching federated identity record found for presented assertion subject '{subject}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. {hint}{DOCS}"
+                    ),
+                )
+            }
+            StsError::AudienceMismatch { audiences, hint } => (
+                401,
+                "invalid_client",
+                700212,
+                format!(
+                    "AADSTS700212: No matching federated identity record found for presented assertion audience '{}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion. {hint}{DOCS}",
+                    audiences.join("', '")
+                ),
+            ),
+            StsError::IssuerUnavailable { issuer, reason } => (
+                400,
+                "invalid_request",
+                90061,
+                format!(
+                    "AADSTS90061: Request to External OIDC endpoint failed. Could not obtain the signing keys of issuer '{issuer}': {reason}. For a private issuer, upload its JWKS with `wid aks update --jwks-file`."
+                ),
+            ),
+            StsError::UnknownKey { kid, issuer } => (
+                401,
+                "invalid_client",
+                7000272,
+                format!(
+                    "AADSTS7000272: The certificate with identifier {kid} used to sign the federated credential could not be found in the metadata of identity provider {issuer}. Please validate that your Identity Provider's metadata exposes the key used to sign the incoming token."
+                ),
+            ),
+            StsError::BadSignature(why) => (
+                401,
+                "invalid_client",
+                700027,
+                format!("AADSTS700027: Client assertion failed signature validation: {why}."),
+            ),
+            StsError::Internal(_) => (
+                500,
+                "temporarily_unavailable",
+                50000,
+                "AADSTS50000: There was an error issuing a token. Try again; if it persists, check the server log.".to_string(),
+            ),
+        };
+        WireError { status, error, code, description }
+    }
+}
+
+/// `2025-04-22T01:01:11Z` style time for descriptions.
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_follow_the_oauth_error() {
+        let cases = [
+            StsError::UnknownTenant("x".into()),
+            StsError::MissingParameter("scope"),
+            StsError::UnknownClient("c".into()),
+            StsError::BadSignature("x".into()),
+            StsError::AssertionTime { now: 0, nbf: 0, exp: 0 },
+        ];
+        for e in cases {
+            let w = e.to_wire("t");
+            let want = match w.error {
+                "invalid_client" => 401,
+                _ => 400,
+            };
+            assert_eq!(w.status, want, "{e:?}");
+            assert!(w.description.starts_with(&format!("AADSTS{}:", w.code)), "{}", w.description);
+        }
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,178 @@
+//! The key ring: wid's own signing keys (access tokens) and the keys of hosted cluster issuers.
+//!
+//! Keys are stored sealed with the master key (AAD `signing-key:{kid}`) and unsealed once at start.
+//! Rotation makes a new key the signer and keeps the old one in the JWKS until every token it signed
+//! has expired, so verifiers never see an unknown `kid` for a valid token.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use uuid::Uuid;
+use wid_crypto::envelope::MasterKey;
+use wid_crypto::jose::VerifyingKey;
+use wid_crypto::jwk::{Jwk, JwkSet};
+use wid_crypto::keys::SigningKey;
+use wid_store::{SigningKeyRecord, Store};
+
+/// Purpose of wid's access-token keys.
+pub const STS_PURPOSE: &str = "sts";
+
+/// The purpose string of a hosted cluster's issuer key.
+pub fn cluster_purpose(cluster_id: &Uuid) -> String {
+    format!("cluster:{cluster_id}")
+}
+
+/// Errors of the key ring.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("storage: {0}")]
+    Store(#[from] wid_store::StoreError),
+    #[error("key {0} cannot be unsealed with this master key (wrong master key or corrupted row)")]
+    Unseal(String),
+    #[error("crypto: {0}")]
+    Crypto(String),
+}
+
+struct Published {
+    jwk: Jwk,
+    verifier: Arc<VerifyingKey>,
+    expires: Option<i64>,
+}
+
+#[derive(Default)]
+struct Set {
+    signer: Option<Arc<SigningKey>>,
+    published: Vec<Published>,
+}
+
+impl Set {
+    fn verifier(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
+        self.published.iter().find(|p| p.jwk.kid.as_deref() == Some(kid)).map(|p| p.verifier.clone())
+    }
+    fn jwks(&self, now: i64) -> JwkSet {
+        JwkSet {
+            keys: self.published.iter().filter(|p| p.expires.is_none_or(|e| e > now)).map(|p| p.jwk.clone()).collect(),
+        }
+    }
+}
+
+/// Signing keys by purpose.
+pub struct KeyRing {
+    master: Arc<MasterKey>,
+    store: Arc<dyn Store>,
+    sets: RwLock<HashMap<String, Set>>,
+}
+
+fn aad(kid: &str) -> Vec<u8> {
+    format!("signing-key:{kid}").into_bytes()
+}
+
+impl KeyRing {
+    /// Loads every stored key; creates the access-token key on first start.
+    pub fn load(store: Arc<dyn Store>, master: Arc<MasterKey>, now: i64) -> Result<Self, KeyError> {
+        let ring = Self { master, store, sets: RwLock::new(HashMap::new()) };
+        for rec in ring.store.signing_keys()? {
+            if rec.expires.is_some_and(|e| e <= now) {
+                ring.store.delete_signing_key(&rec.kid)?;
+                continue;
+            }
+            let key = ring.unseal(&rec)?;
+            ring.add(&rec.purpose, key, rec.retired.is_none(), rec.expires);
+        }
+        if ring.signer(STS_PURPOSE).is_none() {
+            ring.create(STS_PURPOSE, now)?;
+        }
+        Ok(ring)
+    }
+
+    fn unseal(&self, rec: &SigningKeyRecord) -> Result<SigningKey, KeyError> {
+        let der = self.master.open(&rec.sealed_pkcs8, &aad(&rec.kid)).map_err(|_| KeyError::Unseal(rec.kid.clone()))?;
+        SigningKey::from_pkcs8_der(&der).map_err(|e| KeyError::Crypto(e.to_string()))
+    }
+
+    fn add(&self, purpose: &str, key: SigningKey, active: bool, expires: Option<i64>) {
+        let jwk = key.public_jwk();
+        let Ok(verifier) = VerifyingKey::from_jwk(&jwk) else { return };
+        let mut sets = self.sets.write().unwrap_or_else(|p| p.into_inner());
+        let set = sets.entry(purpose.to_string()).or_default();
+        set.published.retain(|p| p.jwk.kid != jwk.kid);
+        set.published.push(Published { jwk, verifier: Arc::new(verifier), expires });
+        if active {
+            set.signer = Some(Arc::new(key));
+        }
+    }
+
+    /// Generates and stores a new RSA-2048 signer for `purpose`, retiring the current one (kept in
+    /// the JWKS until `retire_until`, or forever if `None`). Returns the new kid.
+    pub fn rotate(&self, purpose: &str, now: i64, retire_until: Option<i64>) -> Result<String, KeyError> {
+        if let Some(old) = self.signer(purpose) {
+            let rec = self.store.signing_keys()?.into_iter().find(|r| r.kid == old.kid());
+            if let Some(mut rec) = rec {
+                rec.retired = Some(now);
+                rec.expires = retire_until;
+                self.store.put_signing_key(&rec)?;
+            }
+            let mut sets = self.sets.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(set) = sets.get_mut(purpose) {
+                for p in set.published.iter_mut().filter(|p| p.jwk.kid.as_deref() == Some(old.kid())) {
+                    p.expires = retire_until;
+                }
+                set.signer = None;
+            }
+        }
+        self.create(purpose, now)
+    }
+
+    /// Generates and stores a first signer for `purpose`.
+    pub fn create(&self, purpose: &str, now: i64) -> Result<String, KeyError> {
+        let key = SigningKey::generate_rsa(2048).map_err(|e| KeyError::Crypto(e.to_string()))?;
+        let kid = key.kid().to_string();
+        let der = key.to_pkcs8_der().map_err(|e| KeyError::Crypto(e.to_string()))?;
+        let sealed = self.master.seal(&der, &aad(&kid)).map_err(|e| KeyError::Crypto(e.to_string()))?;
+        let rec = SigningKeyRecord {
+            kid: kid.clone(),
+            purpose: purpose.to_string(),
+            sealed_pkcs8: sealed,
+            created: now,
+            retired: None,
+            expires: None,
+        };
+        self.store.put_signing_key(&rec)?;
+        self.add(purpose, key, true, None);
+        Ok(kid)
+    }
+
+    /// Deletes every key of `purpose` (a cluster registration was removed).
+    pub fn remove(&self, purpose: &str) -> Result<(), KeyError> {
+        for rec in self.store.signing_keys()?.into_iter().filter(|r| r.purpose == purpose) {
+            self.store.delete_signing_key(&rec.kid)?;
+        }
+        self.sets.write().unwrap_or_else(|p| p.into_inner()).remove(purpose);
+        Ok(())
+    }
+
+    /// The active signer of `purpose`.
+    pub fn signer(&self, purpose: &str) -> Option<Arc<SigningKey>> {
+        self.sets.read().unwrap_or_else(|p| p.into_inner()).get(purpose).and_then(|s| s.signer.clone())
+    }
+
+    /// A published verifying key of `purpose` by kid.
+    pub fn verifier(&self, purpose: &str, kid: &str) -> Option<Arc<VerifyingKey>> {
+        self.sets.read().unwrap_or_else(|p| p.into_inner()).get(purpose).and_then(|s| s.verifier(kid))
+    }
+
+    /// All published verifying keys of `purpose` (for tokens without a kid).
+    pub fn verifiers(&self, purpose: &str) -> Vec<Arc<VerifyingKey>> {
+        self.sets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(purpose)
+            .map(|s| s.published.iter().map(|p| p.verifier.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The JWKS of `purpose` (keys not yet past their expiry).
+    pub fn jwks(&self, purpose: &str, now: i64) -> JwkSet {
+        self.sets.read().unwrap_or_else(|p| p.into_inner()).get(purpose).map(|s| s.jwks(now)).unwrap_or_default()
+    }
+}

@@ -1,0 +1,404 @@
+//! The exchange itself, access-token verification for wid's own resources, and service-account
+//! token minting for hosted cluster issuers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use uuid::Uuid;
+use wid_core::Clock;
+use wid_core::directory::Directory;
+use wid_core::fic::{self, FederatedCredential, NoMatch, Presented};
+use wid_core::model::{Cluster, ClusterIssuer};
+use wid_crypto::jwk::JwkSet;
+use wid_crypto::{JoseError, Jws, parse_compact};
+
+use crate::error::StsError;
+use crate::issuer::{FetchConfig, IssuerCache, IssuerKey, LookupError, keys_from_jwks, select};
+use crate::keys::{KeyRing, STS_PURPOSE, cluster_purpose};
+use crate::request::{TokenRequest, resource_of};
+use crate::tokens::{AccessSubject, access_claims, service_account_claims, sign};
+
+/// The jwt-bearer assertion type.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Longest assertion lifetime Entra accepts (1.01:00:00).
+pub const MAX_ASSERTION_LIFETIME: i64 = 25 * 3600;
+
+/// Settings of the token service.
+#[derive(Debug, Clone)]
+pub struct StsConfig {
+    pub tenant_id: Uuid,
+    /// `https://HOST[:PORT]`, no trailing slash.
+    pub public_url: String,
+    /// Resources tokens are issued for, without trailing slash (management API, Key Vault).
+    pub resources: Vec<String>,
+    /// Lifetime of managed-identity tokens (24 h by default, as Entra).
+    pub token_lifetime_secs: i64,
+    /// Lifetime of tokens for client-secret principals.
+    pub app_token_lifetime_secs: i64,
+    /// Allowed clock difference with assertion issuers.
+    pub clock_skew_secs: i64,
+    /// Largest assertion accepted.
+    pub max_assertion_bytes: usize,
+    pub fetch: FetchConfig,
+}
+
+impl StsConfig {
+    /// The `iss` of access tokens (v1 style, trailing slash).
+    pub fn access_issuer(&self) -> String {
+        format!("{}/{}/", self.public_url, self.tenant_id)
+    }
+}
+
+/// A successful exchange.
+#[derive(Clone)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub expires_in: i64,
+}
+
+/// The verified caller of one of wid's resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub principal_id: Uuid,
+    pub client_id: Uuid,
+    pub issuer: String,
+}
+
+/// Why an access token was not accepted by a wid resource.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the access token is malformed: {0}")]
+    Malformed(String),
+    #[error("the access token's signature is invalid or its key ({0}) is unknown")]
+    Signature(String),
+    #[error("the access token's issuer '{0}' is not this server's")]
+    Issuer(String),
+    #[error("the access token's audience '{got}' is not '{want}'")]
+    Audience { got: String, want: String },
+    #[error("the access token's tenant is not this server's")]
+    Tenant,
+    #[error("the access token expired")]
+    Expired,
+    #[error("the access token is not yet valid")]
+    NotYetValid,
+}
+
+/// The token service.
+pub struct TokenService {
+    cfg: StsConfig,
+    directory: Arc<RwLock<Directory>>,
+    keys: Arc<KeyRing>,
+    issuers: IssuerCache,
+    uploaded: Mutex<HashMap<String, (String, Vec<IssuerKey>)>>,
+    clock: Arc<dyn Clock>,
+}
+
+struct Assertion {
+    jws: Jws,
+    iss: String,
+    sub: String,
+    aud: Vec<String>,
+}
+
+impl TokenService {
+    /// Builds the service.
+    pub fn new(
+        cfg: StsConfig,
+        directory: Arc<RwLock<Directory>>,
+        keys: Arc<KeyRing>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, String> {
+        let issuers = IssuerCache::new(cfg.fetch.clone())?;
+        Ok(Self { cfg, directory, keys, issuers, uploaded: Mutex::new(HashMap::new()), clock })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StsConfig {
+        &self.cfg
+    }
+
+    /// The key ring.
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    fn read_dir(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
+        self.directory.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Handles `POST /{tenant}/oauth2/v2.0/token`.
+    pub async fn exchange(&self, tenant: &str, req: TokenRequest) -> Result<TokenResponse, StsError> {
+        if !tenant.eq_ignore_ascii_case(&self.cfg.tenant_id.to_string()) {
+            return Err(StsError::UnknownTenant(tenant.to_string()));
+        }
+        let grant = req.grant_type.as_deref().ok_or(StsError::MissingParameter("grant_type"))?;
+        if grant != "client_credentials" {
+            return Err(StsError::UnsupportedGrantType(grant.to_string()));
+        }
+        let client = req.client_id.as_deref().ok_or(StsError::MissingParameter("client_id"))?;
+        let scope = req.scope.as_deref().ok_or(StsError::MissingParameter("scope"))?;
+        let resource = resource_of(scope)?;
+        if !self.cfg.resources.iter().any(|r| r.eq_ignore_ascii_case(&resource)) {
+            return Err(StsError::UnknownResource(resource));
+        }
+        let client_id = Uuid::parse_str(client.trim()).map_err(|_| StsError::UnknownClient(client.to_string()))?;
+        let cp1 = req.claims.as_deref().is_some_and(|c| c.to_ascii_lowercase().contains("cp1"));
+        match (&req.client_assertion, &req.client_secret) {
+            (Some(assertion), _) => {
+                match req.client_assertion_type.as_deref() {
+                    None => return Err(StsError::MissingParameter("client_assertion_type")),
+                    Some(JWT_BEARER) => {}
+                    Some(other) => return Err(StsError::BadAssertionType(other.to_string())),
+                }
+                self.exchange_assertion(client_id, assertion, &resource, cp1).await
+            }
+            (None, Some(secret)) => self.exchange_secret(client_id, secret, &resource, cp1),
+            (None, None) => Err(StsError::NoClientCredential),
+        }
+    }
+
+    fn exchange_secret(
+        &self,
+        client_id: Uuid,
+        secret: &str,
+        resource: &str,
+        cp1: bool,
+    ) -> Result<TokenResponse, StsError> {
+        let principal = {
+            let dir = self.read_dir();
+            match dir.app_by_client(&client_id) {
+                Some(app) if wid_crypto::secret::verify_client_secret(secret, &app.secret_hash) => app.principal_id,
+                Some(_) => return Err(StsError::InvalidClientSecret(client_id.to_string())),
+                None if dir.identity_by_client(&client_id).is_some() => {
+                    return Err(StsError::InvalidClientSecret(client_id.to_string()));
+                }
+                None => return Err(StsError::UnknownClient(client_id.to_string())),
+            }
+        };
+        let subject = AccessSubject { client_id, principal_id: principal, mirid: None, appidacr: "1", cp1 };
+        self.mint(resource, &subject, self.cfg.app_token_lifetime_secs)
+    }
+
+    async fn exchange_assertion(
+        &self,
+        client_id: Uuid,
+        raw: &str,
+        resource: &str,
+        cp1: bool,
+    ) -> Result<TokenResponse, StsError> {
+        let (principal_id, mirid, creds) = {
+            let dir = self.read_dir();
+            match dir.identity_by_client(&client_id) {
+                Some(e) => (e.identity.principal_id, e.identity.arm_id(), e.credentials.clone()),
+                None if dir.app_by_client(&client_id).is_some() => {
+                    return Err(StsError::NoFederatedCredentials { client_id: client_id.to_string() });
+                }
+                None => return Err(StsError::UnknownClient(client_id.to_string())),
+            }
+        };
+        let a = self.parse_assertion(raw)?;
+        self.check_times(&a.jws)?;
+        if creds.is_empty() {
+            return Err(StsError::NoFederatedCredentials { client_id: client_id.to_string() });
+        }
+        let auds: Vec<&str> = a.aud.iter().map(String::as_str).collect();
+        let presented = Presented { issuer: &a.iss, subject: &a.sub, audiences: &auds, claims: &a.jws.claims };
+        if creds.iter().all(|c| c.issuer != a.iss) {
+            return Err(no_match(&creds, &presented, &a));
+        }
+        // Only a token genuinely signed by a trusted issuer learns which subject/audience is expected.
+        self.verify_signature(&a).await?;
+        fic::find_match(&creds, &presented).map_err(|_| no_match(&creds, &presented, &a))?;
+        tracing::info!(target: "wid::audit", event = "token.issued", client_id = %client_id, issuer = %a.iss, subject = %a.sub, resource);
+        let subject = AccessSubject { client_id, principal_id, mirid: Some(&mirid), appidacr: "2", cp1 };
+        self.mint(resource, &subject, self.cfg.token_lifetime_secs)
+    }
+
+    fn parse_assertion(&self, raw: &str) -> Result<Assertion, StsError> {
+        let jws = parse_compact(raw, self.cfg.max_assertion_bytes).map_err(|e| match e {
+            JoseError::UnsupportedAlgorithm(alg) => StsError::BadSignature(format!(
+                "the algorithm '{alg}' is not accepted (RS256/384/512, PS256, ES256, ES384 are)"
+            )),
+            other => StsError::MalformedAssertion(other.to_string()),
+        })?;
+        let text = |name: &str| {
+            jws.claim_str(name)
+                .map(str::to_string)
+                .ok_or_else(|| StsError::MalformedAssertion(format!("the '{name}' claim is missing or not a string")))
+        };
+        let (iss, sub) = (text("iss")?, text("sub")?);
+        let aud: Vec<String> = jws.audiences().into_iter().map(str::to_string).collect();
+        if aud.is_empty() {
+            return Err(StsError::MalformedAssertion("the 'aud' claim is missing".into()));
+        }
+        Ok(Assertion { jws, iss, sub, aud })
+    }
+
+    fn check_times(&self, jws: &Jws) -> Result<(), StsError> {
+        let num = |name: &str| {
+            jws.claim_i64(name)
+                .ok_or_else(|| StsError::MalformedAssertion(format!("the '{name}' claim is missing or not a number")))
+        };
+        let (iat, exp) = (num("iat")?, num("exp")?);
+        if jws.claims.contains_key("nbf") && jws.claim_i64("nbf").is_none() {
+            return Err(StsError::MalformedAssertion("the 'nbf' claim is not a number".into()));
+        }
+        let nbf = jws.claim_i64("nbf").unwrap_or(iat);
+        if exp.saturating_sub(iat) > MAX_ASSERTION_LIFETIME {
+            return Err(StsError::AssertionLifetime { iat, exp });
+        }
+        let now = self.clock.now();
+        let skew = self.cfg.clock_skew_secs;
+        if now.saturating_add(skew) < nbf.max(iat) || now.saturating_sub(skew) >= exp {
+            return Err(StsError::AssertionTime { now, nbf, exp });
+        }
+        Ok(())
+    }
+
+    async fn verify_signature(&self, a: &Assertion) -> Result<(), StsError> {
+        let kid = a.jws.header.kid.as_deref();
+        let keys = self.issuer_keys(&a.iss, kid).await?;
+        let mut last = None;
+        for k in &keys {
+            match a.jws.verify(&k.key) {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        let why = last.map(|e| e.to_string()).unwrap_or_else(|| "no usable key".into());
+        Err(StsError::BadSignature(why))
+    }
+
+    async fn issuer_keys(&self, iss: &str, kid: Option<&str>) -> Result<Vec<IssuerKey>, StsError> {
+        let unknown = || StsError::UnknownKey { kid: kid.unwrap_or("(none)").to_string(), issuer: iss.to_string() };
+        let registered = self.read_dir().cluster_by_issuer(iss).map(|c| c.issuer.clone());
+        match registered {
+            Some(ClusterIssuer::Hosted { .. }) => {
+                let cluster_id = self.read_dir().cluster_by_issuer(iss).map(|c| c.cluster_id).unwrap_or_default();
+                let purpose = cluster_purpose(&cluster_id);
+                let keys: Vec<IssuerKey> = match kid {
+                    Some(kid) => self.keys.verifier(&purpose, kid).into_iter().collect::<Vec<_>>(),
+                    None => self.keys.verifiers(&purpose),
+                }
+                .into_iter()
+                .map(|key| IssuerKey { kid: kid.map(str::to_string), x5t: None, key })
+                .collect();
+                if keys.is_empty() { Err(unknown()) } else { Ok(keys) }
+            }
+            Some(ClusterIssuer::External { jwks: Some(jwks), .. }) => {
+                let mut cache = self.uploaded.lock().unwrap_or_else(|p| p.into_inner());
+                let stale = cache.get(iss).is_none_or(|(src, _)| *src != jwks);
+                if stale {
+                    let set = JwkSet::parse(jwks.as_bytes(), usize::MAX).map_err(|e| StsError::IssuerUnavailable {
+                        issuer: iss.to_string(),
+                        reason: format!("the uploaded JWKS is invalid: {e}"),
+                    })?;
+                    cache.insert(iss.to_string(), (jwks.clone(), keys_from_jwks(&set)));
+                }
+                let keys = cache.get(iss).map(|(_, k)| select(k, kid)).unwrap_or_default();
+                if keys.is_empty() { Err(unknown()) } else { Ok(keys) }
+            }
+            Some(ClusterIssuer::External { jwks: None, .. }) | None => {
+                match self.issuers.keys(iss, kid, self.clock.now()).await {
+                    Ok(keys) => Ok(keys),
+                    Err(LookupError::UnknownKey) => Err(unknown()),
+                    Err(LookupError::Unavailable(reason)) => {
+                        Err(StsError::IssuerUnavailable { issuer: iss.to_string(), reason })
+                    }
+                }
+            }
+        }
+    }
+
+    fn mint(&self, resource: &str, subject: &AccessSubject<'_>, lifetime: i64) -> Result<TokenResponse, StsError> {
+        let key = self.keys.signer(STS_PURPOSE).ok_or_else(|| StsError::Internal("no active signing key".into()))?;
+        let claims = access_claims(
+            &self.cfg.access_issuer(),
+            &self.cfg.tenant_id,
+            resource,
+            subject,
+            self.clock.now(),
+            lifetime,
+        );
+        let access_token = sign(&key, &claims, true).map_err(|e| StsError::Internal(e.to_string()))?;
+        Ok(TokenResponse { access_token, expires_in: lifetime })
+    }
+
+    /// Verifies an access token that wid issued, for one of wid's resources (`audience` without
+    /// trailing slash; a token whose `aud` has one is accepted too).
+    pub fn verify_access_token(&self, token: &str, audience: &str) -> Result<Caller, VerifyError> {
+        let jws = parse_compact(token, 16 * 1024).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        let kid = jws.header.kid.clone().unwrap_or_default();
+        let key = self.keys.verifier(STS_PURPOSE, &kid).ok_or_else(|| VerifyError::Signature(kid.clone()))?;
+        jws.verify(&key).map_err(|_| VerifyError::Signature(kid.clone()))?;
+        let iss = jws.claim_str("iss").unwrap_or_default();
+        if iss != self.cfg.access_issuer() {
+            return Err(VerifyError::Issuer(iss.to_string()));
+        }
+        let aud = jws.claim_str("aud").unwrap_or_default();
+        if !aud.trim_end_matches('/').eq_ignore_ascii_case(audience.trim_end_matches('/')) {
+            return Err(VerifyError::Audience { got: aud.to_string(), want: audience.to_string() });
+        }
+        if jws.claim_str("tid") != Some(self.cfg.tenant_id.to_string().as_str()) {
+            return Err(VerifyError::Tenant);
+        }
+        let now = self.clock.now();
+        let exp = jws.claim_i64("exp").ok_or(VerifyError::Expired)?;
+        if now >= exp {
+            return Err(VerifyError::Expired);
+        }
+        if jws.claim_i64("nbf").is_some_and(|nbf| nbf > now + 300) {
+            return Err(VerifyError::NotYetValid);
+        }
+        let id = |name: &str| {
+            jws.claim_str(name)
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| VerifyError::Malformed(format!("'{name}' is missing or not a GUID")))
+        };
+        Ok(Caller { principal_id: id("oid")?, client_id: id("appid")?, issuer: iss.to_string() })
+    }
+
+    /// Mints a service-account token for a hosted cluster issuer.
+    pub fn mint_service_account_token(
+        &self,
+        cluster: &Cluster,
+        namespace: &str,
+        service_account: &str,
+        audiences: &[String],
+        lifetime: i64,
+    ) -> Result<(String, i64), StsError> {
+        let key = self
+            .keys
+            .signer(&cluster_purpose(&cluster.cluster_id))
+            .ok_or_else(|| StsError::Internal(format!("cluster {} has no signing key", cluster.cluster_id)))?;
+        let now = self.clock.now();
+        let claims = service_account_claims(
+            cluster.issuer.issuer_url(),
+            &cluster.cluster_id,
+            namespace,
+            service_account,
+            audiences,
+            now,
+            lifetime,
+        );
+        let token = sign(&key, &claims, false).map_err(|e| StsError::Internal(e.to_string()))?;
+        Ok((token, now + lifetime))
+    }
+}
+
+fn no_match(creds: &[FederatedCredential], p: &Presented<'_>, a: &Assertion) -> StsError {
+    let hint = |c: Option<fic::Closest>| {
+        c.map(|c| format!("The closest federated credential is '{}': {}. ", c.name, c.reason)).unwrap_or_default()
+    };
+    match fic::find_match(creds, p) {
+        Ok(_) => StsError::Internal("credential matched after refusal".into()),
+        Err(NoMatch::NoCredentials) => StsError::Internal("no credentials after check".into()),
+        Err(NoMatch::Issuer { closest }) => StsError::IssuerMismatch { issuer: a.iss.clone(), hint: hint(closest) },
+        Err(NoMatch::Subject { case_only, closest }) => {
+            StsError::SubjectMismatch { subject: a.sub.clone(), case_only, hint: hint(closest) }
+        }
+        Err(NoMatch::Audience { closest }) => {
+            StsError::AudienceMismatch { audiences: a.aud.clone(), hint: hint(closest) }
+        }
+    }
+}

@@ -1,5 +1,8 @@
 //! wid test kit: a real `wid serve` in-process on 127.0.0.1 port 0 over HTTPS, with a temp data dir
 //! and an HTTP client that trusts its CA, plus helpers for the management API and token endpoint.
+//!
+//! Test-only code: failing loudly (unwrap/expect/indexing) is the point here.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::sync::Arc;
 

@@ -101,12 +101,13 @@ fn aad_error(st: &AppState, e: &StsError, correlation: &str) -> Response {
     )
 }
 
-fn tenant_or_404(st: &AppState, tenant: &str) -> Result<String, Response> {
+/// Our tenant id if `tenant` names it; otherwise the AADSTS90002 response.
+fn tenant_or_404(st: &AppState, tenant: &str) -> Result<String, Box<Response>> {
     let ours = st.tenant_id.to_string();
     if tenant.eq_ignore_ascii_case(&ours) {
         Ok(ours)
     } else {
-        Err(aad_error(st, &StsError::UnknownTenant(tenant.to_string()), &Uuid::new_v4().to_string()))
+        Err(Box::new(aad_error(st, &StsError::UnknownTenant(tenant.to_string()), &Uuid::new_v4().to_string())))
     }
 }
 
@@ -114,7 +115,7 @@ fn tenant_or_404(st: &AppState, tenant: &str) -> Result<String, Response> {
 pub async fn openid_configuration(State(st): State<AppState>, Path(tenant): Path<String>) -> Response {
     let tid = match tenant_or_404(&st, &tenant) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let u = &st.public_url;
     let host = u.trim_start_matches("https://");
@@ -151,7 +152,7 @@ pub async fn openid_configuration(State(st): State<AppState>, Path(tenant): Path
 pub async fn openid_configuration_v1(State(st): State<AppState>, Path(tenant): Path<String>) -> Response {
     let tid = match tenant_or_404(&st, &tenant) {
         Ok(t) => t,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let u = &st.public_url;
     json(
@@ -171,7 +172,7 @@ pub async fn openid_configuration_v1(State(st): State<AppState>, Path(tenant): P
 /// `GET /{tenant}/discovery/v2.0/keys`: the keys access tokens are signed with.
 pub async fn keys(State(st): State<AppState>, Path(tenant): Path<String>) -> Response {
     if let Err(r) = tenant_or_404(&st, &tenant) {
-        return r;
+        return *r;
     }
     let set = st.sts.keys().jwks(wid_sts::keys::STS_PURPOSE, st.clock.now());
     let issuer = st.sts.config().access_issuer();

@@ -9,7 +9,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod profile;
-mod tls;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -48,13 +48,18 @@ pub fn server_config(cfg: &ServerConfig, ca: &LocalCa) -> Result<Arc<rustls::Ser
         }
         _ => return Err(ServeError::Config("--tls-cert and --tls-key must be given together".into())),
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&chain)
+    rustls_config(&chain, &key)
+}
+
+/// A rustls server configuration (HTTP/2 and HTTP/1.1) from a PEM certificate chain and key.
+pub fn rustls_config(chain: &[u8], key: &[u8]) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain)
         .collect::<Result<_, _>>()
         .map_err(|e| ServeError::Config(format!("TLS certificate: {e}")))?;
     if certs.is_empty() {
         return Err(ServeError::Config("the TLS certificate file holds no certificate".into()));
     }
-    let key = PrivateKeyDer::from_pem_slice(&key).map_err(|e| ServeError::Config(format!("TLS key: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| ServeError::Config(format!("TLS key: {e}")))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -46,6 +46,8 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Held (exclusively locked) while the store is open; `None` in memory.
+    _lock: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -60,7 +62,12 @@ impl SqliteStore {
     ///
     /// SQLite creates the `-wal` and `-shm` files with the main file's permission bits, so they are
     /// 0600 too; the directory's permissions are the operator's to set.
+    ///
+    /// One process at a time: a second `open` of the same file (another `wid serve`, an offline admin
+    /// command) fails while this store lives, because each keeps in-memory indexes the other's writes
+    /// would bypass. The lock is an advisory `flock` on `{path}-lock`, released when the store drops.
     pub fn open(path: &Path) -> Result<Self> {
+        let lock = lock_exclusive(path)?;
         create_private_file(path)?;
         let mut writer = open_connection(path)?;
         if writer.is_readonly(rusqlite::MAIN_DB).map_err(sql("opening the database"))? {
@@ -84,7 +91,7 @@ impl SqliteStore {
                 Ok(Mutex::new(conn))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) })
+        Ok(Self { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0), _lock: Some(lock) })
     }
 
     /// A private in-memory database (tests): same schema and rules, nothing durable.
@@ -92,7 +99,7 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory().map_err(sql("opening an in-memory database"))?;
         configure(&conn, false)?;
         migrate(&mut conn)?;
-        Ok(Self { writer: Mutex::new(conn), readers: Vec::new(), next_reader: AtomicUsize::new(0) })
+        Ok(Self { writer: Mutex::new(conn), readers: Vec::new(), next_reader: AtomicUsize::new(0), _lock: None })
     }
 
     /// Runs `f` in an `IMMEDIATE` transaction on the writer and commits; any error rolls back.
@@ -131,6 +138,29 @@ impl SqliteStore {
     }
 }
 
+/// Takes the process-exclusive lock for the database at `path` (see [`SqliteStore::open`]).
+fn lock_exclusive(path: &Path) -> Result<std::fs::File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push("-lock");
+    let lock_path = Path::new(&lock_path);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(lock_path)
+        .map_err(|e| io_error("creating the lock file of", path, &e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Backend(format!(
+            "the database '{}' is in use by another wid process (or another store in this one)",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_error("locking", path, &e)),
+    }
+}
+
 /// Creates the database file with mode 0600 unless it exists, so SQLite never creates it under the
 /// process umask; then syncs the directory so the new entry survives a crash.
 fn create_private_file(path: &Path) -> Result<()> {
@@ -162,6 +192,7 @@ fn open_connection(path: &Path) -> Result<Connection> {
 /// Per-connection settings; checks the ones that matter for integrity actually took.
 fn configure(conn: &Connection, reader: bool) -> Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(sql("setting the busy timeout"))?;
+    conn.set_prepared_statement_cache_capacity(64);
     // Acknowledged writes survive power loss: with WAL, FULL fsyncs the log at every commit.
     conn.pragma_update(None, "synchronous", "FULL").map_err(sql("setting synchronous=FULL"))?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(sql("enabling foreign keys"))?;

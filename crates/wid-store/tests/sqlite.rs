@@ -222,10 +222,22 @@ fn foreign_databases_are_refused() {
 fn database_files_are_private() {
     let (dir, store) = file_store();
     populate(&store, 1);
-    for name in ["wid.db", "wid.db-wal", "wid.db-shm"] {
+    for name in ["wid.db", "wid.db-wal", "wid.db-shm", "wid.db-lock"] {
         let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{name}");
     }
+}
+
+#[test]
+fn one_open_store_per_file() {
+    let (dir, store) = file_store();
+    let path = dir.path().join("wid.db");
+    let msg = backend_error(SqliteStore::open(&path));
+    assert!(msg.contains("in use"), "{msg}");
+    populate(&store, 1);
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.snapshot().unwrap().identities.len(), 1);
 }
 
 #[test]
@@ -239,7 +251,9 @@ fn unusable_paths_are_backend_errors() {
     // A parent that does not exist.
     backend_error(SqliteStore::open(&dir.path().join("missing/wid.db")));
     // A directory, not a file.
-    backend_error(SqliteStore::open(dir.path()));
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    backend_error(SqliteStore::open(&sub));
 }
 
 #[test]

@@ -26,6 +26,10 @@ pub struct ServerConfig {
     pub profile_path: Option<PathBuf>,
     /// How long to wait for in-flight requests at shutdown.
     pub shutdown_grace: Duration,
+    /// The access-token signing key is replaced at start when it is older than this.
+    pub signing_key_max_age: Duration,
+    /// Replace the access-token signing key at this start, whatever its age.
+    pub rotate_signing_key: bool,
 }
 
 impl ServerConfig {
@@ -42,6 +46,8 @@ impl ServerConfig {
             issuer_ca_file: None,
             profile_path: None,
             shutdown_grace: Duration::from_secs(10),
+            signing_key_max_age: Duration::from_secs(90 * 86400),
+            rotate_signing_key: false,
         }
     }
 }

@@ -112,6 +112,7 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
         KeyRing::load(data.store.clone(), data.master.clone(), clock.now())
             .map_err(|e| ServeError::Crypto(e.to_string()))?,
     );
+    rotate_if_due(&cfg, &keys, clock.now())?;
     let extra_ca_pem = match &cfg.issuer_ca_file {
         Some(p) => Some(std::fs::read(p).map_err(|source| ServeError::Io { path: p.clone(), source })?),
         None => None,
@@ -182,6 +183,24 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
         shutdown,
         task,
     })
+}
+
+/// Replaces the access-token signing key when asked or when it is older than the configured age. The
+/// old key stays in the JWKS until every token it signed has expired (plus the allowed clock skew).
+fn rotate_if_due(cfg: &ServerConfig, keys: &KeyRing, now: i64) -> Result<(), ServeError> {
+    let purpose = wid_sts::keys::STS_PURPOSE;
+    let age = keys.signer_created(purpose).map_or(0, |created| now - created);
+    let max_age = i64::try_from(cfg.signing_key_max_age.as_secs()).unwrap_or(i64::MAX);
+    if cfg.rotate_signing_key || age > max_age {
+        let keep_until = now + i64::try_from(cfg.token_lifetime.as_secs()).unwrap_or(86400).max(3600) + 300;
+        let kid = keys.rotate(purpose, now, Some(keep_until)).map_err(|e| ServeError::Crypto(e.to_string()))?;
+        tracing::info!(
+            kid,
+            age_days = age / 86400,
+            "rotated the access-token signing key; the previous key stays published until its tokens expire"
+        );
+    }
+    Ok(())
 }
 
 /// Writes the profile unless it belongs to another server (a different tenant or client).

@@ -98,7 +98,12 @@ async fn world(key: &SigningKey) -> World {
     let admin = s.admin_token().await;
     s.arm(&admin, "PUT", "/subscriptions/{sub}/resourcegroups/rg", Some(json!({"location": "eastus"}))).await;
     let (_, id) = s
-        .arm(&admin, "PUT", "/subscriptions/{sub}/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app", Some(json!({})))
+        .arm(
+            &admin,
+            "PUT",
+            "/subscriptions/{sub}/resourcegroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/app",
+            Some(json!({})),
+        )
         .await;
     let url = issuer.url.lock().unwrap().clone();
     let fic = json!({"properties": {"issuer": url, "subject": SUB, "audiences": [AUD]}});
@@ -114,7 +119,13 @@ impl World {
         use wid_core::Clock;
         let t = self.clock.now();
         let iss = self.issuer.url.lock().unwrap().clone();
-        encode_compact(&json!({}), &json!({"iss": iss, "sub": SUB, "aud": [AUD], "iat": t, "exp": t + 3600}), key, Alg::Rs256).unwrap()
+        encode_compact(
+            &json!({}),
+            &json!({"iss": iss, "sub": SUB, "aud": [AUD], "iat": t, "exp": t + 3600}),
+            key,
+            Alg::Rs256,
+        )
+        .unwrap()
     }
 
     async fn exchange(&self, assertion: &str) -> (u16, u64, Value) {

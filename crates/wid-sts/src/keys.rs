@@ -42,6 +42,7 @@ struct Published {
 #[derive(Default)]
 struct Set {
     signer: Option<Arc<SigningKey>>,
+    signer_created: i64,
     published: Vec<Published>,
 }
 
@@ -77,7 +78,7 @@ impl KeyRing {
                 continue;
             }
             let key = ring.unseal(&rec)?;
-            ring.add(&rec.purpose, key, rec.retired.is_none(), rec.expires);
+            ring.add(&rec.purpose, key, rec.retired.is_none().then_some(rec.created), rec.expires);
         }
         if ring.signer(STS_PURPOSE).is_none() {
             ring.create(STS_PURPOSE, now)?;
@@ -90,15 +91,17 @@ impl KeyRing {
         SigningKey::from_pkcs8_der(&der).map_err(|e| KeyError::Crypto(e.to_string()))
     }
 
-    fn add(&self, purpose: &str, key: SigningKey, active: bool, expires: Option<i64>) {
+    /// Publishes a key; `active_since` makes it the signer (created at that time).
+    fn add(&self, purpose: &str, key: SigningKey, active_since: Option<i64>, expires: Option<i64>) {
         let jwk = key.public_jwk();
         let Ok(verifier) = VerifyingKey::from_jwk(&jwk) else { return };
         let mut sets = self.sets.write().unwrap_or_else(|p| p.into_inner());
         let set = sets.entry(purpose.to_string()).or_default();
         set.published.retain(|p| p.jwk.kid != jwk.kid);
         set.published.push(Published { jwk, verifier: Arc::new(verifier), expires });
-        if active {
+        if let Some(created) = active_since {
             set.signer = Some(Arc::new(key));
+            set.signer_created = created;
         }
     }
 
@@ -138,7 +141,7 @@ impl KeyRing {
             expires: None,
         };
         self.store.put_signing_key(&rec)?;
-        self.add(purpose, key, true, None);
+        self.add(purpose, key, Some(now), None);
         Ok(kid)
     }
 
@@ -154,6 +157,12 @@ impl KeyRing {
     /// The active signer of `purpose`.
     pub fn signer(&self, purpose: &str) -> Option<Arc<SigningKey>> {
         self.sets.read().unwrap_or_else(|p| p.into_inner()).get(purpose).and_then(|s| s.signer.clone())
+    }
+
+    /// When the active signer of `purpose` was created.
+    pub fn signer_created(&self, purpose: &str) -> Option<i64> {
+        let sets = self.sets.read().unwrap_or_else(|p| p.into_inner());
+        sets.get(purpose).filter(|s| s.signer.is_some()).map(|s| s.signer_created)
     }
 
     /// A published verifying key of `purpose` by kid.
@@ -174,5 +183,44 @@ impl KeyRing {
     /// The JWKS of `purpose` (keys not yet past their expiry).
     pub fn jwks(&self, purpose: &str, now: i64) -> JwkSet {
         self.sets.read().unwrap_or_else(|p| p.into_inner()).get(purpose).map(|s| s.jwks(now)).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(store: Arc<dyn Store>, master: Arc<MasterKey>, now: i64) -> KeyRing {
+        KeyRing::load(store, master, now).unwrap()
+    }
+
+    #[test]
+    fn rotation_keeps_the_old_key_published_until_it_expires() {
+        let store: Arc<dyn Store> = Arc::new(wid_store::SqliteStore::open_in_memory().unwrap());
+        let master = Arc::new(MasterKey::generate().unwrap());
+        let r = ring(store.clone(), master.clone(), 1000);
+        let old = r.signer(STS_PURPOSE).unwrap().kid().to_string();
+        let new = r.rotate(STS_PURPOSE, 2000, Some(5000)).unwrap();
+        assert_ne!(old, new);
+        assert_eq!(r.signer(STS_PURPOSE).unwrap().kid(), new);
+        assert_eq!(r.jwks(STS_PURPOSE, 2000).keys.len(), 2);
+        assert!(r.verifier(STS_PURPOSE, &old).is_some());
+        assert_eq!(r.jwks(STS_PURPOSE, 5000).keys.len(), 1, "gone once its tokens expired");
+
+        // Reloaded from the store: the same signer, the retired key still published until 5000.
+        let again = ring(store.clone(), master.clone(), 3000);
+        assert_eq!(again.signer(STS_PURPOSE).unwrap().kid(), new);
+        assert_eq!(again.jwks(STS_PURPOSE, 3000).keys.len(), 2);
+        let later = ring(store.clone(), master, 6000);
+        assert_eq!(later.jwks(STS_PURPOSE, 6000).keys.len(), 1);
+        assert_eq!(store.signing_keys().unwrap().len(), 1, "expired keys are deleted at load");
+    }
+
+    #[test]
+    fn a_wrong_master_key_is_a_clear_error() {
+        let store: Arc<dyn Store> = Arc::new(wid_store::SqliteStore::open_in_memory().unwrap());
+        ring(store.clone(), Arc::new(MasterKey::generate().unwrap()), 0);
+        let err = KeyRing::load(store, Arc::new(MasterKey::generate().unwrap()), 0).err().unwrap();
+        assert!(err.to_string().contains("master key"), "{err}");
     }
 }

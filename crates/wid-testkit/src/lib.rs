@@ -50,6 +50,20 @@ impl TestServer {
         }
     }
 
+    /// Stops the server and starts it again on the same data dir and port.
+    pub async fn restart(&mut self, tweak: impl FnOnce(&mut ServerConfig), clock: Arc<dyn Clock>) {
+        let addr = self.server.as_ref().expect("running").addr;
+        self.stop().await;
+        let mut cfg = ServerConfig::new(self.dir.path().join("data"));
+        cfg.listen = addr;
+        cfg.profile_path = Some(self.dir.path().join("profile.json"));
+        tweak(&mut cfg);
+        let server = wid_server::start_with_clock(cfg, clock).await.expect("server restarts");
+        self.url = server.public_url.clone();
+        self.profile = server.profile.clone();
+        self.server = Some(server);
+    }
+
     /// The CA certificate path.
     pub fn ca_pem(&self) -> std::path::PathBuf {
         self.dir.path().join("data").join("ca.pem")

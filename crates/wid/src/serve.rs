@@ -1,0 +1,198 @@
+//! `wid serve`: flags, logging and the life of the control-plane process.
+//!
+//! Settings come from flags, then `WID_*` environment variables, then defaults. SIGTERM or SIGINT
+//! stops accepting connections and lets in-flight requests finish.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+/// Flags of `wid serve`.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// Data directory (database, master key, CA). Env: WID_DATA_DIR. Default: ~/.wid/data
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on. Env: WID_LISTEN. Default: 127.0.0.1:8443
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
+    /// Public host name: URLs are https://HOST:PORT, vaults https://NAME.vault.HOST:PORT. Env: WID_HOST. Default: localhost
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Serve this certificate chain (PEM) instead of one from the local CA
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Lifetime of managed-identity access tokens (e.g. 24h, 90m, 3600s). Default: 24h
+    #[arg(long, value_name = "DURATION")]
+    pub token_lifetime: Option<String>,
+    /// Federated credentials allowed per identity. Default: 20 (as Entra)
+    #[arg(long, value_name = "N")]
+    pub max_federated_credentials: Option<usize>,
+    /// Extra CA bundle (PEM) trusted when fetching external issuers' OIDC documents. Env: WID_ISSUER_CA_FILE
+    #[arg(long, value_name = "FILE")]
+    pub issuer_ca_file: Option<PathBuf>,
+    /// Do not write the CLI profile (WID_CONFIG or ~/.wid/profile.json)
+    #[arg(long)]
+    pub no_profile: bool,
+    /// Replace the access-token signing key now; the old one stays published until its tokens expire
+    #[arg(long)]
+    pub rotate_signing_key: bool,
+    /// Replace the access-token signing key at start when it is older than this. Default: 90d
+    #[arg(long, value_name = "DURATION")]
+    pub signing_key_max_age: Option<String>,
+}
+
+/// Parses `90s`, `15m`, `24h`, `1d` or plain seconds.
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().with_context(|| format!("'{s}' is not a duration like 3600s, 90m or 24h"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => bail!("'{s}' has an unknown unit; use s, m, h or d"),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(mult)))
+}
+
+fn home(env: &HashMap<String, String>) -> PathBuf {
+    env.get("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The CLI profile path: `WID_CONFIG`, else `~/.wid/profile.json`.
+pub fn profile_path(env: &HashMap<String, String>) -> PathBuf {
+    env.get("WID_CONFIG").map(PathBuf::from).unwrap_or_else(|| home(env).join(".wid").join("profile.json"))
+}
+
+/// Builds the server configuration from flags, environment and defaults.
+pub fn config(args: &ServeArgs, env: &HashMap<String, String>) -> anyhow::Result<wid_server::ServerConfig> {
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| env.get("WID_DATA_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| home(env).join(".wid").join("data"));
+    let mut cfg = wid_server::ServerConfig::new(data_dir);
+    if let Some(listen) = args.listen.as_deref().or(env.get("WID_LISTEN").map(String::as_str)) {
+        cfg.listen = listen
+            .parse::<SocketAddr>()
+            .with_context(|| format!("--listen '{listen}' is not ADDR:PORT (e.g. 127.0.0.1:8443 or [::1]:8443)"))?;
+    }
+    if let Some(host) = args.host.clone().or_else(|| env.get("WID_HOST").cloned()) {
+        if host.is_empty() || host.contains(['/', ' ', '@', '?', '#']) {
+            bail!("--host '{host}' is not a host name");
+        }
+        cfg.host = host;
+    }
+    cfg.tls_cert = args.tls_cert.clone();
+    cfg.tls_key = args.tls_key.clone();
+    if let Some(l) = &args.token_lifetime {
+        let d = parse_duration(l)?;
+        if !(300..=7 * 86400).contains(&d.as_secs()) {
+            bail!("--token-lifetime must be between 5m and 7d");
+        }
+        cfg.token_lifetime = d;
+    }
+    if let Some(n) = args.max_federated_credentials {
+        if n == 0 {
+            bail!("--max-federated-credentials must be at least 1");
+        }
+        cfg.max_credentials_per_identity = n;
+    }
+    cfg.rotate_signing_key = args.rotate_signing_key;
+    if let Some(age) = &args.signing_key_max_age {
+        cfg.signing_key_max_age = parse_duration(age)?;
+    }
+    cfg.issuer_ca_file = args.issuer_ca_file.clone().or_else(|| env.get("WID_ISSUER_CA_FILE").map(PathBuf::from));
+    cfg.profile_path = (!args.no_profile).then(|| profile_path(env));
+    Ok(cfg)
+}
+
+/// Initialises logging from `WID_LOG` (a filter such as `info` or `wid=debug`) and `WID_LOG_FORMAT`
+/// (`text`, the default, or `json`).
+pub fn init_logging(env: &HashMap<String, String>) {
+    let filter = tracing_subscriber::EnvFilter::try_new(env.get("WID_LOG").map(String::as_str).unwrap_or("info"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if env.get("WID_LOG_FORMAT").is_some_and(|f| f == "json") {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Runs the server until SIGTERM/SIGINT.
+pub async fn run(args: ServeArgs, env: &HashMap<String, String>) -> anyhow::Result<()> {
+    init_logging(env);
+    let cfg = config(&args, env)?;
+    let data_dir = cfg.data_dir.clone();
+    let server = wid_server::start(cfg).await.with_context(|| format!("starting wid serve with data dir {}", data_dir.display()))?;
+    eprintln!("wid serve: listening on {} (tenant {})", server.public_url, server.tenant_id);
+    eprintln!("wid serve: clients trust {}; the CLI is ready (try: wid account show)", server.ca_pem.display());
+    let trigger = server.shutdown_trigger();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = trigger.send(true);
+    });
+    server.wait().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("3600s").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
+        assert_eq!(parse_duration("120").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("1y").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn flags_beat_env_beat_defaults() {
+        let env: HashMap<String, String> = [
+            ("HOME".to_string(), "/home/u".to_string()),
+            ("WID_LISTEN".to_string(), "127.0.0.1:9000".to_string()),
+            ("WID_HOST".to_string(), "wid.internal".to_string()),
+        ]
+        .into();
+        let cfg = config(&ServeArgs::default(), &env).unwrap();
+        assert_eq!(cfg.listen.port(), 9000);
+        assert_eq!(cfg.host, "wid.internal");
+        assert_eq!(cfg.data_dir, PathBuf::from("/home/u/.wid/data"));
+        assert_eq!(cfg.profile_path, Some(PathBuf::from("/home/u/.wid/profile.json")));
+        let args = ServeArgs { listen: Some("[::1]:8443".into()), ..Default::default() };
+        assert_eq!(config(&args, &env).unwrap().listen.port(), 8443);
+        let bad = ServeArgs { host: Some("a/b".into()), ..Default::default() };
+        assert!(config(&bad, &env).is_err());
+    }
+}

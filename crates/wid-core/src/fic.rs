@@ -190,9 +190,9 @@ pub fn find_match<'c>(creds: &'c [FederatedCredential], p: &Presented<'_>) -> Re
     let closest = by_subject.first().map(|c| Closest {
         name: c.name.clone(),
         reason: format!(
-            "it expects the audience '{}' but the token's aud is {:?}",
+            "it expects the audience '{}' but the token's aud is '{}'",
             c.audiences.join("', '"),
-            p.audiences
+            p.audiences.join("', '")
         ),
     });
     Err(NoMatch::Audience { closest })

@@ -244,8 +244,22 @@ impl StsError {
                 "AADSTS50000: There was an error issuing a token. Try again; if it persists, check the server log.".to_string(),
             ),
         };
-        WireError { status, error, code, description }
+        WireError { status, error, code, description: plain(&description) }
     }
+}
+
+/// Makes a description safe for clients that read `error_description` as a borrowed JSON string
+/// (the Rust SDK fails on any escape sequence): quotes, backslashes and control characters that came
+/// from the assertion are replaced.
+fn plain(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            c if c.is_control() => ' ',
+            c => c,
+        })
+        .collect()
 }
 
 /// `2025-04-22T01:01:11Z` style time for descriptions.
@@ -279,5 +293,13 @@ mod tests {
             assert!(w.description.starts_with(&format!("AADSTS{}:", w.code)), "{}", w.description);
         }
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn descriptions_need_no_json_escaping() {
+        let e = StsError::SubjectMismatch { subject: "a\"b\\c\n".into(), case_only: false, hint: String::new() };
+        let d = e.to_wire("t").description;
+        let json = serde_json::to_string(&d).unwrap();
+        assert_eq!(json.len(), d.len() + 2, "{json}");
     }
 }

@@ -135,7 +135,9 @@ pub async fn run(args: ServeArgs, env: &HashMap<String, String>) -> anyhow::Resu
     init_logging(env);
     let cfg = config(&args, env)?;
     let data_dir = cfg.data_dir.clone();
-    let server = wid_server::start(cfg).await.with_context(|| format!("starting wid serve with data dir {}", data_dir.display()))?;
+    let server = wid_server::start(cfg)
+        .await
+        .with_context(|| format!("starting wid serve with data dir {}", data_dir.display()))?;
     eprintln!("wid serve: listening on {} (tenant {})", server.public_url, server.tenant_id);
     eprintln!("wid serve: clients trust {}; the CLI is ready (try: wid account show)", server.ca_pem.display());
     let trigger = server.shutdown_trigger();

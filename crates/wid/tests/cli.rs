@@ -1,0 +1,359 @@
+//! CLI-only tests: argument parsing and the behaviour that needs no server (usage errors,
+//! confirmation prompts, profile-only commands). End-to-end tests against `wid serve` live with
+//! the server tests.
+
+// Test helpers outside #[test] fns are not covered by clippy.toml's allow-*-in-tests.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::HashMap;
+
+use wid::cli::cmd::aks::AksCmd;
+use wid::cli::cmd::identity::{FicCmd, IdentityCmd};
+use wid::cli::profile::Profile;
+use wid::cli::{Cli, Command, Console, OutputFormat, parse, run, run_with};
+
+fn argv(args: &[&str]) -> Vec<String> {
+    std::iter::once("wid").chain(args.iter().copied()).map(String::from).collect()
+}
+
+fn parse_ok(args: &[&str]) -> Cli {
+    parse(argv(args)).unwrap_or_else(|e| panic!("{args:?} did not parse: {e}"))
+}
+
+async fn run_cli(args: &[&str], env: &HashMap<String, String>) -> (i32, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run(argv(args), env.clone(), &mut out, &mut err).await;
+    (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+}
+
+/// A profile pointing at a server that is never contacted.
+fn offline_profile() -> (tempfile::TempDir, HashMap<String, String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profile.json");
+    Profile {
+        server: "https://127.0.0.1:9".into(),
+        tenant_id: "72f988bf-86f1-41af-91ab-2d7cd011db47".into(),
+        subscription_id: "0b1f6471-1bf0-4dda-aec3-cb9272f09590".into(),
+        subscription_name: "wid".into(),
+        client_id: "04b07795-8ddb-461a-bbee-02f9e1bf7b46".into(),
+        client_secret: Some("secret".into()),
+        principal_id: Some("5f8b0c2e-2f6a-4c1b-9a8e-0c3d7f1e2a4b".into()),
+        display_name: Some("wid-admin".into()),
+        ..Profile::default()
+    }
+    .save(&path)
+    .unwrap();
+    let mut env = HashMap::new();
+    env.insert("WID_CONFIG".to_owned(), path.display().to_string());
+    (dir, env)
+}
+
+#[test]
+fn seed_commands_parse() {
+    let cli = parse_ok(&[
+        "identity",
+        "federated-credential",
+        "create",
+        "--name",
+        "x",
+        "--identity-name",
+        "y",
+        "-g",
+        "z",
+        "--issuer",
+        "i",
+        "--subject",
+        "s",
+        "--audience",
+        "a",
+    ]);
+    let Command::Identity(id) = cli.command else { panic!("not identity") };
+    let IdentityCmd::FederatedCredential(FicCmd::Create(a)) = id.cmd else { panic!("not fic create") };
+    assert_eq!((a.name.as_str(), a.identity_name.as_str(), a.resource_group.as_str()), ("x", "y", "z"));
+    assert_eq!(a.issuer.as_deref(), Some("i"));
+    assert_eq!(a.subject.as_deref(), Some("s"));
+    assert_eq!(a.audiences, Some(vec!["a".to_owned()]));
+
+    let cli = parse_ok(&["identity", "show", "-g", "rg", "-n", "id", "-o", "tsv", "--query", "clientId"]);
+    let g = cli.command.global().unwrap();
+    assert_eq!(g.output, Some(OutputFormat::Tsv));
+    assert_eq!(g.query.as_deref(), Some("clientId"));
+
+    for args in [
+        &["group", "create", "--name", "rg", "--location", "eastus"][..],
+        &[
+            "aks",
+            "create",
+            "--resource-group",
+            "rg",
+            "--name",
+            "c",
+            "--enable-oidc-issuer",
+            "--enable-workload-identity",
+            "--generate-ssh-keys",
+        ],
+        &[
+            "aks",
+            "show",
+            "--name",
+            "c",
+            "--resource-group",
+            "rg",
+            "--query",
+            "oidcIssuerProfile.issuerUrl",
+            "--output",
+            "tsv",
+        ],
+        &["account", "show", "--query", "id", "--output", "tsv"],
+        &[
+            "identity",
+            "create",
+            "--name",
+            "i",
+            "--resource-group",
+            "rg",
+            "--location",
+            "eastus",
+            "--subscription",
+            "0b1f6471-1bf0-4dda-aec3-cb9272f09590",
+        ],
+        &["ad", "signed-in-user", "show", "--query", "id", "-o", "tsv"],
+        &["aks", "update", "--resource-group", "rg", "--name", "c", "--disable-workload-identity"],
+        &[
+            "aks",
+            "update",
+            "--resource-group",
+            "rg",
+            "--name",
+            "c",
+            "--enable-oidc-issuer",
+            "--enable-workload-identity",
+        ],
+        &[
+            "identity",
+            "federated-credential",
+            "create",
+            "--name",
+            "f",
+            "--identity-name",
+            "i",
+            "--resource-group",
+            "rg",
+            "--issuer",
+            "https://i/",
+            "--subject",
+            "system:serviceaccount:ns:sa",
+            "--audiences",
+            "a",
+            "b",
+        ],
+        &[
+            "identity",
+            "show",
+            "--ids",
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/i",
+        ],
+        &["group", "delete", "-n", "rg", "--yes", "--no-wait"],
+        &[
+            "login",
+            "--service-principal",
+            "-u",
+            "c",
+            "-p",
+            "s",
+            "--tenant",
+            "t",
+            "--server",
+            "https://h:8443",
+            "--ca-file",
+            "/x/ca.pem",
+        ],
+        &["login", "--service-principal", "-u", "c", "--federated-token", "eyJ", "--tenant", "t"],
+    ] {
+        parse_ok(args);
+    }
+}
+
+#[test]
+fn get_token_arguments() {
+    let cli = parse_ok(&[
+        "aks",
+        "get-token",
+        "-n",
+        "c",
+        "-g",
+        "rg",
+        "--namespace",
+        "ns",
+        "--service-account",
+        "sa",
+        "--duration",
+        "90m",
+    ]);
+    let Command::Aks(a) = cli.command else { panic!() };
+    let AksCmd::GetToken(t) = a.cmd else { panic!() };
+    assert_eq!(t.duration, 5400);
+    assert_eq!(t.audience, vec!["api://AzureADTokenExchange".to_owned()]);
+    let cli = parse_ok(&[
+        "aks",
+        "get-token",
+        "-n",
+        "c",
+        "-g",
+        "rg",
+        "--namespace",
+        "ns",
+        "--service-account",
+        "sa",
+        "--audience",
+        "x",
+        "--audience",
+        "y",
+    ]);
+    let Command::Aks(a) = cli.command else { panic!() };
+    let AksCmd::GetToken(t) = a.cmd else { panic!() };
+    assert_eq!(t.duration, 3600);
+    assert_eq!(t.audience, vec!["x".to_owned(), "y".to_owned()]);
+    assert!(
+        parse(argv(&[
+            "aks",
+            "get-token",
+            "-n",
+            "c",
+            "-g",
+            "rg",
+            "--namespace",
+            "n",
+            "--service-account",
+            "s",
+            "--duration",
+            "1500ms"
+        ]))
+        .is_err()
+    );
+}
+
+#[test]
+fn conflicting_and_missing_arguments_are_usage_errors() {
+    assert!(
+        parse(argv(&[
+            "aks",
+            "update",
+            "-n",
+            "c",
+            "-g",
+            "rg",
+            "--enable-workload-identity",
+            "--disable-workload-identity"
+        ]))
+        .is_err()
+    );
+    assert!(parse(argv(&["identity", "show", "--ids", "/x", "-n", "y"])).is_err());
+    assert!(parse(argv(&["login", "-u", "c", "-p", "s", "--federated-token", "t"])).is_err());
+    assert!(parse(argv(&["group", "list", "-o", "xml"])).is_err());
+}
+
+#[tokio::test]
+async fn delete_without_tty_is_cancelled_like_az() {
+    let (_dir, env) = offline_profile();
+    let (code, out, err) = run_cli(&["group", "delete", "-n", "rg"], &env).await;
+    assert_eq!(code, 1);
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        "WARNING: Unable to prompt for confirmation as no tty available. Use --yes.\nERROR: Operation cancelled.\n"
+    );
+    let (code, _, err) = run_cli(&["group", "delete", "-n", "rg", "--only-show-errors"], &env).await;
+    assert_eq!(code, 1);
+    assert_eq!(err, "ERROR: Operation cancelled.\n");
+}
+
+#[tokio::test]
+async fn delete_prompt_answered_no() {
+    let (_dir, env) = offline_profile();
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let code = run_with(
+        argv(&["aks", "delete", "-n", "c", "-g", "rg"]),
+        env,
+        &mut out,
+        &mut err,
+        Console::scripted(&["maybe", "n"]),
+    )
+    .await;
+    assert_eq!(code, 1);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "Are you sure you want to perform this operation? (y/n): Are you sure you want to perform this operation? (y/n): "
+    );
+    assert_eq!(String::from_utf8(err).unwrap(), "ERROR: Operation cancelled.\n");
+}
+
+#[tokio::test]
+async fn profile_only_commands() {
+    let (_dir, env) = offline_profile();
+    let (code, out, err) = run_cli(&["account", "show", "--query", "id", "-o", "tsv"], &env).await;
+    assert_eq!((code, out.as_str(), err.as_str()), (0, "0b1f6471-1bf0-4dda-aec3-cb9272f09590\n", ""));
+
+    let (code, out, _) = run_cli(&["account", "show"], &env).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        r#"{
+  "environmentName": "wid",
+  "homeTenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+  "id": "0b1f6471-1bf0-4dda-aec3-cb9272f09590",
+  "isDefault": true,
+  "managedByTenants": [],
+  "name": "wid",
+  "state": "Enabled",
+  "tenantId": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+  "user": {
+    "name": "04b07795-8ddb-461a-bbee-02f9e1bf7b46",
+    "type": "servicePrincipal"
+  }
+}
+"#
+    );
+
+    let (code, out, _) = run_cli(&["ad", "signed-in-user", "show", "--query", "id", "-o", "tsv"], &env).await;
+    assert_eq!((code, out.as_str()), (0, "5f8b0c2e-2f6a-4c1b-9a8e-0c3d7f1e2a4b\n"));
+
+    let (code, out, _) = run_cli(&["account", "list", "-o", "table"], &env).await;
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "Name    CloudName    SubscriptionId                        TenantId                              State    IsDefault\n\
+         ------  -----------  ------------------------------------  ------------------------------------  -------  -----------\n\
+         wid     wid          0b1f6471-1bf0-4dda-aec3-cb9272f09590  72f988bf-86f1-41af-91ab-2d7cd011db47  Enabled  True\n"
+    );
+
+    let (code, out, _) = run_cli(&["account", "show", "--query", "{sub: id, who: user.name}", "-o", "tsv"], &env).await;
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "0b1f6471-1bf0-4dda-aec3-cb9272f09590\t04b07795-8ddb-461a-bbee-02f9e1bf7b46\n")
+    );
+
+    let (code, out, _) = run_cli(&["account", "show", "--query", "nothing"], &env).await;
+    assert_eq!((code, out.as_str()), (0, ""));
+
+    let (code, out, _) = run_cli(&["account", "show", "-o", "none"], &env).await;
+    assert_eq!((code, out.as_str()), (0, ""));
+
+    let (code, _, err) = run_cli(&["account", "show", "--query", "length(`1`)"], &env).await;
+    assert_eq!(code, 1);
+    assert!(err.starts_with("ERROR: Invalid jmespath query supplied for `--query`: In function length()"), "{err}");
+
+    let (code, _, err) = run_cli(&["account", "show", "--subscription", "other"], &env).await;
+    assert_eq!(code, 1);
+    assert_eq!(err, "ERROR: Subscription 'other' not found. Check the spelling and casing and try again.\n");
+}
+
+#[tokio::test]
+async fn unreachable_server_is_an_error_not_a_panic() {
+    let (_dir, env) = offline_profile();
+    let (code, out, err) = run_cli(&["group", "list"], &env).await;
+    assert_eq!(code, 1);
+    assert_eq!(out, "");
+    assert!(err.starts_with("ERROR: Failed to connect to https://127.0.0.1:9/"), "{err}");
+    assert!(!err.contains("secret"));
+}

@@ -407,3 +407,28 @@ async fn credential_changes_take_effect_immediately() {
     let (st, body) = x.exchange(&sa, &x.vault_scope()).await;
     assert_eq!((st, code(&body)), (400, 700016), "{body}");
 }
+
+#[tokio::test]
+async fn ec_signed_assertions_are_accepted() {
+    let x = setup().await;
+    for (name, curve) in [("ec256", wid_crypto::EcCurve::P256), ("ec384", wid_crypto::EcCurve::P384)] {
+        let key = SigningKey::generate_ec(curve).unwrap();
+        let issuer = format!("https://{name}.example/");
+        let body =
+            json!({"properties": {"oidcIssuerProfile": {"issuerURL": issuer, "jwks": {"keys": [key.public_jwk()]}}}});
+        let path = format!(
+            "/subscriptions/{{sub}}/resourceGroups/rg1/providers/Microsoft.ContainerService/managedClusters/{name}"
+        );
+        assert_eq!(x.s.arm(&x.admin, "PUT", &path, Some(body)).await.0, 201);
+        let fic = json!({"properties": {"issuer": issuer, "subject": "s", "audiences": [AUD]}});
+        let path = format!(
+            "/subscriptions/{{sub}}/resourceGroups/rg1/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id1/federatedIdentityCredentials/{name}"
+        );
+        assert_eq!(x.s.arm(&x.admin, "PUT", &path, Some(fic)).await.0, 201);
+        let t = now();
+        let claims = json!({"iss": issuer, "sub": "s", "aud": AUD, "iat": t, "exp": t + 600});
+        let token = encode_compact(&json!({}), &claims, &key, key.default_alg()).unwrap();
+        let (st, body) = x.exchange(&token, &x.vault_scope()).await;
+        assert_eq!(st, 200, "{name}: {body}");
+    }
+}

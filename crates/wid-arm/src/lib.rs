@@ -56,7 +56,7 @@ pub struct Management {
     sts: Arc<TokenService>,
     clock: Arc<dyn Clock>,
     /// Identities with a credential write in flight (Entra refuses concurrent writes with 409).
-    writing: Mutex<HashSet<ResourceKey>>,
+    writing: InFlight,
 }
 
 const RG_TYPE: &str = "Microsoft.Resources/resourceGroups";
@@ -151,7 +151,7 @@ impl Management {
         sts: Arc<TokenService>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { cfg, store, directory, sts, clock, writing: Mutex::new(HashSet::new()) }
+        Self { cfg, store, directory, sts, clock, writing: InFlight::default() }
     }
 
     fn dir(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
@@ -469,18 +469,14 @@ impl Management {
         Ok((created_status(written), Some(shapes::credential(&parent, &stored.credential))))
     }
 
-    fn begin_credential_write(&self, key: &ResourceKey) -> Result<WriteGuard<'_>> {
-        let mut writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        if !writing.insert(key.clone()) {
-            return Err(ArmError::Conflict {
-                code: "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
-                message: format!(
-                    "Too many Federated Identity Credentials are written concurrently for the managed identity '{}'. Concurrent Federated Identity Credentials writes under the same managed identity are not supported; retry after the other write finishes.",
-                    key.name
-                ),
-            });
-        }
-        Ok(WriteGuard { set: &self.writing, key: key.clone() })
+    fn begin_credential_write(&self, key: &ResourceKey) -> Result<InFlightGuard<'_>> {
+        self.writing.begin(key).ok_or_else(|| ArmError::Conflict {
+            code: "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
+            message: format!(
+                "Too many Federated Identity Credentials are written concurrently for the managed identity '{}'. Concurrent Federated Identity Credentials writes under the same managed identity are not supported; retry after the other write finishes.",
+                key.name
+            ),
+        })
     }
 
     /// `GET …/federatedIdentityCredentials/{name}`.
@@ -772,14 +768,26 @@ impl Management {
     }
 }
 
-struct WriteGuard<'a> {
-    set: &'a Mutex<HashSet<ResourceKey>>,
+/// Keys with a write in flight; a second writer for the same key is turned away, not queued.
+#[derive(Default)]
+struct InFlight(Mutex<HashSet<ResourceKey>>);
+
+impl InFlight {
+    fn begin(&self, key: &ResourceKey) -> Option<InFlightGuard<'_>> {
+        let inserted = self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone());
+        inserted.then(|| InFlightGuard { set: self, key: key.clone() })
+    }
+}
+
+/// Ends the write when dropped.
+struct InFlightGuard<'a> {
+    set: &'a InFlight,
     key: ResourceKey,
 }
 
-impl Drop for WriteGuard<'_> {
+impl Drop for InFlightGuard<'_> {
     fn drop(&mut self) {
-        self.set.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
+        self.set.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
     }
 }
 
@@ -817,4 +825,20 @@ fn validate_jwks(jwks: &Value) -> Result<String> {
         ));
     }
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_writes_to_one_identity_are_refused_until_the_first_ends() {
+        let f = InFlight::default();
+        let a = ResourceKey::new(Uuid::nil(), "rg", "id");
+        let first = f.begin(&a).unwrap();
+        assert!(f.begin(&ResourceKey::new(Uuid::nil(), "RG", "ID")).is_none(), "same identity, any casing");
+        assert!(f.begin(&ResourceKey::new(Uuid::nil(), "rg", "other")).is_some(), "other identities are free");
+        drop(first);
+        assert!(f.begin(&a).is_some());
+    }
 }

@@ -185,6 +185,19 @@ impl Management {
         }
     }
 
+    /// A list reply with the items the caller may read (as ARM lists: no error for the rest).
+    fn visible<T>(
+        &self,
+        caller: &Caller,
+        action: &str,
+        items: &[T],
+        id: impl Fn(&T) -> String,
+        shape: impl Fn(&T) -> Value,
+    ) -> Reply {
+        let value: Vec<Value> = items.iter().filter(|i| self.allowed(caller, action, &id(i))).map(shape).collect();
+        (200, Some(json!({ "value": value })))
+    }
+
     fn group(&self, sub: &str, rg: &str) -> Result<ResourceGroup> {
         self.store.resource_group(self.cfg.subscription_id, rg)?.ok_or_else(|| {
             let _ = sub;
@@ -271,15 +284,9 @@ impl Management {
     /// `GET /subscriptions/{sub}/resourcegroups`: the groups the caller can read.
     pub fn list_groups(&self, caller: &Caller, sub: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
-        let action = "Microsoft.Resources/subscriptions/resourceGroups/read";
-        let value: Vec<Value> = self
-            .store
-            .resource_groups(self.cfg.subscription_id)?
-            .iter()
-            .filter(|g| self.allowed(caller, action, &ids::resource_group(&sub, &g.name)))
-            .map(shapes::group)
-            .collect();
-        Ok((200, Some(json!({ "value": value }))))
+        let items = self.store.resource_groups(self.cfg.subscription_id)?;
+        let id = |g: &ResourceGroup| ids::resource_group(&sub, &g.name);
+        Ok(self.visible(caller, "Microsoft.Resources/subscriptions/resourceGroups/read", &items, id, shapes::group))
     }
 
     /// `DELETE /subscriptions/{sub}/resourcegroups/{rg}`: the group and everything in it.
@@ -378,15 +385,14 @@ impl Management {
         if let Some(rg) = rg {
             self.group(&sub, rg)?;
         }
-        let action = "Microsoft.ManagedIdentity/userAssignedIdentities/read";
-        let value: Vec<Value> = self
-            .store
-            .identities(self.cfg.subscription_id, rg)?
-            .iter()
-            .filter(|i| self.allowed(caller, action, &i.arm_id()))
-            .map(shapes::identity)
-            .collect();
-        Ok((200, Some(json!({ "value": value }))))
+        let items = self.store.identities(self.cfg.subscription_id, rg)?;
+        Ok(self.visible(
+            caller,
+            "Microsoft.ManagedIdentity/userAssignedIdentities/read",
+            &items,
+            Identity::arm_id,
+            shapes::identity,
+        ))
     }
 
     /// `DELETE …/userAssignedIdentities/{name}` (204 if it did not exist, as ARM).
@@ -684,15 +690,14 @@ impl Management {
         if let Some(rg) = rg {
             self.group(&sub, rg)?;
         }
-        let action = "Microsoft.ContainerService/managedClusters/read";
-        let value: Vec<Value> = self
-            .store
-            .clusters(self.cfg.subscription_id, rg)?
-            .iter()
-            .filter(|c| self.allowed(caller, action, &c.arm_id()))
-            .map(shapes::cluster)
-            .collect();
-        Ok((200, Some(json!({ "value": value }))))
+        let items = self.store.clusters(self.cfg.subscription_id, rg)?;
+        Ok(self.visible(
+            caller,
+            "Microsoft.ContainerService/managedClusters/read",
+            &items,
+            Cluster::arm_id,
+            shapes::cluster,
+        ))
     }
 
     /// `DELETE …/managedClusters/{name}` (204 if absent); a hosted issuer's keys go with it.

@@ -120,7 +120,7 @@ impl Setup {
     }
 
     fn vault_scope(&self) -> String {
-        format!("{}/.default", self.s.profile.key_vault_resource)
+        format!("{}/.default", self.s.profile.key_vault_resource.as_deref().unwrap())
     }
 
     /// The SDK's credential, configured through its options instead of the process environment.
@@ -178,7 +178,7 @@ async fn workload_identity_credential_gets_a_key_vault_token() {
     let cred = x.credential(&x.client_id, &x.s.tenant, x.token_file("token", &format!("{sa}\n")));
     let token = cred.get_token(&[&x.vault_scope()], None).await.unwrap();
     let at = claims_of(token.token.secret());
-    assert_eq!(at["aud"], x.s.profile.key_vault_resource.as_str());
+    assert_eq!(at["aud"], x.s.profile.key_vault_resource.as_deref().unwrap());
     assert_eq!(at["oid"], x.principal_id.as_str());
     assert_eq!(at["appid"], x.client_id.as_str());
     assert_eq!(at["tid"], x.s.tenant.as_str());
@@ -215,7 +215,7 @@ async fn environment_only_configuration_with_the_default_transport() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let at = claims_of(String::from_utf8(out.stdout).unwrap().trim());
-    assert_eq!(at["aud"], x.s.profile.key_vault_resource.as_str());
+    assert_eq!(at["aud"], x.s.profile.key_vault_resource.as_deref().unwrap());
     assert_eq!(at["oid"], x.principal_id.as_str());
     assert_eq!(at["appid"], x.client_id.as_str());
     assert_eq!(at["tid"], x.s.tenant.as_str());

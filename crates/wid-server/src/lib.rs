@@ -145,12 +145,13 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
         subscription_name: "wid".into(),
         client_id: data.admin.client_id.to_string(),
         client_secret: Some(data.admin.secret.to_string()),
-        principal_id: data.admin.principal_id.to_string(),
-        ca_cert_file: Some(data.ca_pem_path().display().to_string()),
-        management_resource: public_url.clone(),
-        key_vault_resource: format!("https://{vault_suffix}"),
-        key_vault_dns_suffix: vault_suffix.clone(),
-        display_name: "wid-admin".into(),
+        client_assertion: None,
+        principal_id: Some(data.admin.principal_id.to_string()),
+        ca_cert_file: Some(data.ca_pem_path()),
+        management_resource: Some(public_url.clone()),
+        key_vault_resource: Some(format!("https://{vault_suffix}")),
+        key_vault_dns_suffix: Some(vault_suffix.clone()),
+        display_name: Some("wid-admin".into()),
     };
     if let Some(path) = &cfg.profile_path {
         write_profile(path, &profile);

@@ -124,7 +124,7 @@ impl Setup {
     }
 
     fn vault_scope(&self) -> String {
-        format!("{}/.default", self.s.profile.key_vault_resource)
+        format!("{}/.default", self.s.profile.key_vault_resource.as_deref().unwrap())
     }
 
     fn forge(&self, claims: Value, alg: Alg) -> String {
@@ -171,7 +171,7 @@ async fn hosted_issuer_token_is_exchanged_for_a_v1_access_token() {
     assert!(body["expires_in"].is_i64(), "expires_in must be an integer");
     assert!(body.get("scope").is_none());
     let at = claims_of(body["access_token"].as_str().unwrap());
-    assert_eq!(at["aud"], x.s.profile.key_vault_resource.as_str());
+    assert_eq!(at["aud"], x.s.profile.key_vault_resource.as_deref().unwrap());
     assert_eq!(at["oid"], x.principal_id.as_str());
     assert_eq!(at["sub"], x.principal_id.as_str());
     assert_eq!(at["appid"], x.client_id.as_str());

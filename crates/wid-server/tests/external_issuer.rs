@@ -129,7 +129,7 @@ impl World {
     }
 
     async fn exchange(&self, assertion: &str) -> (u16, u64, Value) {
-        let scope = format!("{}/.default", self.s.profile.key_vault_resource);
+        let scope = format!("{}/.default", self.s.profile.key_vault_resource.as_deref().unwrap());
         let (st, body) = self
             .s
             .token(

@@ -69,11 +69,6 @@ fn home(env: &HashMap<String, String>) -> PathBuf {
     env.get("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// The CLI profile path: `WID_CONFIG`, else `~/.wid/profile.json`.
-pub fn profile_path(env: &HashMap<String, String>) -> PathBuf {
-    env.get("WID_CONFIG").map(PathBuf::from).unwrap_or_else(|| home(env).join(".wid").join("profile.json"))
-}
-
 /// Builds the server configuration from flags, environment and defaults.
 pub fn config(args: &ServeArgs, env: &HashMap<String, String>) -> anyhow::Result<wid_server::ServerConfig> {
     let data_dir = args
@@ -113,7 +108,10 @@ pub fn config(args: &ServeArgs, env: &HashMap<String, String>) -> anyhow::Result
         cfg.signing_key_max_age = parse_duration(age)?;
     }
     cfg.issuer_ca_file = args.issuer_ca_file.clone().or_else(|| env.get("WID_ISSUER_CA_FILE").map(PathBuf::from));
-    cfg.profile_path = (!args.no_profile).then(|| profile_path(env));
+    cfg.profile_path = match args.no_profile {
+        true => None,
+        false => Some(wid_server::profile::default_path(env)?),
+    };
     Ok(cfg)
 }
 

@@ -4,6 +4,7 @@
 //! No IO lives here (no tokio, HTTP or database): everything is a plain function over values, so it is
 //! cheap to test exhaustively and to fuzz.
 
+pub mod audit;
 pub mod clock;
 pub mod directory;
 pub mod fic;

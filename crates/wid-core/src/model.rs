@@ -190,3 +190,87 @@ pub struct RoleAssignment {
     /// Principal id of whoever created it.
     pub created_by: Option<Uuid>,
 }
+
+/// A key vault (`Microsoft.KeyVault/vaults`). Vault names are DNS labels, unique in the tenant
+/// (case-insensitive); a soft-deleted vault keeps its name reserved until purged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vault {
+    pub subscription: Uuid,
+    pub resource_group: String,
+    /// Name as created (lookups use its lower-case form).
+    pub name: String,
+    pub location: String,
+    pub tags: Tags,
+    /// Internal id; binds sealed blobs (data key, secret values) to this vault.
+    pub vault_id: Uuid,
+    pub tenant_id: Uuid,
+    /// `standard` or `premium`.
+    pub sku: String,
+    pub enable_rbac_authorization: bool,
+    pub enable_purge_protection: bool,
+    /// 7–90 days.
+    pub soft_delete_retention_days: i64,
+    pub public_network_access: String,
+    /// The vault's data key, sealed with the master key (AAD `vault-key:{vault_id}`).
+    pub sealed_data_key: Vec<u8>,
+    pub created: i64,
+    pub updated: i64,
+    /// Set when the vault is soft-deleted.
+    pub deleted: Option<i64>,
+}
+
+impl Vault {
+    /// The ARM id (also the RBAC scope of the vault).
+    pub fn arm_id(&self) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.KeyVault/vaults/{}",
+            self.subscription, self.resource_group, self.name
+        )
+    }
+    /// When a soft-deleted vault is purged automatically.
+    pub fn scheduled_purge(&self) -> Option<i64> {
+        self.deleted.map(|d| d + self.soft_delete_retention_days * 86400)
+    }
+}
+
+/// One version of a secret. The value is sealed with the vault's data key (AAD
+/// `secret:{vault_id}/{name key}/{version}`), so the store never sees plaintext.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretVersion {
+    /// The vault's name key (lower-case).
+    pub vault: String,
+    /// Secret name as first created (lookups are case-insensitive).
+    pub name: String,
+    /// 32 lower-case hex digits.
+    pub version: String,
+    pub sealed_value: Vec<u8>,
+    pub content_type: Option<String>,
+    pub tags: Tags,
+    pub enabled: bool,
+    pub nbf: Option<i64>,
+    pub exp: Option<i64>,
+    pub created: i64,
+    pub updated: i64,
+}
+
+impl std::fmt::Debug for SecretVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretVersion")
+            .field("vault", &self.vault)
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A soft-deleted secret: every version is kept until it is recovered or purged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedSecret {
+    /// The vault's name key.
+    pub vault: String,
+    /// Secret name as created.
+    pub name: String,
+    pub deleted: i64,
+    pub scheduled_purge: i64,
+}

@@ -15,7 +15,10 @@ mod sqlite;
 pub use sqlite::SqliteStore;
 
 use uuid::Uuid;
-use wid_core::model::{AppPrincipal, Cluster, Identity, ResourceGroup, ResourceKey, RoleAssignment, StoredCredential};
+use wid_core::model::{
+    AppPrincipal, Cluster, DeletedSecret, Identity, ResourceGroup, ResourceKey, RoleAssignment, SecretVersion,
+    StoredCredential, Vault,
+};
 
 /// Result of a store call.
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -88,6 +91,16 @@ pub struct Removed {
     pub identities: Vec<Identity>,
     pub clusters: Vec<Cluster>,
     pub role_assignments: Vec<RoleAssignment>,
+    /// Vaults in the group; they are soft-deleted (kept with `deleted` set), not removed.
+    pub vaults: Vec<Vault>,
+}
+
+/// One page of a listing: the items and, if more follow, the cursor to pass to get the next page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Opaque to callers: pass it back as `after`.
+    pub next: Option<String>,
 }
 
 /// The repository every backend implements. Every write is durable when the call returns.
@@ -154,4 +167,66 @@ pub trait Store: Send + Sync + 'static {
 
     /// Everything the in-memory indexes need, read in one consistent transaction.
     fn snapshot(&self) -> Result<Snapshot>;
+
+    // ---- Key Vault ------------------------------------------------------------------------------
+
+    /// Creates or replaces a vault by name key (group must exist → `MissingParent`; a vault with that
+    /// name in another group or subscription, or soft-deleted → `Conflict`).
+    fn put_vault(&self, vault: &Vault) -> Result<Written>;
+    /// A vault by name (any casing), active or soft-deleted.
+    fn vault(&self, name: &str) -> Result<Option<Vault>>;
+    /// Active (not soft-deleted) vaults of a subscription, optionally of one group, ordered by name key.
+    fn vaults(&self, subscription: Uuid, resource_group: Option<&str>) -> Result<Vec<Vault>>;
+    /// Soft-deleted vaults of a subscription, ordered by name key.
+    fn deleted_vaults(&self, subscription: Uuid) -> Result<Vec<Vault>>;
+    /// Removes a vault with all its secrets (active and deleted) for good.
+    fn purge_vault(&self, name: &str) -> Result<Option<Vault>>;
+
+    /// Adds a version. `Conflict` if the version id exists in the vault, or if the secret name is
+    /// soft-deleted (the name is reserved until it is recovered or purged). Versions of one secret
+    /// share its name key; the first version fixes the name's casing.
+    fn insert_secret_version(&self, version: &SecretVersion) -> Result<()>;
+    /// Replaces the attributes (content type, tags, enabled, nbf, exp, updated) of an existing
+    /// version; the sealed value is never changed. `false` if there is no such active version.
+    fn update_secret_version(&self, version: &SecretVersion) -> Result<bool>;
+    /// A version of an active secret; `version = None` is the latest (most recently inserted).
+    fn secret_version(&self, vault: &str, name: &str, version: Option<&str>) -> Result<Option<SecretVersion>>;
+    /// The latest version of each active secret of a vault, ordered by name key, at most `limit`,
+    /// starting after the cursor `after`.
+    fn secrets(&self, vault: &str, after: Option<&str>, limit: usize) -> Result<Page<SecretVersion>>;
+    /// The versions of an active secret, oldest first, at most `limit`, starting after `after`.
+    fn secret_versions(
+        &self,
+        vault: &str,
+        name: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<SecretVersion>>;
+    /// Soft-deletes a secret (all versions). `None` if no active secret has that name.
+    fn delete_secret(
+        &self,
+        vault: &str,
+        name: &str,
+        deleted: i64,
+        scheduled_purge: i64,
+    ) -> Result<Option<DeletedSecret>>;
+    /// A soft-deleted secret with its latest version.
+    fn deleted_secret(&self, vault: &str, name: &str) -> Result<Option<(DeletedSecret, SecretVersion)>>;
+    /// Soft-deleted secrets of a vault with their latest versions, ordered by name key, paged.
+    fn deleted_secrets(
+        &self,
+        vault: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<(DeletedSecret, SecretVersion)>>;
+    /// Makes a soft-deleted secret active again with all its versions; returns its latest version.
+    fn recover_secret(&self, vault: &str, name: &str) -> Result<Option<SecretVersion>>;
+    /// Removes a soft-deleted secret for good. `false` if there was none.
+    fn purge_secret(&self, vault: &str, name: &str) -> Result<bool>;
+    /// Purges every soft-deleted secret whose scheduled purge time is at or before `now`, and
+    /// every soft-deleted vault likewise; returns how many secrets and vaults went.
+    fn purge_expired(&self, now: i64) -> Result<(usize, usize)>;
+    /// Inserts all versions of a secret at once (a restore): `Conflict` if the name exists, active or
+    /// soft-deleted.
+    fn restore_secret(&self, versions: &[SecretVersion]) -> Result<()>;
 }

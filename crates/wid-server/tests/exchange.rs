@@ -283,8 +283,12 @@ async fn uploaded_jwks_issuer_and_assertion_rules() {
         let (st, body) = x.exchange(&token, &scope).await;
         assert_eq!((st, code(&body)), (401, 700027), "{alg}: {body}");
     }
-    // Garbage.
+    // Garbage, and an assertion larger than any real one (32 KiB).
     let (st, body) = x.exchange("not-a-jwt", &scope).await;
+    assert_eq!((st, code(&body)), (400, 50027), "{body}");
+    let mut c = x.ext_claims();
+    c["padding"] = json!("x".repeat(40 * 1024));
+    let (st, body) = x.exchange(&x.forge(c, Alg::Rs256), &scope).await;
     assert_eq!((st, code(&body)), (400, 50027), "{body}");
 }
 

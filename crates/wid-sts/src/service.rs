@@ -54,6 +54,12 @@ impl StsConfig {
 pub struct TokenResponse {
     pub access_token: String,
     pub expires_in: i64,
+    /// Object id of the principal the token was issued to (for the audit trail).
+    pub principal_id: Uuid,
+    /// What admitted the client: `federated credential '{name}'` or `client secret`.
+    pub admitted_by: String,
+    /// The resource (audience) of the token.
+    pub resource: String,
 }
 
 /// The verified caller of one of wid's resources.
@@ -176,7 +182,7 @@ impl TokenService {
             }
         };
         let subject = AccessSubject { client_id, principal_id: principal, mirid: None, appidacr: "1", cp1 };
-        self.mint(resource, &subject, self.cfg.app_token_lifetime_secs)
+        self.mint(resource, &subject, self.cfg.app_token_lifetime_secs, "client secret".into())
     }
 
     async fn exchange_assertion(
@@ -208,10 +214,10 @@ impl TokenService {
         }
         // Only a token genuinely signed by a trusted issuer learns which subject/audience is expected.
         self.verify_signature(&a).await?;
-        fic::find_match(&creds, &presented).map_err(|_| no_match(&creds, &presented, &a))?;
-        tracing::info!(target: "wid::audit", event = "token.issued", client_id = %client_id, issuer = %a.iss, subject = %a.sub, resource);
+        let matched = fic::find_match(&creds, &presented).map_err(|_| no_match(&creds, &presented, &a))?;
+        let admitted_by = format!("federated credential '{}'", matched.name);
         let subject = AccessSubject { client_id, principal_id, mirid: Some(&mirid), appidacr: "2", cp1 };
-        self.mint(resource, &subject, self.cfg.token_lifetime_secs)
+        self.mint(resource, &subject, self.cfg.token_lifetime_secs, admitted_by)
     }
 
     fn parse_assertion(&self, raw: &str) -> Result<Assertion, StsError> {
@@ -310,7 +316,13 @@ impl TokenService {
         }
     }
 
-    fn mint(&self, resource: &str, subject: &AccessSubject<'_>, lifetime: i64) -> Result<TokenResponse, StsError> {
+    fn mint(
+        &self,
+        resource: &str,
+        subject: &AccessSubject<'_>,
+        lifetime: i64,
+        admitted_by: String,
+    ) -> Result<TokenResponse, StsError> {
         let key = self.keys.signer(STS_PURPOSE).ok_or_else(|| StsError::Internal("no active signing key".into()))?;
         let claims = access_claims(
             &self.cfg.access_issuer(),
@@ -321,7 +333,13 @@ impl TokenService {
             lifetime,
         );
         let access_token = sign(&key, &claims, true).map_err(|e| StsError::Internal(e.to_string()))?;
-        Ok(TokenResponse { access_token, expires_in: lifetime })
+        Ok(TokenResponse {
+            access_token,
+            expires_in: lifetime,
+            principal_id: subject.principal_id,
+            admitted_by,
+            resource: resource.to_string(),
+        })
     }
 
     /// Verifies an access token that wid issued, for one of wid's resources (`audience` without

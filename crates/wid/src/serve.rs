@@ -44,6 +44,9 @@ pub struct ServeArgs {
     /// Replace the access-token signing key now; the old one stays published until its tokens expire
     #[arg(long)]
     pub rotate_signing_key: bool,
+    /// Also append the audit trail (one JSON object per access decision) to this file. Env: WID_AUDIT_LOG
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
     /// Replace the access-token signing key at start when it is older than this. Default: 90d
     #[arg(long, value_name = "DURATION")]
     pub signing_key_max_age: Option<String>,
@@ -116,21 +119,52 @@ pub fn config(args: &ServeArgs, env: &HashMap<String, String>) -> anyhow::Result
 }
 
 /// Initialises logging from `WID_LOG` (a filter such as `info` or `wid=debug`) and `WID_LOG_FORMAT`
-/// (`text`, the default, or `json`).
-pub fn init_logging(env: &HashMap<String, String>) {
+/// (`text`, the default, or `json`), and the audit trail file if one is named: every event of the
+/// `wid::audit` target as a JSON line, whatever the log filter says.
+pub fn init_logging(env: &HashMap<String, String>, audit_log: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
     let filter = tracing_subscriber::EnvFilter::try_new(env.get("WID_LOG").map(String::as_str).unwrap_or("info"))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if env.get("WID_LOG_FORMAT").is_some_and(|f| f == "json") {
-        builder.json().flatten_event(true).try_init()
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let stderr = if env.get("WID_LOG_FORMAT").is_some_and(|f| f == "json") {
+        stderr.json().flatten_event(true).with_filter(filter).boxed()
     } else {
-        builder.try_init()
+        stderr.with_filter(filter).boxed()
     };
+    let audit = match audit_log {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path)
+                .with_context(|| format!("opening the audit log {}", path.display()))?;
+            let targets =
+                tracing_subscriber::filter::Targets::new().with_target(wid_core::audit::TARGET, tracing::Level::INFO);
+            let layer = tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .with_filter(targets);
+            Some(layer)
+        }
+        None => None,
+    };
+    // A second initialisation (tests running several servers in one process) keeps the first.
+    let _ = tracing_subscriber::registry().with(stderr).with(audit).try_init();
+    Ok(())
 }
 
 /// Runs the server until SIGTERM/SIGINT.
 pub async fn run(args: ServeArgs, env: &HashMap<String, String>) -> anyhow::Result<()> {
-    init_logging(env);
+    let audit_log = args.audit_log.clone().or_else(|| env.get("WID_AUDIT_LOG").map(PathBuf::from));
+    init_logging(env, audit_log.as_deref())?;
     let cfg = config(&args, env)?;
     let data_dir = cfg.data_dir.clone();
     let server = wid_server::start(cfg)

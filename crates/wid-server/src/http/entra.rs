@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use serde_json::json;
 use uuid::Uuid;
+use wid_core::audit::{self, AuditEvent};
 use wid_sts::{StsError, TokenRequest};
 
 use super::{AppState, json};
@@ -22,12 +23,23 @@ pub async fn token(
 ) -> Response {
     let started = Instant::now();
     let correlation = correlation_id(&headers, query.as_deref());
-    let outcome = match TokenRequest::parse(&body) {
-        Ok(req) => st.sts.exchange(&tenant, req).await,
-        Err(e) => Err(e),
+    let (client, scope, outcome) = match TokenRequest::parse(&body) {
+        Ok(req) => {
+            let (client, scope) = (req.client_id.clone().unwrap_or_default(), req.scope.clone().unwrap_or_default());
+            (client, scope, st.sts.exchange(&tenant, req).await)
+        }
+        Err(e) => (String::new(), String::new(), Err(e)),
     };
     let resp = match outcome {
         Ok(t) => {
+            audit::record(&AuditEvent {
+                request_id: &correlation,
+                principal: &t.principal_id.to_string(),
+                action: "token.issue",
+                resource: &t.resource,
+                allowed: true,
+                reason: &t.admitted_by,
+            });
             st.metrics.token("issued".into());
             let mut resp = json(
                 200,
@@ -44,7 +56,21 @@ pub async fn token(
             h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
             resp
         }
-        Err(e) => aad_error(&st, &e, &correlation),
+        Err(e) => {
+            let resp = aad_error(&st, &e, &correlation);
+            // The client id and scope as presented (they may be anything): bounded, printable.
+            let bounded = |s: &str| s.chars().filter(|c| c.is_ascii_graphic()).take(128).collect::<String>();
+            let code = format!("AADSTS{}", e.to_wire(&st.tenant_id.to_string()).code);
+            audit::record(&AuditEvent {
+                request_id: &correlation,
+                principal: &bounded(&client),
+                action: "token.issue",
+                resource: &bounded(&scope),
+                allowed: false,
+                reason: &code,
+            });
+            resp
+        }
     };
     st.metrics.token_latency.observe(started.elapsed());
     st.metrics.request("token", resp.status().as_u16());
@@ -83,8 +109,6 @@ fn aad_error(st: &AppState, e: &StsError, correlation: &str) -> Response {
         .unwrap_or_default();
     if let StsError::Internal(cause) = e {
         tracing::error!(trace_id = %trace, cause, "token request failed");
-    } else {
-        tracing::info!(target: "wid::audit", event = "token.refused", code = wire.code, trace_id = %trace, correlation_id = correlation);
     }
     st.metrics.token(wire.code.to_string());
     json(

@@ -277,10 +277,9 @@ impl TokenService {
 
     async fn issuer_keys(&self, iss: &str, kid: Option<&str>) -> Result<Vec<IssuerKey>, StsError> {
         let unknown = || StsError::UnknownKey { kid: kid.unwrap_or("(none)").to_string(), issuer: iss.to_string() };
-        let registered = self.read_dir().cluster_by_issuer(iss).map(|c| c.issuer.clone());
+        let registered = self.read_dir().cluster_by_issuer(iss).map(|c| (c.issuer.clone(), c.cluster_id));
         match registered {
-            Some(ClusterIssuer::Hosted { .. }) => {
-                let cluster_id = self.read_dir().cluster_by_issuer(iss).map(|c| c.cluster_id).unwrap_or_default();
+            Some((ClusterIssuer::Hosted { .. }, cluster_id)) => {
                 let purpose = cluster_purpose(&cluster_id);
                 let keys: Vec<IssuerKey> = match kid {
                     Some(kid) => self.keys.verifier(&purpose, kid).into_iter().collect::<Vec<_>>(),
@@ -291,7 +290,7 @@ impl TokenService {
                 .collect();
                 if keys.is_empty() { Err(unknown()) } else { Ok(keys) }
             }
-            Some(ClusterIssuer::External { jwks: Some(jwks), .. }) => {
+            Some((ClusterIssuer::External { jwks: Some(jwks), .. }, _)) => {
                 let mut cache = self.uploaded.lock().unwrap_or_else(|p| p.into_inner());
                 let stale = cache.get(iss).is_none_or(|(src, _)| *src != jwks);
                 if stale {
@@ -304,7 +303,7 @@ impl TokenService {
                 let keys = cache.get(iss).map(|(_, k)| select(k, kid)).unwrap_or_default();
                 if keys.is_empty() { Err(unknown()) } else { Ok(keys) }
             }
-            Some(ClusterIssuer::External { jwks: None, .. }) | None => {
+            Some((ClusterIssuer::External { jwks: None, .. }, _)) | None => {
                 match self.issuers.keys(iss, kid, self.clock.now()).await {
                     Ok(keys) => Ok(keys),
                     Err(LookupError::UnknownKey) => Err(unknown()),

@@ -19,6 +19,17 @@
 //! record (casing included); lists are ordered bytewise by lower-case key (PostgreSQL: `COLLATE "C"`);
 //! a client id, principal id or cluster id names one record; the issuer+subject pair of a credential is
 //! unique per identity; concurrent calls are atomic.
+//!
+//! Key Vault: a vault name is unique in the store and a vault id names one vault; a put with the
+//! same vault id in the same group is an update (setting or clearing `deleted` included), anything
+//! else on a taken name is a `Conflict`, and a vault never moves; an update that leaves a vault
+//! soft-deleted does not need its group (deleting a group soft-deletes its vaults, at the current
+//! time, and returns the ones it soft-deleted). Versions are ordered by insertion, not by their
+//! timestamps. Pages hold at least one item (a `limit` of 0 counts as 1), `next` is `None` on the
+//! last page (no empty trailing page), and a versions cursor that is not one the store made yields
+//! an empty last page. `purge_expired` counts secrets purged on their own schedule, not those that
+//! go with a purged vault. A restore of no versions is a no-op; versions of different secrets in one
+//! restore are a `Conflict`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test code
 
@@ -27,11 +38,11 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 use wid_core::fic::{ClaimsMatchingExpression, DEFAULT_AUDIENCE, FederatedCredential};
 use wid_core::model::{
-    AppPrincipal, Cluster, ClusterIssuer, Identity, PrincipalType, ResourceGroup, ResourceKey, RoleAssignment,
-    StoredCredential,
+    AppPrincipal, Cluster, ClusterIssuer, DeletedSecret, Identity, PrincipalType, ResourceGroup, ResourceKey,
+    RoleAssignment, SecretVersion, StoredCredential, Vault,
 };
 
-use crate::{SigningKeyRecord, Store, StoreError, Written};
+use crate::{Page, SigningKeyRecord, Store, StoreError, Written};
 
 /// Generates one `#[test]` per conformance case. The argument is an expression evaluated afresh for
 /// each case that yields `(guard, store)`, where `store` implements [`Store`](crate::Store) and `guard`
@@ -74,6 +85,27 @@ macro_rules! conformance_tests {
             concurrent_meta_insert_has_one_winner,
             concurrent_role_assignment_has_one_winner,
             concurrent_writes_and_reads,
+            vault_requires_resource_group,
+            vault_create_update_and_lookup,
+            vaults_filtered_and_ordered,
+            vault_names_are_unique_across_groups_and_subscriptions,
+            soft_deleted_vault_reserves_its_name,
+            purge_vault_removes_its_secrets,
+            secret_versions_insert_and_latest,
+            secret_names_ignore_case_and_keep_first_casing,
+            update_secret_version_never_changes_the_value,
+            sealed_values_round_trip_exactly,
+            secrets_paging,
+            secret_versions_paging,
+            deleted_secret_is_hidden_and_reserves_its_name,
+            recover_secret_restores_every_version,
+            purge_secret_removes_every_version,
+            deleted_secrets_paging,
+            purge_expired_by_time,
+            restore_secret_is_all_or_nothing,
+            delete_resource_group_soft_deletes_its_vaults,
+            concurrent_version_inserts_all_land,
+            concurrent_restore_has_one_winner,
         );
     };
 }
@@ -136,6 +168,27 @@ const CASES: &[(&str, Case)] = &[
     ("concurrent_meta_insert_has_one_winner", concurrent_meta_insert_has_one_winner),
     ("concurrent_role_assignment_has_one_winner", concurrent_role_assignment_has_one_winner),
     ("concurrent_writes_and_reads", concurrent_writes_and_reads),
+    ("vault_requires_resource_group", vault_requires_resource_group),
+    ("vault_create_update_and_lookup", vault_create_update_and_lookup),
+    ("vaults_filtered_and_ordered", vaults_filtered_and_ordered),
+    ("vault_names_are_unique_across_groups_and_subscriptions", vault_names_are_unique_across_groups_and_subscriptions),
+    ("soft_deleted_vault_reserves_its_name", soft_deleted_vault_reserves_its_name),
+    ("purge_vault_removes_its_secrets", purge_vault_removes_its_secrets),
+    ("secret_versions_insert_and_latest", secret_versions_insert_and_latest),
+    ("secret_names_ignore_case_and_keep_first_casing", secret_names_ignore_case_and_keep_first_casing),
+    ("update_secret_version_never_changes_the_value", update_secret_version_never_changes_the_value),
+    ("sealed_values_round_trip_exactly", sealed_values_round_trip_exactly),
+    ("secrets_paging", secrets_paging),
+    ("secret_versions_paging", secret_versions_paging),
+    ("deleted_secret_is_hidden_and_reserves_its_name", deleted_secret_is_hidden_and_reserves_its_name),
+    ("recover_secret_restores_every_version", recover_secret_restores_every_version),
+    ("purge_secret_removes_every_version", purge_secret_removes_every_version),
+    ("deleted_secrets_paging", deleted_secrets_paging),
+    ("purge_expired_by_time", purge_expired_by_time),
+    ("restore_secret_is_all_or_nothing", restore_secret_is_all_or_nothing),
+    ("delete_resource_group_soft_deletes_its_vaults", delete_resource_group_soft_deletes_its_vaults),
+    ("concurrent_version_inserts_all_land", concurrent_version_inserts_all_land),
+    ("concurrent_restore_has_one_winner", concurrent_restore_has_one_winner),
 ];
 
 /// The names of every case.
@@ -911,4 +964,694 @@ fn concurrent_writes_and_reads(s: &dyn Store) {
     });
     assert_eq!(s.identities(SUB, None).unwrap().len() as u128, WRITERS * EACH);
     assert_eq!(s.snapshot().unwrap().credentials.len() as u128, WRITERS * EACH);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Key Vault fixtures.
+
+const DAY: i64 = 86_400;
+
+fn vault(sub: Uuid, group: &str, name: &str, n: u128) -> Vault {
+    Vault {
+        subscription: sub,
+        resource_group: group.into(),
+        name: name.into(),
+        location: "westeurope".into(),
+        tags: tags(&[("kv", name)]),
+        vault_id: id(0x8000 + n),
+        tenant_id: TENANT,
+        sku: "standard".into(),
+        enable_rbac_authorization: true,
+        enable_purge_protection: false,
+        soft_delete_retention_days: 7,
+        public_network_access: "Enabled".into(),
+        sealed_data_key: vec![0xd0, n as u8, 0, 0xff, 0],
+        created: 1_700_001_000,
+        updated: 1_700_001_100,
+        deleted: None,
+    }
+}
+
+/// A 32-hex-digit version id, distinct per `n`.
+fn ver(n: u128) -> String {
+    format!("{:032x}", 0xabc0_0000_0000_0000_0000_0000_0000_0000 | n)
+}
+
+/// Sealed bytes distinct per `n`, with NULs and high bytes.
+fn sealed(n: u128) -> Vec<u8> {
+    let mut v = vec![0, 0xff, 0x80, 0];
+    v.extend_from_slice(&n.to_le_bytes());
+    v
+}
+
+/// Version `n` of secret `name` in the vault with key `vault`.
+fn secret(vault: &str, name: &str, n: u128) -> SecretVersion {
+    SecretVersion {
+        vault: vault.into(),
+        name: name.into(),
+        version: ver(n),
+        sealed_value: sealed(n),
+        content_type: Some("text/plain".into()),
+        tags: tags(&[("n", &n.to_string())]),
+        enabled: true,
+        nbf: None,
+        exp: None,
+        created: 1_700_002_000 + n as i64,
+        updated: 1_700_002_000 + n as i64,
+    }
+}
+
+/// A group "Team" in SUB with vault "kv1" (key "kv1").
+fn kv_setup(s: &dyn Store) -> Vault {
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    let v = vault(SUB, "Team", "kv1", 1);
+    s.put_vault(&v).unwrap();
+    v
+}
+
+/// The same version as stored under the name `name` (the first version's casing).
+fn named(v: &SecretVersion, name: &str) -> SecretVersion {
+    SecretVersion { name: name.into(), ..v.clone() }
+}
+
+fn versions_of(p: &Page<SecretVersion>) -> Vec<String> {
+    p.items.iter().map(|v| v.version.clone()).collect()
+}
+
+/// Every page of a listing, following `next` until `None`.
+fn all_pages<T>(mut get: impl FnMut(Option<&str>) -> Page<T>) -> Vec<Vec<T>> {
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = get(after.as_deref());
+        after = page.next.clone();
+        pages.push(page.items);
+        if after.is_none() {
+            return pages;
+        }
+        assert!(pages.len() < 1000, "paging does not end");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Vaults.
+
+fn vault_requires_resource_group(s: &dyn Store) {
+    assert_missing_parent(s.put_vault(&vault(SUB, "nope", "kv1", 1)));
+    s.put_resource_group(&rg(OTHER_SUB, "Team")).unwrap();
+    assert_missing_parent(s.put_vault(&vault(SUB, "Team", "kv1", 1)));
+    assert_eq!(s.vault("kv1").unwrap(), None);
+    assert!(s.vaults(SUB, None).unwrap().is_empty());
+}
+
+fn vault_create_update_and_lookup(s: &dyn Store) {
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    let v = vault(SUB, "Team", "My-Vault", 1);
+    assert_eq!(s.put_vault(&v).unwrap(), Written::Created);
+    for casing in ["My-Vault", "my-vault", "MY-VAULT"] {
+        assert_eq!(s.vault(casing).unwrap(), Some(v.clone()), "{casing}");
+    }
+    assert_eq!(s.vault("my-vaul").unwrap(), None);
+    // A put with the same vault id replaces the record, casing included.
+    let changed = Vault {
+        name: "MY-vault".into(),
+        resource_group: "TEAM".into(),
+        tags: tags(&[("v", "2")]),
+        enable_purge_protection: true,
+        soft_delete_retention_days: 90,
+        sealed_data_key: vec![1, 2, 3],
+        updated: 1_800_000_000,
+        ..v.clone()
+    };
+    assert_eq!(s.put_vault(&changed).unwrap(), Written::Updated);
+    assert_eq!(s.vault("my-vault").unwrap(), Some(changed.clone()));
+    assert_eq!(s.vaults(SUB, None).unwrap(), vec![changed.clone()]);
+    assert_eq!(s.vaults(SUB, Some("team")).unwrap(), vec![changed]);
+    assert!(s.deleted_vaults(SUB).unwrap().is_empty());
+}
+
+fn vaults_filtered_and_ordered(s: &dyn Store) {
+    for (sub, g) in [(SUB, "B-Team"), (SUB, "a-team"), (OTHER_SUB, "a-team")] {
+        s.put_resource_group(&rg(sub, g)).unwrap();
+    }
+    let mut n = 0;
+    for (g, name) in [("B-Team", "zed"), ("a-team", "Yak"), ("B-Team", "Ant"), ("a-team", "bee-1"), ("a-team", "B0")] {
+        n += 1;
+        s.put_vault(&vault(SUB, g, name, n)).unwrap();
+    }
+    s.put_vault(&vault(OTHER_SUB, "a-team", "elsewhere", 99)).unwrap();
+    // Ordered by name key, across groups.
+    assert_eq!(names(&s.vaults(SUB, None).unwrap(), |v| &v.name), ["Ant", "B0", "bee-1", "Yak", "zed"]);
+    assert_eq!(names(&s.vaults(SUB, Some("B-TEAM")).unwrap(), |v| &v.name), ["Ant", "zed"]);
+    assert_eq!(names(&s.vaults(SUB, Some("a-team")).unwrap(), |v| &v.name), ["B0", "bee-1", "Yak"]);
+    assert!(s.vaults(SUB, Some("c-team")).unwrap().is_empty());
+    assert_eq!(names(&s.vaults(OTHER_SUB, None).unwrap(), |v| &v.name), ["elsewhere"]);
+    // Soft-deleted vaults leave the listings and appear in the deleted one, per subscription.
+    for (name, n) in [("Yak", 2), ("Ant", 3)] {
+        let v = s.vault(name).unwrap().unwrap();
+        assert_eq!(v.vault_id, id(0x8000 + n));
+        s.put_vault(&Vault { deleted: Some(1_700_005_000), ..v }).unwrap();
+    }
+    assert_eq!(names(&s.vaults(SUB, None).unwrap(), |v| &v.name), ["B0", "bee-1", "zed"]);
+    assert_eq!(names(&s.vaults(SUB, Some("a-team")).unwrap(), |v| &v.name), ["B0", "bee-1"]);
+    let deleted = s.deleted_vaults(SUB).unwrap();
+    assert_eq!(names(&deleted, |v| &v.name), ["Ant", "Yak"]);
+    assert!(deleted.iter().all(|v| v.deleted == Some(1_700_005_000)));
+    assert!(s.deleted_vaults(OTHER_SUB).unwrap().is_empty());
+}
+
+fn vault_names_are_unique_across_groups_and_subscriptions(s: &dyn Store) {
+    for (sub, g) in [(SUB, "Team"), (SUB, "Other"), (OTHER_SUB, "Team")] {
+        s.put_resource_group(&rg(sub, g)).unwrap();
+    }
+    let v = vault(SUB, "Team", "kv1", 1);
+    s.put_vault(&v).unwrap();
+    // Another vault (another vault id) with that name, in any casing, anywhere.
+    assert_conflict(s.put_vault(&vault(SUB, "Other", "kv1", 2)));
+    assert_conflict(s.put_vault(&vault(OTHER_SUB, "Team", "KV1", 2)));
+    assert_conflict(s.put_vault(&vault(SUB, "Team", "Kv1", 2)));
+    // The same vault cannot move to another group or subscription.
+    assert_conflict(s.put_vault(&Vault { resource_group: "Other".into(), ..v.clone() }));
+    assert_conflict(s.put_vault(&Vault { subscription: OTHER_SUB, ..v.clone() }));
+    // A vault id names one vault.
+    assert_conflict(s.put_vault(&Vault { vault_id: v.vault_id, ..vault(SUB, "Other", "kv2", 2) }));
+    assert_eq!(s.vault("kv1").unwrap(), Some(v.clone()));
+    assert_eq!(s.vault("kv2").unwrap(), None);
+    assert!(s.vaults(SUB, Some("Other")).unwrap().is_empty());
+    assert!(s.vaults(OTHER_SUB, None).unwrap().is_empty());
+    assert_eq!(s.put_vault(&v).unwrap(), Written::Updated);
+}
+
+fn soft_deleted_vault_reserves_its_name(s: &dyn Store) {
+    let v = kv_setup(s);
+    s.put_resource_group(&rg(SUB, "Other")).unwrap();
+    let deleted = Vault { deleted: Some(1_700_009_000), ..v.clone() };
+    assert_eq!(s.put_vault(&deleted).unwrap(), Written::Updated);
+    assert_eq!(s.vault("KV1").unwrap(), Some(deleted.clone()));
+    assert!(s.vaults(SUB, None).unwrap().is_empty());
+    assert_eq!(s.deleted_vaults(SUB).unwrap(), vec![deleted.clone()]);
+    // Its name is taken until it is purged, in its group and elsewhere.
+    assert_conflict(s.put_vault(&vault(SUB, "Team", "kv1", 2)));
+    assert_conflict(s.put_vault(&vault(SUB, "Other", "KV1", 3)));
+    // The same vault may be recovered (same vault id, `deleted` cleared).
+    assert_eq!(s.put_vault(&v).unwrap(), Written::Updated);
+    assert_eq!(s.vaults(SUB, None).unwrap(), vec![v.clone()]);
+    assert!(s.deleted_vaults(SUB).unwrap().is_empty());
+    // Once purged, the name is free for a new vault.
+    s.put_vault(&deleted).unwrap();
+    assert_eq!(s.purge_vault("Kv1").unwrap(), Some(deleted));
+    assert_eq!(s.vault("kv1").unwrap(), None);
+    assert!(s.deleted_vaults(SUB).unwrap().is_empty());
+    assert_eq!(s.put_vault(&vault(SUB, "Other", "kv1", 3)).unwrap(), Written::Created);
+}
+
+fn purge_vault_removes_its_secrets(s: &dyn Store) {
+    let v = kv_setup(s);
+    let other = vault(SUB, "Team", "kv2", 2);
+    s.put_vault(&other).unwrap();
+    for (i, name) in ["a", "b", "c"].iter().enumerate() {
+        s.insert_secret_version(&secret("kv1", name, i as u128)).unwrap();
+        s.insert_secret_version(&secret("kv2", name, i as u128)).unwrap();
+    }
+    s.delete_secret("kv1", "b", 10, 20).unwrap().unwrap();
+    assert_eq!(s.purge_vault("KV1").unwrap(), Some(v.clone()));
+    assert_eq!(s.purge_vault("kv1").unwrap(), None);
+    assert_eq!(s.purge_vault("never").unwrap(), None);
+    assert_eq!(s.vault("kv1").unwrap(), None);
+    assert!(s.secrets("kv1", None, 25).unwrap().items.is_empty());
+    assert!(s.deleted_secrets("kv1", None, 25).unwrap().items.is_empty());
+    assert_eq!(s.deleted_secret("kv1", "b").unwrap(), None);
+    // A new vault with the name starts empty; the old version ids are free again.
+    s.put_vault(&vault(SUB, "Team", "kv1", 3)).unwrap();
+    assert!(s.secrets("kv1", None, 25).unwrap().items.is_empty());
+    s.insert_secret_version(&secret("kv1", "b", 1)).unwrap();
+    // The other vault is untouched.
+    assert_eq!(s.secrets("kv2", None, 25).unwrap().items.len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Secret versions.
+
+fn secret_versions_insert_and_latest(s: &dyn Store) {
+    kv_setup(s);
+    assert_missing_parent(s.insert_secret_version(&secret("nope", "db", 1)));
+    let mut inserted = Vec::new();
+    // Timestamps go backwards: "latest" is the last inserted, whatever the times say.
+    for (n, created) in [(3, 300), (1, 200), (2, 100)] {
+        let v = SecretVersion { created, updated: created, ..secret("kv1", "db", n) };
+        s.insert_secret_version(&v).unwrap();
+        assert_eq!(s.secret_version("kv1", "db", None).unwrap(), Some(v.clone()));
+        inserted.push(v);
+    }
+    for v in &inserted {
+        assert_eq!(s.secret_version("kv1", "db", Some(&v.version)).unwrap(), Some(v.clone()));
+    }
+    assert_eq!(s.secret_version("kv1", "db", Some(&ver(9))).unwrap(), None);
+    assert_eq!(s.secret_version("kv1", "other", None).unwrap(), None);
+    assert_eq!(s.secret_version("kv2", "db", None).unwrap(), None);
+    // A version id is unique in its vault: not again, not under another name.
+    assert_conflict(s.insert_secret_version(&secret("kv1", "db", 1)));
+    assert_conflict(s.insert_secret_version(&secret("kv1", "other", 2)));
+    assert_eq!(s.secret_version("kv1", "other", None).unwrap(), None);
+    // Another vault may use the same version id.
+    s.put_vault(&vault(SUB, "Team", "kv2", 2)).unwrap();
+    s.insert_secret_version(&secret("kv2", "db", 1)).unwrap();
+    let page = s.secret_versions("kv1", "db", None, 25).unwrap();
+    assert_eq!(page.items, inserted);
+    assert_eq!(page.next, None);
+    // A version is found only under its own secret.
+    s.insert_secret_version(&secret("kv1", "other", 7)).unwrap();
+    assert_eq!(s.secret_version("kv1", "other", Some(&ver(1))).unwrap(), None);
+}
+
+fn secret_names_ignore_case_and_keep_first_casing(s: &dyn Store) {
+    kv_setup(s);
+    let first = secret("kv1", "My-Secret", 1);
+    s.insert_secret_version(&first).unwrap();
+    s.insert_secret_version(&secret("kv1", "MY-SECRET", 2)).unwrap();
+    s.insert_secret_version(&secret("kv1", "my-secret", 3)).unwrap();
+    let expect: Vec<SecretVersion> = (1..=3).map(|n| named(&secret("kv1", "x", n), "My-Secret")).collect();
+    for (vault, name) in [("kv1", "My-Secret"), ("KV1", "my-secret"), ("Kv1", "MY-SECRET")] {
+        assert_eq!(s.secret_version(vault, name, None).unwrap(), Some(expect[2].clone()), "{vault}/{name}");
+        assert_eq!(s.secret_version(vault, name, Some(&ver(1))).unwrap(), Some(expect[0].clone()));
+        assert_eq!(s.secret_versions(vault, name, None, 25).unwrap().items, expect);
+    }
+    assert_eq!(s.secrets("KV1", None, 25).unwrap().items, vec![expect[2].clone()]);
+    // Deleting in another casing reports and keeps the secret's own.
+    let d = s.delete_secret("KV1", "MY-secret", 10, 20).unwrap().unwrap();
+    assert_eq!(d, DeletedSecret { vault: "kv1".into(), name: "My-Secret".into(), deleted: 10, scheduled_purge: 20 });
+    assert_eq!(s.deleted_secret("kv1", "my-SECRET").unwrap(), Some((d, expect[2].clone())));
+}
+
+fn update_secret_version_never_changes_the_value(s: &dyn Store) {
+    kv_setup(s);
+    let v1 = secret("kv1", "Db", 1);
+    let v2 = secret("kv1", "Db", 2);
+    s.insert_secret_version(&v1).unwrap();
+    s.insert_secret_version(&v2).unwrap();
+    let update = SecretVersion {
+        name: "DB".into(),
+        sealed_value: b"attacker-chosen".to_vec(),
+        content_type: None,
+        tags: tags(&[("new", "tag")]),
+        enabled: false,
+        nbf: Some(1_700_000_000),
+        exp: Some(1_900_000_000),
+        created: 1,
+        updated: 1_800_000_000,
+        ..v1.clone()
+    };
+    assert!(s.update_secret_version(&update).unwrap());
+    // Attributes replaced; value, name and creation time kept.
+    let expect = SecretVersion {
+        content_type: None,
+        tags: tags(&[("new", "tag")]),
+        enabled: false,
+        nbf: Some(1_700_000_000),
+        exp: Some(1_900_000_000),
+        updated: 1_800_000_000,
+        ..v1.clone()
+    };
+    assert_eq!(s.secret_version("kv1", "db", Some(&v1.version)).unwrap(), Some(expect.clone()));
+    // Updating an older version does not make it the latest.
+    assert_eq!(s.secret_version("kv1", "db", None).unwrap(), Some(v2.clone()));
+    // No such version: false, nothing changes.
+    assert!(!s.update_secret_version(&SecretVersion { version: ver(9), ..update.clone() }).unwrap());
+    assert!(!s.update_secret_version(&SecretVersion { name: "other".into(), ..update.clone() }).unwrap());
+    assert!(!s.update_secret_version(&SecretVersion { vault: "kv2".into(), ..update.clone() }).unwrap());
+    // A soft-deleted secret's versions cannot be updated.
+    s.delete_secret("kv1", "db", 10, 20).unwrap().unwrap();
+    assert!(!s.update_secret_version(&SecretVersion { enabled: true, ..update }).unwrap());
+    assert_eq!(s.recover_secret("kv1", "db").unwrap(), Some(v2));
+    assert_eq!(s.secret_version("kv1", "db", Some(&v1.version)).unwrap(), Some(expect));
+}
+
+fn sealed_values_round_trip_exactly(s: &dyn Store) {
+    kv_setup(s);
+    let every_byte: Vec<u8> = (0..=255u8).rev().chain([0, 0, 0]).collect();
+    let large: Vec<u8> = (0..40_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let cases =
+        [("every-byte", every_byte), ("empty", Vec::new()), ("large", large), ("utf8-invalid", vec![0xc3, 0x28])];
+    for (n, (name, value)) in cases.iter().enumerate() {
+        let v = SecretVersion { sealed_value: value.clone(), ..secret("kv1", name, n as u128) };
+        s.insert_secret_version(&v).unwrap();
+        assert_eq!(s.secret_version("kv1", name, None).unwrap().unwrap().sealed_value, *value, "{name}");
+    }
+    let listed = s.secrets("kv1", None, 25).unwrap().items;
+    for (name, value) in &cases {
+        assert_eq!(&listed.iter().find(|v| v.name == *name).unwrap().sealed_value, value, "{name}");
+    }
+}
+
+fn secrets_paging(s: &dyn Store) {
+    kv_setup(s);
+    s.put_vault(&vault(SUB, "Team", "kv2", 2)).unwrap();
+    // 60 secrets inserted out of order, each with two versions; plus one soft-deleted secret and one in
+    // another vault, neither of which may appear.
+    let mut n = 0;
+    let mut latest = BTreeMap::new();
+    for i in (0..60).rev() {
+        let name = format!("Secret-{i:02}");
+        for _ in 0..2 {
+            n += 1;
+            let v = secret("kv1", &name, n);
+            s.insert_secret_version(&v).unwrap();
+            latest.insert(name.to_ascii_lowercase(), v);
+        }
+    }
+    s.insert_secret_version(&secret("kv1", "secret-30-deleted", 500)).unwrap();
+    s.delete_secret("kv1", "secret-30-deleted", 10, 20).unwrap().unwrap();
+    s.insert_secret_version(&secret("kv2", "secret-00", 501)).unwrap();
+
+    let pages = all_pages(|after| s.secrets("kv1", after, 25).unwrap());
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [25, 25, 10]);
+    let listed: Vec<SecretVersion> = pages.into_iter().flatten().collect();
+    assert_eq!(listed, latest.values().cloned().collect::<Vec<_>>());
+
+    // The cursor is the position after the last item; `next` is None exactly on the last page.
+    let first = s.secrets("kv1", None, 25).unwrap();
+    let second = s.secrets("kv1", first.next.as_deref(), 25).unwrap();
+    assert_eq!(second.items.first().map(|v| v.name.as_str()), Some("Secret-25"));
+    let whole = s.secrets("kv1", None, 60).unwrap();
+    assert_eq!((whole.items.len(), whole.next), (60, None));
+    let short = s.secrets("kv1", None, 59).unwrap();
+    assert_eq!(short.items.len(), 59);
+    let rest = s.secrets("kv1", short.next.as_deref(), 59).unwrap();
+    assert_eq!((names(&rest.items, |v| &v.name), rest.next), (vec!["Secret-59".to_string()], None));
+    // A page of at least one; an empty vault is one empty page.
+    assert_eq!(s.secrets("kv1", None, 0).unwrap().items.len(), 1);
+    assert_eq!(s.secrets("kv3", None, 25).unwrap(), Page { items: Vec::new(), next: None });
+}
+
+fn secret_versions_paging(s: &dyn Store) {
+    kv_setup(s);
+    // Seven versions of "db", interleaved with versions of other secrets.
+    let mut expect = Vec::new();
+    for n in 1..=7 {
+        let v = secret("kv1", "db", n);
+        s.insert_secret_version(&v).unwrap();
+        expect.push(v.version);
+        s.insert_secret_version(&secret("kv1", &format!("other-{n}"), 100 + n)).unwrap();
+    }
+    let pages = all_pages(|after| s.secret_versions("kv1", "DB", after, 3).unwrap());
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1]);
+    let listed: Vec<String> = pages.into_iter().flatten().map(|v| v.version).collect();
+    assert_eq!(listed, expect);
+    let exact = s.secret_versions("kv1", "db", None, 7).unwrap();
+    assert_eq!((versions_of(&exact), exact.next), (expect.clone(), None));
+    // A version inserted between pages shows up at the end, after the cursor.
+    let first = s.secret_versions("kv1", "db", None, 4).unwrap();
+    s.insert_secret_version(&secret("kv1", "db", 8)).unwrap();
+    let second = s.secret_versions("kv1", "db", first.next.as_deref(), 4).unwrap();
+    assert_eq!(versions_of(&second), [expect[4].clone(), expect[5].clone(), expect[6].clone(), ver(8)]);
+    assert_eq!(second.next, None);
+    // A cursor the store did not make ends the listing.
+    assert_eq!(
+        s.secret_versions("kv1", "db", Some("not-a-cursor"), 3).unwrap(),
+        Page { items: Vec::new(), next: None }
+    );
+    assert!(s.secret_versions("kv1", "missing", None, 3).unwrap().items.is_empty());
+}
+
+fn deleted_secret_is_hidden_and_reserves_its_name(s: &dyn Store) {
+    kv_setup(s);
+    let v1 = secret("kv1", "Db-Password", 1);
+    let v2 = secret("kv1", "Db-Password", 2);
+    let kept = secret("kv1", "kept", 3);
+    for v in [&v1, &v2, &kept] {
+        s.insert_secret_version(v).unwrap();
+    }
+    let d = s.delete_secret("kv1", "db-password", 1_700_100_000, 1_700_100_000 + 7 * DAY).unwrap().unwrap();
+    assert_eq!(
+        d,
+        DeletedSecret {
+            vault: "kv1".into(),
+            name: "Db-Password".into(),
+            deleted: 1_700_100_000,
+            scheduled_purge: 1_700_100_000 + 7 * DAY
+        }
+    );
+    // Hidden from every active read.
+    assert_eq!(s.secret_version("kv1", "db-password", None).unwrap(), None);
+    assert_eq!(s.secret_version("kv1", "db-password", Some(&v1.version)).unwrap(), None);
+    assert!(s.secret_versions("kv1", "db-password", None, 25).unwrap().items.is_empty());
+    assert_eq!(s.secrets("kv1", None, 25).unwrap().items, vec![kept.clone()]);
+    // Visible as deleted, with its latest version.
+    assert_eq!(s.deleted_secret("kv1", "DB-PASSWORD").unwrap(), Some((d.clone(), v2.clone())));
+    assert_eq!(s.deleted_secrets("kv1", None, 25).unwrap(), Page { items: vec![(d.clone(), v2)], next: None });
+    assert_eq!(s.deleted_secret("kv1", "kept").unwrap(), None);
+    // Deleting again, or what does not exist, finds nothing.
+    assert_eq!(s.delete_secret("kv1", "db-password", 1, 2).unwrap(), None);
+    assert_eq!(s.delete_secret("kv1", "never", 1, 2).unwrap(), None);
+    assert_eq!(s.delete_secret("kv2", "kept", 1, 2).unwrap(), None);
+    // The name is reserved, in any casing; the version ids stay taken.
+    assert_conflict(s.insert_secret_version(&secret("kv1", "DB-password", 4)));
+    assert_conflict(s.insert_secret_version(&secret("kv1", "new", 1)));
+    assert_eq!(s.deleted_secret("kv1", "db-password").unwrap().map(|(d, _)| d.deleted), Some(1_700_100_000));
+}
+
+fn recover_secret_restores_every_version(s: &dyn Store) {
+    kv_setup(s);
+    let versions: Vec<SecretVersion> = (1..=3).map(|n| secret("kv1", "Db", n)).collect();
+    for v in &versions {
+        s.insert_secret_version(v).unwrap();
+    }
+    s.delete_secret("kv1", "db", 10, 20).unwrap().unwrap();
+    assert_eq!(s.recover_secret("kv1", "DB").unwrap(), Some(versions[2].clone()));
+    assert_eq!(s.secret_versions("kv1", "db", None, 25).unwrap().items, versions);
+    assert_eq!(s.secret_version("kv1", "db", None).unwrap(), Some(versions[2].clone()));
+    assert_eq!(s.deleted_secret("kv1", "db").unwrap(), None);
+    assert!(s.deleted_secrets("kv1", None, 25).unwrap().items.is_empty());
+    // Only a deleted secret can be recovered.
+    assert_eq!(s.recover_secret("kv1", "db").unwrap(), None);
+    assert_eq!(s.recover_secret("kv1", "never").unwrap(), None);
+    // It is an ordinary secret again.
+    s.insert_secret_version(&secret("kv1", "db", 4)).unwrap();
+    assert_eq!(s.secret_version("kv1", "db", None).unwrap(), Some(named(&secret("kv1", "x", 4), "Db")));
+}
+
+fn purge_secret_removes_every_version(s: &dyn Store) {
+    kv_setup(s);
+    for n in 1..=3 {
+        s.insert_secret_version(&secret("kv1", "Db", n)).unwrap();
+    }
+    s.insert_secret_version(&secret("kv1", "kept", 4)).unwrap();
+    // Only a soft-deleted secret can be purged.
+    assert!(!s.purge_secret("kv1", "db").unwrap());
+    assert!(!s.purge_secret("kv1", "never").unwrap());
+    assert!(s.secret_version("kv1", "db", None).unwrap().is_some());
+    s.delete_secret("kv1", "db", 10, 20).unwrap().unwrap();
+    assert!(s.purge_secret("kv1", "DB").unwrap());
+    assert!(!s.purge_secret("kv1", "db").unwrap());
+    assert_eq!(s.deleted_secret("kv1", "db").unwrap(), None);
+    assert_eq!(s.recover_secret("kv1", "db").unwrap(), None);
+    assert!(s.secret_versions("kv1", "db", None, 25).unwrap().items.is_empty());
+    // Name and version ids are free again; the new secret takes the new casing.
+    s.insert_secret_version(&secret("kv1", "DB", 1)).unwrap();
+    let page = s.secret_versions("kv1", "db", None, 25).unwrap();
+    assert_eq!(page.items, vec![secret("kv1", "DB", 1)]);
+    assert_eq!(names(&s.secrets("kv1", None, 25).unwrap().items, |v| &v.name), ["DB", "kept"]);
+}
+
+fn deleted_secrets_paging(s: &dyn Store) {
+    kv_setup(s);
+    for i in (0..30u128).rev() {
+        let name = format!("Gone-{i:02}");
+        s.insert_secret_version(&secret("kv1", &name, i * 2)).unwrap();
+        s.insert_secret_version(&secret("kv1", &name, i * 2 + 1)).unwrap();
+        s.delete_secret("kv1", &name, 100 + i as i64, 200 + i as i64).unwrap().unwrap();
+    }
+    s.insert_secret_version(&secret("kv1", "active", 1000)).unwrap();
+    let pages = all_pages(|after| s.deleted_secrets("kv1", after, 25).unwrap());
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [25, 5]);
+    let listed: Vec<(DeletedSecret, SecretVersion)> = pages.into_iter().flatten().collect();
+    for (i, (d, latest)) in listed.iter().enumerate() {
+        let name = format!("Gone-{i:02}");
+        assert_eq!(
+            d,
+            &DeletedSecret {
+                vault: "kv1".into(),
+                name: name.clone(),
+                deleted: 100 + i as i64,
+                scheduled_purge: 200 + i as i64
+            }
+        );
+        assert_eq!(latest, &secret("kv1", &name, i as u128 * 2 + 1));
+    }
+    let exact = s.deleted_secrets("kv1", None, 30).unwrap();
+    assert_eq!((exact.items.len(), exact.next), (30, None));
+}
+
+fn purge_expired_by_time(s: &dyn Store) {
+    kv_setup(s);
+    for (name, n) in [("early", 1), ("late", 2), ("active", 3)] {
+        s.insert_secret_version(&secret("kv1", name, n)).unwrap();
+        s.insert_secret_version(&secret("kv1", name, n + 10)).unwrap();
+    }
+    s.delete_secret("kv1", "early", 1_000, 5_000).unwrap().unwrap();
+    s.delete_secret("kv1", "late", 1_000, 9_000).unwrap().unwrap();
+    // Vaults: "old" (deleted at 0, 7 days) and "new" (deleted at 2 days, 7 days), "live" not deleted.
+    for (name, n, deleted) in [("old", 2, Some(0)), ("new", 3, Some(2 * DAY)), ("live", 4, None)] {
+        s.put_vault(&Vault { deleted, ..vault(SUB, "Team", name, n) }).unwrap();
+        s.insert_secret_version(&secret(name, "in-vault", 100 + n)).unwrap();
+    }
+    s.insert_secret_version(&secret("old", "gone-before", 200)).unwrap();
+    s.delete_secret("old", "gone-before", 1, 2 * DAY).unwrap().unwrap();
+
+    assert_eq!(s.purge_expired(4_999).unwrap(), (0, 0));
+    assert!(s.deleted_secret("kv1", "early").unwrap().is_some());
+    // At the scheduled time, not only after it.
+    assert_eq!(s.purge_expired(5_000).unwrap(), (1, 0));
+    assert_eq!(s.deleted_secret("kv1", "early").unwrap(), None);
+    assert_eq!(s.recover_secret("kv1", "early").unwrap(), None);
+    s.insert_secret_version(&secret("kv1", "early", 1)).unwrap(); // name and version ids free again
+    assert!(s.deleted_secret("kv1", "late").unwrap().is_some());
+    assert_eq!(s.purge_expired(9_000).unwrap(), (1, 0));
+    assert_eq!(s.deleted_secrets("kv1", None, 25).unwrap().items, Vec::new());
+    // "gone-before" in "old" expires with its own schedule and is counted; the vault follows at 7 days.
+    assert_eq!(s.purge_expired(7 * DAY - 1).unwrap(), (1, 0));
+    assert_eq!(s.purge_expired(7 * DAY).unwrap(), (0, 1));
+    assert_eq!(s.vault("old").unwrap(), None);
+    assert_eq!(s.secret_version("old", "in-vault", None).unwrap(), None);
+    assert_eq!(names(&s.deleted_vaults(SUB).unwrap(), |v| &v.name), ["new"]);
+    assert_eq!(s.purge_expired(9 * DAY).unwrap(), (0, 1));
+    assert!(s.deleted_vaults(SUB).unwrap().is_empty());
+    assert_eq!(s.purge_expired(i64::MAX / 2).unwrap(), (0, 0));
+    // Active secrets and vaults never expire.
+    assert_eq!(names(&s.vaults(SUB, None).unwrap(), |v| &v.name), ["kv1", "live"]);
+    assert_eq!(names(&s.secrets("kv1", None, 25).unwrap().items, |v| &v.name), ["active", "early"]);
+    assert_eq!(s.secret_versions("kv1", "active", None, 25).unwrap().items.len(), 2);
+    assert!(s.secret_version("live", "in-vault", None).unwrap().is_some());
+}
+
+fn restore_secret_is_all_or_nothing(s: &dyn Store) {
+    kv_setup(s);
+    let backup: Vec<SecretVersion> = [3, 1, 2].map(|n| secret("kv1", "Restored", n)).to_vec();
+    assert_missing_parent(s.restore_secret(
+        &backup.iter().map(|v| SecretVersion { vault: "nope".into(), ..v.clone() }).collect::<Vec<_>>(),
+    ));
+    // One version id already taken in the vault (by another secret): nothing is restored.
+    s.insert_secret_version(&secret("kv1", "other", 2)).unwrap();
+    assert_conflict(s.restore_secret(&backup));
+    assert_eq!(s.secret_version("kv1", "restored", None).unwrap(), None);
+    assert!(s.secret_versions("kv1", "restored", None, 25).unwrap().items.is_empty());
+    // Duplicates within the backup: nothing either.
+    let dup = [secret("kv1", "Restored", 5), secret("kv1", "Restored", 6), secret("kv1", "Restored", 5)];
+    assert_conflict(s.restore_secret(&dup));
+    assert_eq!(s.secret_version("kv1", "restored", None).unwrap(), None);
+    // Versions of two secrets in one restore.
+    assert_conflict(s.restore_secret(&[secret("kv1", "Restored", 5), secret("kv1", "else", 6)]));
+    assert_eq!(s.secret_version("kv1", "restored", None).unwrap(), None);
+
+    s.purge_secret("kv1", "other").unwrap();
+    s.delete_secret("kv1", "other", 1, 2).unwrap().unwrap();
+    s.purge_secret("kv1", "other").unwrap();
+    // Every version, in the given order (the last is the latest), under the first version's casing.
+    let recased: Vec<SecretVersion> =
+        backup.iter().enumerate().map(|(i, v)| if i == 1 { named(v, "RESTORED") } else { v.clone() }).collect();
+    s.restore_secret(&recased).unwrap();
+    assert_eq!(s.secret_versions("kv1", "restored", None, 25).unwrap().items, backup);
+    assert_eq!(s.secret_version("kv1", "RESTORED", None).unwrap(), Some(backup[2].clone()));
+    // The name exists now: active, then soft-deleted.
+    let fresh: Vec<SecretVersion> = [7, 8].map(|n| secret("kv1", "restored", n)).to_vec();
+    assert_conflict(s.restore_secret(&fresh));
+    s.delete_secret("kv1", "restored", 10, 20).unwrap().unwrap();
+    assert_conflict(s.restore_secret(&fresh));
+    assert_eq!(s.recover_secret("kv1", "restored").unwrap(), Some(backup[2].clone()));
+    assert_eq!(s.secret_versions("kv1", "restored", None, 25).unwrap().items, backup);
+    // Nothing to restore is nothing done.
+    s.restore_secret(&[]).unwrap();
+}
+
+fn delete_resource_group_soft_deletes_its_vaults(s: &dyn Store) {
+    for g in ["Team", "Team2"] {
+        s.put_resource_group(&rg(SUB, g)).unwrap();
+    }
+    let a = vault(SUB, "Team", "kv-a", 1);
+    let b = vault(SUB, "TEAM", "kv-b", 2);
+    let earlier = Vault { deleted: Some(123), ..vault(SUB, "Team", "kv-c", 3) };
+    let kept = vault(SUB, "Team2", "kv-d", 4);
+    for v in [&a, &b, &earlier, &kept] {
+        s.put_vault(v).unwrap();
+    }
+    s.insert_secret_version(&secret("kv-a", "db", 1)).unwrap();
+
+    let before = now();
+    let removed = s.delete_resource_group(SUB, "team").unwrap().unwrap();
+    let after = now();
+    // The active vaults, soft-deleted now; the one deleted earlier keeps its time and is not reported.
+    assert_eq!(names(&removed.vaults, |v| &v.name), ["kv-a", "kv-b"]);
+    let when = removed.vaults[0].deleted.unwrap();
+    assert!((before..=after).contains(&when), "{before} <= {when} <= {after}");
+    assert_eq!(
+        removed.vaults,
+        vec![Vault { deleted: Some(when), ..a.clone() }, Vault { deleted: Some(when), ..b.clone() }]
+    );
+    assert_eq!(s.vaults(SUB, None).unwrap(), vec![kept]);
+    assert_eq!(
+        s.deleted_vaults(SUB).unwrap(),
+        vec![removed.vaults[0].clone(), removed.vaults[1].clone(), earlier.clone()]
+    );
+    assert_eq!(s.vault("kv-c").unwrap(), Some(earlier));
+    // Their names stay reserved; their secrets stay for a recovery.
+    assert_conflict(s.put_vault(&vault(SUB, "Team2", "kv-a", 9)));
+    assert!(s.secret_version("kv-a", "db", None).unwrap().is_some());
+    // A soft-deleted vault may be updated without its group, but not recovered into a missing one.
+    let touched = Vault { tags: tags(&[("x", "y")]), ..removed.vaults[1].clone() };
+    assert_eq!(s.put_vault(&touched).unwrap(), Written::Updated);
+    assert_missing_parent(s.put_vault(&a));
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    assert_eq!(s.put_vault(&a).unwrap(), Written::Updated);
+    assert_eq!(names(&s.vaults(SUB, Some("team")).unwrap(), |v| &v.name), ["kv-a"]);
+    assert_eq!(s.secret_version("kv-a", "db", None).unwrap(), Some(secret("kv-a", "db", 1)));
+    // Deleting the group again soft-deletes the recovered vault again.
+    let removed = s.delete_resource_group(SUB, "Team").unwrap().unwrap();
+    assert_eq!(names(&removed.vaults, |v| &v.name), ["kv-a"]);
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Key Vault concurrency.
+
+fn concurrent_version_inserts_all_land(s: &dyn Store) {
+    kv_setup(s);
+    std::thread::scope(|scope| {
+        for t in 0..4u128 {
+            scope.spawn(move || {
+                for i in 0..10 {
+                    s.insert_secret_version(&secret("kv1", "shared", t * 100 + i)).unwrap();
+                    assert!(s.secret_version("kv1", "shared", None).unwrap().is_some());
+                }
+            });
+        }
+    });
+    let pages = all_pages(|after| s.secret_versions("kv1", "shared", after, 7).unwrap());
+    let mut listed: Vec<String> = pages.into_iter().flatten().map(|v| v.version).collect();
+    assert_eq!(listed.len(), 40);
+    listed.sort();
+    listed.dedup();
+    assert_eq!(listed.len(), 40);
+}
+
+fn concurrent_restore_has_one_winner(s: &dyn Store) {
+    kv_setup(s);
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..6u128)
+            .map(|t| {
+                let backup: Vec<SecretVersion> = (0..3).map(|i| secret("kv1", "raced", t * 10 + i)).collect();
+                scope.spawn(move || s.restore_secret(&backup))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect::<Vec<_>>()
+    });
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(results.iter().all(|r| matches!(r, Ok(()) | Err(StoreError::Conflict(_)))), "{results:?}");
+    let page = s.secret_versions("kv1", "raced", None, 25).unwrap();
+    assert_eq!(page.items.len(), 3);
+    // All three from the same backup.
+    let first = &page.items[0].version;
+    assert!(page.items.iter().all(|v| v.version[..31] == first[..31]));
 }

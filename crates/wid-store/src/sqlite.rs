@@ -9,6 +9,8 @@
 //! The schema lives in `migrations/` and is applied at open, in one transaction, tracked by
 //! `PRAGMA user_version`. Keys are computed in Rust (`wid_core::model::name_key`, `Scope::key`), never
 //! with SQL functions, so every backend agrees on them.
+//!
+//! Key Vault storage (vaults, secret versions, soft delete, paging) is in the `key_vault` submodule.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
@@ -29,8 +31,11 @@ use wid_core::model::{
 
 use crate::{Page, Removed, Result, SigningKeyRecord, Snapshot, Store, StoreError, Written};
 
+mod key_vault;
+
 /// The migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("../migrations/0001_init.sql"), include_str!("../migrations/0002_key_vault.sql")];
 
 /// `PRAGMA application_id` of a wid database ("wid1"), so another program's SQLite file is refused.
 const APPLICATION_ID: i32 = 0x7769_6431;
@@ -295,6 +300,8 @@ fn unique_rule(msg: &str) -> String {
         "identities.principal_id" => "another identity has the same principal id",
         "clusters.cluster_id" => "another cluster has the same cluster id",
         "apps.principal_id" => "another application has the same principal id",
+        "vaults.vault_id" => "another vault has the same vault id",
+        "secrets.vault, secrets.version" => "the vault already has a secret version with this id",
         c if c.starts_with("credentials.") && c.contains("credentials.issuer") => {
             "the identity already has a federated credential with this issuer and subject"
         }
@@ -712,8 +719,10 @@ impl Store for SqliteStore {
             run(&format!("DELETE FROM role_assignments WHERE {ra_filter}"), params![scope_key, below])?;
             run("DELETE FROM clusters WHERE subscription = ?1 AND rg_key = ?2", params![sub, key])?;
             run("DELETE FROM identities WHERE subscription = ?1 AND rg_key = ?2", params![sub, key])?;
+            // Vaults outlive their group, soft-deleted (see `key_vault::soft_delete_group_vaults`).
+            let vaults = key_vault::soft_delete_group_vaults(tx, &what, &sub, &key)?;
             run("DELETE FROM resource_groups WHERE subscription = ?1 AND name_key = ?2", params![sub, key])?;
-            Ok(Some(Removed { identities, clusters, role_assignments, vaults: Vec::new() }))
+            Ok(Some(Removed { identities, clusters, role_assignments, vaults }))
         })
     }
 
@@ -1193,57 +1202,103 @@ impl Store for SqliteStore {
         })
     }
 
-    // Key Vault: not implemented yet (being written); every call reports it.
-    fn put_vault(&self, _: &Vault) -> Result<Written> {
-        Err(pending())
+    // Key Vault: the queries live in `key_vault`; each write is one IMMEDIATE transaction.
+
+    fn put_vault(&self, vault: &Vault) -> Result<Written> {
+        let what = format!("writing vault '{}'", vault.name);
+        self.write(&what, |tx| key_vault::put_vault(tx, &what, vault))
     }
-    fn vault(&self, _: &str) -> Result<Option<Vault>> {
-        Err(pending())
+
+    fn vault(&self, name: &str) -> Result<Option<Vault>> {
+        self.read(|conn| key_vault::vault(conn, name))
     }
-    fn vaults(&self, _: Uuid, _: Option<&str>) -> Result<Vec<Vault>> {
-        Err(pending())
+
+    fn vaults(&self, subscription: Uuid, resource_group: Option<&str>) -> Result<Vec<Vault>> {
+        self.read(|conn| key_vault::vaults(conn, subscription, resource_group))
     }
-    fn deleted_vaults(&self, _: Uuid) -> Result<Vec<Vault>> {
-        Err(pending())
+
+    fn deleted_vaults(&self, subscription: Uuid) -> Result<Vec<Vault>> {
+        self.read(|conn| key_vault::deleted_vaults(conn, subscription))
     }
-    fn purge_vault(&self, _: &str) -> Result<Option<Vault>> {
-        Err(pending())
+
+    fn purge_vault(&self, name: &str) -> Result<Option<Vault>> {
+        let what = format!("purging vault '{name}'");
+        self.write(&what, |tx| key_vault::purge_vault(tx, &what, name))
     }
-    fn insert_secret_version(&self, _: &SecretVersion) -> Result<()> {
-        Err(pending())
+
+    fn insert_secret_version(&self, version: &SecretVersion) -> Result<()> {
+        let what = format!("writing a version of secret '{}'", version.name);
+        self.write(&what, |tx| key_vault::insert_secret_version(tx, &what, version))
     }
-    fn update_secret_version(&self, _: &SecretVersion) -> Result<bool> {
-        Err(pending())
+
+    fn update_secret_version(&self, version: &SecretVersion) -> Result<bool> {
+        let what = format!("updating a version of secret '{}'", version.name);
+        self.write(&what, |tx| key_vault::update_secret_version(tx, &what, version))
     }
-    fn secret_version(&self, _: &str, _: &str, _: Option<&str>) -> Result<Option<SecretVersion>> {
-        Err(pending())
+
+    fn secret_version(&self, vault: &str, name: &str, version: Option<&str>) -> Result<Option<SecretVersion>> {
+        self.read(|conn| key_vault::secret_version(conn, vault, name, version))
     }
-    fn secrets(&self, _: &str, _: Option<&str>, _: usize) -> Result<Page<SecretVersion>> {
-        Err(pending())
+
+    fn secrets(&self, vault: &str, after: Option<&str>, limit: usize) -> Result<Page<SecretVersion>> {
+        self.read(|conn| key_vault::secrets(conn, vault, after, limit))
     }
-    fn secret_versions(&self, _: &str, _: &str, _: Option<&str>, _: usize) -> Result<Page<SecretVersion>> {
-        Err(pending())
+
+    fn secret_versions(
+        &self,
+        vault: &str,
+        name: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<SecretVersion>> {
+        self.read(|conn| key_vault::secret_versions(conn, vault, name, after, limit))
     }
-    fn delete_secret(&self, _: &str, _: &str, _: i64, _: i64) -> Result<Option<DeletedSecret>> {
-        Err(pending())
+
+    fn delete_secret(
+        &self,
+        vault: &str,
+        name: &str,
+        deleted: i64,
+        scheduled_purge: i64,
+    ) -> Result<Option<DeletedSecret>> {
+        let what = format!("deleting secret '{name}'");
+        self.write(&what, |tx| key_vault::delete_secret(tx, &what, vault, name, deleted, scheduled_purge))
     }
-    fn deleted_secret(&self, _: &str, _: &str) -> Result<Option<(DeletedSecret, SecretVersion)>> {
-        Err(pending())
+
+    fn deleted_secret(&self, vault: &str, name: &str) -> Result<Option<(DeletedSecret, SecretVersion)>> {
+        self.read(|conn| key_vault::deleted_secret(conn, vault, name))
     }
-    fn deleted_secrets(&self, _: &str, _: Option<&str>, _: usize) -> Result<Page<(DeletedSecret, SecretVersion)>> {
-        Err(pending())
+
+    fn deleted_secrets(
+        &self,
+        vault: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<(DeletedSecret, SecretVersion)>> {
+        self.read(|conn| key_vault::deleted_secrets(conn, vault, after, limit))
     }
-    fn recover_secret(&self, _: &str, _: &str) -> Result<Option<SecretVersion>> {
-        Err(pending())
+
+    fn recover_secret(&self, vault: &str, name: &str) -> Result<Option<SecretVersion>> {
+        let what = format!("recovering secret '{name}'");
+        self.write(&what, |tx| key_vault::recover_secret(tx, &what, vault, name))
     }
-    fn purge_secret(&self, _: &str, _: &str) -> Result<bool> {
-        Err(pending())
+
+    fn purge_secret(&self, vault: &str, name: &str) -> Result<bool> {
+        let what = format!("purging secret '{name}'");
+        self.write(&what, |tx| key_vault::purge_secret(tx, &what, vault, name))
     }
-    fn purge_expired(&self, _: i64) -> Result<(usize, usize)> {
-        Err(pending())
+
+    fn purge_expired(&self, now: i64) -> Result<(usize, usize)> {
+        let what = "purging expired deleted secrets and vaults";
+        self.write(what, |tx| key_vault::purge_expired(tx, what, now))
     }
-    fn restore_secret(&self, _: &[SecretVersion]) -> Result<()> {
-        Err(pending())
+
+    fn restore_secret(&self, versions: &[SecretVersion]) -> Result<()> {
+        let what = match versions.first() {
+            Some(v) => format!("restoring secret '{}'", v.name),
+            None => "restoring a secret".to_string(),
+        };
+        self.write(&what, |tx| key_vault::restore_secret(tx, &what, versions))
     }
 }
 
@@ -1271,8 +1326,4 @@ mod tests {
             conn.execute_batch(m).unwrap();
         }
     }
-}
-
-fn pending() -> StoreError {
-    StoreError::Backend("key vault storage is not implemented yet".into())
 }

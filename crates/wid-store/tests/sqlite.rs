@@ -1,5 +1,6 @@
 //! The SQLite backend: the conformance suite on a temp file and in memory, then what only a file can
-//! show (durability across reopen and SIGKILL, schema versions, permissions, unusable paths).
+//! show (durability across reopen and SIGKILL, schema versions and upgrades, permissions, unusable
+//! paths, purged secret values gone from the file).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test helpers
 
@@ -14,9 +15,12 @@ use uuid::Uuid;
 use wid_core::fic::FederatedCredential;
 use wid_core::model::{
     AppPrincipal, Cluster, ClusterIssuer, Identity, PrincipalType, ResourceGroup, ResourceKey, RoleAssignment,
-    StoredCredential,
+    SecretVersion, StoredCredential, Vault,
 };
 use wid_store::{SigningKeyRecord, SqliteStore, Store, StoreError};
+
+/// The schema version this build writes (the number of migrations).
+const SCHEMA_VERSION: i64 = 2;
 
 fn file_store() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -86,6 +90,43 @@ fn credential(identity: &ResourceKey, name: &str) -> StoredCredential {
     }
 }
 
+fn vault(name: &str, n: u128) -> Vault {
+    Vault {
+        subscription: SUB,
+        resource_group: "Team".into(),
+        name: name.into(),
+        location: "westeurope".into(),
+        tags: BTreeMap::new(),
+        vault_id: guid(0x8000 + n),
+        tenant_id: guid(0xfff),
+        sku: "standard".into(),
+        enable_rbac_authorization: true,
+        enable_purge_protection: n.is_multiple_of(2),
+        soft_delete_retention_days: 7,
+        public_network_access: "Enabled".into(),
+        sealed_data_key: vec![n as u8; 60],
+        created: 11,
+        updated: 12,
+        deleted: None,
+    }
+}
+
+fn secret(vault: &str, name: &str, n: u128, sealed_value: Vec<u8>) -> SecretVersion {
+    SecretVersion {
+        vault: vault.into(),
+        name: name.into(),
+        version: format!("{:032x}", 0xabc0_0000_0000_0000_0000_0000_0000_0000 | n),
+        sealed_value,
+        content_type: None,
+        tags: BTreeMap::new(),
+        enabled: true,
+        nbf: None,
+        exp: None,
+        created: 13,
+        updated: 14,
+    }
+}
+
 /// Writes `n` of every kind of record.
 fn populate(store: &SqliteStore, n: u128) {
     store.meta_put("tenant_id", b"tenant").unwrap();
@@ -133,6 +174,11 @@ fn populate(store: &SqliteStore, n: u128) {
             })
             .unwrap();
     }
+    store.put_vault(&vault("kv", 1)).unwrap();
+    for i in 0..n {
+        store.insert_secret_version(&secret("kv", &format!("s-{i}"), i, vec![i as u8; 40])).unwrap();
+    }
+    store.delete_secret("kv", "s-0", 20, 30).unwrap().unwrap();
     store
         .put_app(&AppPrincipal {
             client_id: guid(0x6000),
@@ -149,10 +195,10 @@ fn everything_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("wid.db");
     let n = 25;
-    let (before, keys) = {
+    let (before, keys, vaults) = {
         let store = SqliteStore::open(&path).unwrap();
         populate(&store, n);
-        (format!("{:?}", store.snapshot().unwrap()), store.signing_keys().unwrap())
+        (format!("{:?}", store.snapshot().unwrap()), store.signing_keys().unwrap(), key_vault_state(&store))
     };
     let store = SqliteStore::open(&path).unwrap();
     let after = store.snapshot().unwrap();
@@ -166,11 +212,28 @@ fn everything_survives_reopen() {
     assert_eq!(store.meta_get("tenant_id").unwrap().as_deref(), Some(&b"tenant"[..]));
     assert_eq!(store.meta_get("sealed_admin").unwrap(), Some(vec![0, 1, 2, 255]));
     assert_eq!(store.resource_groups(SUB).unwrap(), vec![group("Team")]);
-    // Migrations ran once: the schema version is 1 and a third open changes nothing.
+    assert_eq!(key_vault_state(&store), vaults);
+    assert_eq!(store.secrets("kv", None, 100).unwrap().items.len() as u128, n - 1);
+    // Migrations ran once: the schema is the newest version and a third open changes nothing.
     drop(store);
-    assert_eq!(user_version(&path), 1);
+    assert_eq!(user_version(&path), SCHEMA_VERSION);
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(format!("{:?}", store.snapshot().unwrap()), before);
+}
+
+/// Everything the Key Vault part of the store holds for the vault "kv", as comparable text.
+fn key_vault_state(store: &SqliteStore) -> String {
+    let secrets = store.secrets("kv", None, 1000).unwrap();
+    let versions: Vec<_> = secrets
+        .items
+        .iter()
+        .map(|s| (s.sealed_value.clone(), store.secret_versions("kv", &s.name, None, 1000).unwrap()))
+        .collect();
+    format!(
+        "{:?} {secrets:?} {versions:?} {:?}",
+        store.vault("kv").unwrap(),
+        store.deleted_secrets("kv", None, 1000).unwrap()
+    )
 }
 
 fn user_version(path: &Path) -> i64 {
@@ -365,4 +428,118 @@ fn acknowledged_writes_survive_sigkill() {
         assert!(store.identity(&identity("Team", n).key()).unwrap().is_some(), "identity {n} lost");
         assert_eq!(store.meta_get(&format!("ack-{n}")).unwrap(), Some(n.to_le_bytes().to_vec()), "ack {n}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Schema upgrades.
+
+#[test]
+fn schema_1_database_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wid.db");
+    // A database as the first release left it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(include_str!("../migrations/0001_init.sql")).unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    conn.pragma_update(None, "application_id", 0x7769_6431).unwrap();
+    conn.execute(
+        "INSERT INTO resource_groups (subscription, name_key, name, location, tags, created) \
+         VALUES (?1, 'team', 'Team', 'westeurope', '{\"k\":\"v\"}', 1)",
+        [SUB.to_string()],
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.resource_groups(SUB).unwrap(), vec![group("Team")]);
+    store.put_vault(&vault("kv", 1)).unwrap();
+    store.insert_secret_version(&secret("kv", "s", 1, vec![1, 2, 3])).unwrap();
+    drop(store);
+    assert_eq!(user_version(&path), SCHEMA_VERSION);
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(store.secret_version("kv", "s", None).unwrap().unwrap().sealed_value, [1, 2, 3]);
+}
+
+#[test]
+fn undecodable_key_vault_rows_are_corrupt_not_panics() {
+    let (dir, store) = file_store();
+    populate(&store, 2);
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("wid.db")).unwrap();
+    conn.execute("UPDATE vaults SET vault_id = 'nope'", []).unwrap();
+    conn.execute("UPDATE secrets SET tags = '[1'", []).unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&dir.path().join("wid.db")).unwrap();
+    match store.vault("kv") {
+        Err(StoreError::Corrupt(msg)) => assert!(msg.contains("vaults.vault_id"), "{msg}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    match store.secrets("kv", None, 25) {
+        Err(StoreError::Corrupt(msg)) => assert!(msg.contains("secrets.tags"), "{msg}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(matches!(store.deleted_secrets("kv", None, 25), Err(StoreError::Corrupt(_))));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Secret values: the store only ever sees sealed bytes; once purged, they are gone from the file.
+
+fn file_contains(path: &Path, needle: &[u8]) -> bool {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes.windows(needle.len()).any(|w| w == needle),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => panic!("reading {}: {e}", path.display()),
+    }
+}
+
+/// Moves every committed page from the WAL into the database file and empties the WAL.
+fn checkpoint(path: &Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0)).unwrap();
+    assert_eq!(busy, 0, "the checkpoint could not complete");
+}
+
+#[test]
+fn purged_secret_values_are_zeroed_in_the_file() {
+    let (dir, store) = file_store();
+    let db = dir.path().join("wid.db");
+    let wal = dir.path().join("wid.db-wal");
+    store.put_resource_group(&group("Team")).unwrap();
+    store.put_vault(&vault("kv", 1)).unwrap();
+    store.put_vault(&vault("doomed", 2)).unwrap();
+    let value = |marker: &str, len: usize| marker.bytes().cycle().take(len).collect::<Vec<u8>>();
+    // Small values live in the row's page, large ones in overflow pages; each goes a different way.
+    let gone = [
+        ("kv", "purged-small", "MARKER-PURGED-SMALL|", 100),
+        ("kv", "purged-large", "MARKER-PURGED-LARGE|", 30_000),
+        ("kv", "expired", "MARKER-EXPIRED|", 5_000),
+        ("doomed", "in-vault", "MARKER-VAULT|", 20_000),
+    ];
+    let kept = ("kv", "kept", "MARKER-KEPT|", 3_000);
+    for (n, (vault, name, marker, len)) in gone.iter().chain([&kept]).enumerate() {
+        let v = secret(vault, name, n as u128, value(marker, *len));
+        store.insert_secret_version(&v).unwrap();
+        assert_eq!(store.secret_version(vault, name, None).unwrap().unwrap().sealed_value, v.sealed_value);
+    }
+    checkpoint(&db);
+    for (_, _, marker, _) in gone.iter().chain([&kept]) {
+        assert!(file_contains(&db, marker.as_bytes()), "{marker} should be in the file before the purge");
+    }
+
+    for name in ["purged-small", "purged-large"] {
+        store.delete_secret("kv", name, 1, 2).unwrap().unwrap();
+        assert!(store.purge_secret("kv", name).unwrap());
+    }
+    store.delete_secret("kv", "expired", 1, 50).unwrap().unwrap();
+    assert_eq!(store.purge_expired(100).unwrap(), (1, 0));
+    store.put_vault(&Vault { deleted: Some(1), ..vault("doomed", 2) }).unwrap();
+    assert!(store.purge_vault("doomed").unwrap().is_some());
+    checkpoint(&db);
+
+    for (_, _, marker, _) in &gone {
+        assert!(!file_contains(&db, marker.as_bytes()), "{marker} is still in the database file");
+        assert!(!file_contains(&wal, marker.as_bytes()), "{marker} is still in the WAL");
+    }
+    assert!(file_contains(&db, kept.2.as_bytes()));
+    assert_eq!(store.secret_version("kv", "kept", None).unwrap().unwrap().sealed_value, value(kept.2, kept.3));
 }

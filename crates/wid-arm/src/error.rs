@@ -12,9 +12,16 @@ pub enum ArmError {
     /// The resource does not exist.
     #[error("resource not found")]
     ResourceNotFound { resource_type: &'static str, name: String, resource_group: String },
+    /// Something addressed by the request does not exist; `code` is the resource provider's
+    /// (e.g. `RoleAssignmentNotFound`, `RoleDefinitionDoesNotExist`, `DeletedVaultNotFound`).
+    #[error("not found")]
+    NotFound { code: &'static str, message: String },
     /// The caller's roles do not allow the action at the scope.
     #[error("authorization failed")]
     AuthorizationFailed { principal: String, action: String, scope: String },
+    /// Refused for a reason other than a missing role (e.g. a role assignment condition) (403).
+    #[error("forbidden")]
+    Forbidden { code: &'static str, message: String },
     /// The request is invalid; `code` is ARM's (e.g. `InvalidRequestContent`, `LocationRequired`).
     #[error("bad request")]
     BadRequest { code: &'static str, message: String },
@@ -63,6 +70,8 @@ impl ArmError {
                     "The client '{principal}' with object id '{principal}' does not have authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. Grant a role that allows it at this scope or above (e.g. `wid role assignment create --assignee-object-id {principal} --role Contributor --scope {scope}`); changes take effect immediately."
                 ),
             ),
+            ArmError::NotFound { code, message } => (404, *code, message.clone()),
+            ArmError::Forbidden { code, message } => (403, *code, message.clone()),
             ArmError::BadRequest { code, message } => (400, *code, message.clone()),
             ArmError::Conflict { code, message } => (409, *code, message.clone()),
             ArmError::Internal(_) => (

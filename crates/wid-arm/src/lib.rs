@@ -1,6 +1,7 @@
 //! wid management plane, ARM-shaped: resource groups, user-assigned identities, federated identity
-//! credentials and cluster registrations (`Microsoft.ContainerService/managedClusters`), plus the
-//! subscription, tenant and cloud-metadata documents clients ask for.
+//! credentials, cluster registrations (`Microsoft.ContainerService/managedClusters`), key vaults
+//! (`Microsoft.KeyVault/vaults`, [`vaults`]) and Azure RBAC role definitions and assignments at any
+//! scope ([`roles`]), plus the subscription, tenant and cloud-metadata documents clients ask for.
 //!
 //! Every call is authorized with the RBAC engine against the caller's role assignments at the target
 //! scope or above. Writes go to the store first and then to the in-memory directory, so they take
@@ -8,9 +9,12 @@
 //! them off the async executor.
 
 pub mod error;
+mod filter;
 mod names;
+pub mod roles;
 pub mod route;
 mod shapes;
+pub mod vaults;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, RwLock};
@@ -24,6 +28,7 @@ use wid_core::fic::{self, ClaimsMatchingExpression, FederatedCredential};
 use wid_core::model::{Cluster, ClusterIssuer, Identity, ResourceGroup, ResourceKey, StoredCredential, Tags};
 use wid_core::rbac::{Action, Decision};
 use wid_core::scope::{Scope, ids};
+use wid_crypto::MasterKey;
 use wid_store::{Store, Written};
 use wid_sts::{Caller, TokenService};
 
@@ -55,6 +60,8 @@ pub struct Management {
     directory: Arc<RwLock<Directory>>,
     sts: Arc<TokenService>,
     clock: Arc<dyn Clock>,
+    /// Seals each new vault's data key.
+    master: Arc<MasterKey>,
     /// Identities with a credential write in flight (Entra refuses concurrent writes with 409).
     writing: InFlight,
 }
@@ -143,15 +150,16 @@ const SA_TOKEN_MIN_SECS: i64 = 600;
 const SA_TOKEN_MAX_SECS: i64 = 48 * 3600;
 
 impl Management {
-    /// Builds the service.
+    /// Builds the service; `master` seals the data key of each vault created.
     pub fn new(
         cfg: ArmConfig,
         store: Arc<dyn Store>,
         directory: Arc<RwLock<Directory>>,
         sts: Arc<TokenService>,
         clock: Arc<dyn Clock>,
+        master: Arc<MasterKey>,
     ) -> Self {
-        Self { cfg, store, directory, sts, clock, writing: InFlight::default() }
+        Self { cfg, store, directory, sts, clock, master, writing: InFlight::default() }
     }
 
     fn dir(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
@@ -176,12 +184,17 @@ impl Management {
         if self.allowed(caller, action, scope) {
             Ok(())
         } else {
-            tracing::info!(target: "wid::audit", event = "arm.denied", principal = %caller.principal_id, action, scope);
-            Err(ArmError::AuthorizationFailed {
-                principal: caller.principal_id.to_string(),
-                action: action.to_string(),
-                scope: scope.to_string(),
-            })
+            Err(self.denied(caller, action, scope, "no role assignment allows it"))
+        }
+    }
+
+    /// Audits a refusal and returns ARM's 403.
+    fn denied(&self, caller: &Caller, action: &str, scope: &str, reason: &str) -> ArmError {
+        self.audit(caller, action, scope, false, reason);
+        ArmError::AuthorizationFailed {
+            principal: caller.principal_id.to_string(),
+            action: action.to_string(),
+            scope: scope.to_string(),
         }
     }
 
@@ -311,6 +324,10 @@ impl Management {
         }
         for ra in &removed.role_assignments {
             dir.remove_role_assignment(ra);
+        }
+        drop(dir);
+        for v in &removed.vaults {
+            tracing::info!(target: "wid::audit", event = "vault.deleted", id = %v.arm_id(), reason = "resource group deleted", by = %caller.principal_id);
         }
         Ok((200, None))
     }

@@ -56,6 +56,26 @@ pub fn cluster(name: &str) -> Result<(), ArmError> {
     }
 }
 
+/// Key vault: 3–24 letters, digits and hyphens, starting with a letter, ending with a letter or digit,
+/// no `--` (Key Vault's rule; the name becomes a DNS label of the vault's host).
+pub fn vault(name: &str) -> Result<(), ArmError> {
+    let ok = (3..=24).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().last().is_some_and(|c| c.is_ascii_alphanumeric())
+        && !name.contains("--");
+    if ok {
+        Ok(())
+    } else {
+        Err(ArmError::bad(
+            "VaultNameNotValid",
+            format!(
+                "The vault name '{name}' is invalid. A vault's name must be between 3-24 alphanumeric characters. The name must begin with a letter, end with a letter or digit, and not contain consecutive hyphens."
+            ),
+        ))
+    }
+}
+
 /// Location: a short token such as `eastus` or `local`.
 pub fn location(loc: &str) -> Result<(), ArmError> {
     let ok = (1..=64).contains(&loc.len()) && loc.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ' ');
@@ -83,6 +103,12 @@ mod tests {
         assert!(super::cluster("c").is_ok());
         assert!(super::cluster("c-").is_err());
         assert!(super::location("eastus").is_ok());
+        for good in ["abc", "keyvault-workload-id1a2", "a-b-c", "A1b"] {
+            assert!(super::vault(good).is_ok(), "{good}");
+        }
+        for bad in ["ab", "1abc", "-abc", "abc-", "a--b", "a_bc", "a.bc", "kv\u{e9}x", &"a".repeat(25)] {
+            assert!(super::vault(bad).is_err(), "{bad}");
+        }
         assert!(super::location("east/us").is_err());
     }
 }

@@ -55,6 +55,58 @@ pub enum ArmRoute {
         rg: String,
         name: String,
     },
+    /// `…/resources`: the resources of a subscription or group (ARM's generic listing).
+    Resources {
+        sub: String,
+        rg: Option<String>,
+    },
+    Vaults {
+        sub: String,
+        rg: Option<String>,
+    },
+    Vault {
+        sub: String,
+        rg: String,
+        name: String,
+    },
+    /// `/subscriptions/{sub}/providers/Microsoft.KeyVault/deletedVaults`
+    DeletedVaults {
+        sub: String,
+    },
+    /// `/subscriptions/{sub}/providers/Microsoft.KeyVault/locations/{location}/deletedVaults/{name}`
+    DeletedVault {
+        sub: String,
+        location: String,
+        name: String,
+    },
+    /// `…/deletedVaults/{name}/purge`
+    PurgeDeletedVault {
+        sub: String,
+        location: String,
+        name: String,
+    },
+    /// `…/providers/Microsoft.KeyVault/managedHSMs` or `deletedManagedHSMs`: wid has no managed
+    /// HSMs, but `az keyvault list`/`list-deleted` ask for them alongside vaults.
+    ManagedHsms {
+        sub: String,
+        rg: Option<String>,
+    },
+    /// `{scope}/providers/Microsoft.Authorization/roleDefinitions` at any scope.
+    RoleDefinitions {
+        scope: String,
+    },
+    RoleDefinition {
+        scope: String,
+        name: String,
+    },
+    /// `{scope}/providers/Microsoft.Authorization/roleAssignments` at any scope.
+    RoleAssignments {
+        scope: String,
+    },
+    RoleAssignment {
+        scope: String,
+        name: String,
+    },
     /// A path under a subscription that names no resource type wid serves.
     UnknownType(String),
 }
@@ -93,11 +145,20 @@ fn decode(seg: &str) -> Result<String, RouteError> {
 
 /// Routes a raw (percent-encoded) request path.
 pub fn parse(path: &str) -> Result<ArmRoute, RouteError> {
+    // Leading slashes are collapsed: SDKs format `/{scope}/providers/…` with a scope that starts
+    // with `/` (and is `/` for the root), which yields `//subscriptions/…` or `///providers/…`.
     let trimmed = path.trim_end_matches('/');
-    let raw: Vec<&str> = trimmed.split('/').skip(1).collect();
+    let trimmed = trimmed.trim_start_matches('/');
+    if trimmed.is_empty() {
+        return Err(RouteError::NotArm);
+    }
+    let raw: Vec<&str> = trimmed.split('/').collect();
     let segs: Vec<String> = raw.iter().map(|s| decode(s)).collect::<Result<_, _>>()?;
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    if let Some(route) = authorization(&s) {
+        return Ok(route);
+    }
     let route = match s.as_slice() {
         [t] if eq(t, "subscriptions") => ArmRoute::Subscriptions,
         [t] if eq(t, "tenants") => ArmRoute::Tenants,
@@ -108,17 +169,71 @@ pub fn parse(path: &str) -> Result<ArmRoute, RouteError> {
     Ok(route)
 }
 
+/// `{scope}/providers/Microsoft.Authorization/{roleAssignments|roleDefinitions}[/{name}]`: an
+/// extension resource that can sit under any scope, so the tail is found first and everything
+/// before it is the scope (`/` when nothing is).
+fn authorization(s: &[&str]) -> Option<ArmRoute> {
+    let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let n = s.len();
+    // The Authorization tail is the last 3 or 4 segments.
+    for tail_len in [3usize, 4] {
+        let Some(at) = n.checked_sub(tail_len) else { continue };
+        let tail = s.get(at..)?;
+        let (p, ns, ty) = match tail {
+            [p, ns, ty] | [p, ns, ty, _] => (*p, *ns, *ty),
+            _ => continue,
+        };
+        if !(eq(p, "providers") && eq(ns, "Microsoft.Authorization")) {
+            continue;
+        }
+        let scope = format!("/{}", s.get(..at)?.join("/"));
+        let name = tail.get(3).map(|n| n.to_string());
+        let route = match (ty, name) {
+            (t, None) if eq(t, "roleAssignments") => ArmRoute::RoleAssignments { scope },
+            (t, Some(name)) if eq(t, "roleAssignments") => ArmRoute::RoleAssignment { scope, name },
+            (t, None) if eq(t, "roleDefinitions") => ArmRoute::RoleDefinitions { scope },
+            (t, Some(name)) if eq(t, "roleDefinitions") => ArmRoute::RoleDefinition { scope, name },
+            _ => continue,
+        };
+        return Some(route);
+    }
+    None
+}
+
 fn under_subscription(sub: &str, rest: &[&str]) -> ArmRoute {
     let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     let sub = sub.to_string();
     let mi = |ns: &str, ty: &str| eq(ns, "Microsoft.ManagedIdentity") && eq(ty, "userAssignedIdentities");
     let mc = |ns: &str, ty: &str| eq(ns, "Microsoft.ContainerService") && eq(ty, "managedClusters");
+    let kv = |ns: &str, ty: &str| eq(ns, "Microsoft.KeyVault") && eq(ty, "vaults");
+    let kv_ns = |ns: &str| eq(ns, "Microsoft.KeyVault");
     match rest {
         [] => ArmRoute::Subscription { sub },
+        [r] if eq(r, "resources") => ArmRoute::Resources { sub, rg: None },
         [g] if eq(g, "resourceGroups") => ArmRoute::Groups { sub },
         [g, rg] if eq(g, "resourceGroups") => ArmRoute::Group { sub, rg: rg.to_string() },
+        [g, rg, r] if eq(g, "resourceGroups") && eq(r, "resources") => {
+            ArmRoute::Resources { sub, rg: Some(rg.to_string()) }
+        }
         [p, ns, ty] if eq(p, "providers") && mi(ns, ty) => ArmRoute::Identities { sub, rg: None },
         [p, ns, ty] if eq(p, "providers") && mc(ns, ty) => ArmRoute::Clusters { sub, rg: None },
+        [p, ns, ty] if eq(p, "providers") && kv(ns, ty) => ArmRoute::Vaults { sub, rg: None },
+        [p, ns, d] if eq(p, "providers") && kv_ns(ns) && eq(d, "deletedVaults") => ArmRoute::DeletedVaults { sub },
+        [p, ns, h] if eq(p, "providers") && kv_ns(ns) && (eq(h, "managedHSMs") || eq(h, "deletedManagedHSMs")) => {
+            ArmRoute::ManagedHsms { sub, rg: None }
+        }
+        [p, ns, l, loc, d, name] if eq(p, "providers") && kv_ns(ns) && eq(l, "locations") && eq(d, "deletedVaults") => {
+            ArmRoute::DeletedVault { sub, location: loc.to_string(), name: name.to_string() }
+        }
+        [p, ns, l, loc, d, name, purge]
+            if eq(p, "providers")
+                && kv_ns(ns)
+                && eq(l, "locations")
+                && eq(d, "deletedVaults")
+                && eq(purge, "purge") =>
+        {
+            ArmRoute::PurgeDeletedVault { sub, location: loc.to_string(), name: name.to_string() }
+        }
         [g, rg, p, ns, ty, tail @ ..] if eq(g, "resourceGroups") && eq(p, "providers") => {
             let rg = rg.to_string();
             match tail {
@@ -135,6 +250,9 @@ fn under_subscription(sub: &str, rest: &[&str]) -> ArmRoute {
                 [name, t] if mc(ns, ty) && eq(t, "serviceAccountToken") => {
                     ArmRoute::ClusterToken { sub, rg, name: name.to_string() }
                 }
+                [] if kv(ns, ty) => ArmRoute::Vaults { sub, rg: Some(rg) },
+                [] if kv_ns(ns) && eq(ty, "managedHSMs") => ArmRoute::ManagedHsms { sub, rg: Some(rg) },
+                [name] if kv(ns, ty) => ArmRoute::Vault { sub, rg, name: name.to_string() },
                 _ => ArmRoute::UnknownType(format!("{ns}/{ty}")),
             }
         }
@@ -170,6 +288,61 @@ mod tests {
     }
 
     #[test]
+    fn key_vault_routes() {
+        assert_eq!(
+            parse("/subscriptions/s/resourceGroups/rg/providers/microsoft.keyvault/VAULTS/kv1").unwrap(),
+            ArmRoute::Vault { sub: "s".into(), rg: "rg".into(), name: "kv1".into() }
+        );
+        assert_eq!(
+            parse("/subscriptions/s/providers/Microsoft.KeyVault/vaults").unwrap(),
+            ArmRoute::Vaults { sub: "s".into(), rg: None }
+        );
+        assert_eq!(
+            parse("/subscriptions/s/providers/Microsoft.KeyVault/deletedVaults").unwrap(),
+            ArmRoute::DeletedVaults { sub: "s".into() }
+        );
+        assert_eq!(
+            parse("/subscriptions/s/providers/Microsoft.KeyVault/locations/eastus/deletedVaults/kv1/purge").unwrap(),
+            ArmRoute::PurgeDeletedVault { sub: "s".into(), location: "eastus".into(), name: "kv1".into() }
+        );
+        assert_eq!(parse("/subscriptions/s/resources").unwrap(), ArmRoute::Resources { sub: "s".into(), rg: None });
+        assert_eq!(
+            parse("/subscriptions/s/providers/Microsoft.KeyVault/deletedManagedHSMs").unwrap(),
+            ArmRoute::ManagedHsms { sub: "s".into(), rg: None }
+        );
+    }
+
+    #[test]
+    fn authorization_resources_under_any_scope() {
+        let vault = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/v";
+        assert_eq!(
+            parse(&format!("{vault}/providers/Microsoft.Authorization/roleAssignments/g1")).unwrap(),
+            ArmRoute::RoleAssignment { scope: vault.into(), name: "g1".into() }
+        );
+        assert_eq!(
+            parse(&format!("{vault}/secrets/db/providers/microsoft.authorization/ROLEASSIGNMENTS")).unwrap(),
+            ArmRoute::RoleAssignments { scope: format!("{vault}/secrets/db") }
+        );
+        assert_eq!(
+            parse("/providers/Microsoft.Authorization/roleDefinitions/g").unwrap(),
+            ArmRoute::RoleDefinition { scope: "/".into(), name: "g".into() }
+        );
+        // How SDKs format `/{scope}/providers/…` for scopes `/subscriptions/s` and `/`.
+        assert_eq!(
+            parse("//subscriptions/s/providers/Microsoft.Authorization/roleDefinitions").unwrap(),
+            ArmRoute::RoleDefinitions { scope: "/subscriptions/s".into() }
+        );
+        assert_eq!(
+            parse("///providers/Microsoft.Authorization/roleAssignments").unwrap(),
+            ArmRoute::RoleAssignments { scope: "/".into() }
+        );
+        assert!(matches!(
+            parse("/subscriptions/s/providers/Microsoft.Authorization/policyAssignments").unwrap(),
+            ArmRoute::UnknownType(_)
+        ));
+    }
+
+    #[test]
     fn refuses_traversal() {
         for bad in [
             "/subscriptions/s/resourceGroups/..",
@@ -180,9 +353,22 @@ mod tests {
             "/subscriptions/s/resourceGroups/%zz",
             "/subscriptions/s/resourceGroups/%c3",
             "/subscriptions//resourceGroups/x",
+            "/subscriptions/s/resourceGroups/rg/..%2F/providers/Microsoft.Authorization/roleAssignments",
         ] {
             assert!(matches!(parse(bad), Err(RouteError::BadSegment(_))), "{bad}");
         }
         assert_eq!(parse("/other"), Err(RouteError::NotArm));
+        // Authorization tails with nothing or garbage before them stay safe.
+        for odd in [
+            "/",
+            "//",
+            "/providers/Microsoft.Authorization",
+            "/providers/Microsoft.Authorization/roleAssignments/a/b",
+            "/x/%2e/providers/Microsoft.Authorization/roleAssignments",
+        ] {
+            if let Ok(ArmRoute::RoleAssignments { scope } | ArmRoute::RoleAssignment { scope, .. }) = parse(odd) {
+                assert!(!scope.split('/').any(|s| s == "." || s == ".."), "{odd}");
+            }
+        }
     }
 }

@@ -2,10 +2,28 @@
 
 use serde_json::{Value, json};
 use wid_core::fic::FederatedCredential;
-use wid_core::model::{Cluster, ClusterIssuer, Identity, ResourceGroup, Tags};
+use wid_core::model::{Cluster, ClusterIssuer, Identity, ResourceGroup, RoleAssignment, Tags, Vault};
+use wid_core::rbac::RoleDefinition;
 use wid_core::scope::ids;
 
 use crate::{ArmConfig, CLUSTER_TYPE, FIC_TYPE, IDENTITY_TYPE, RG_TYPE};
+
+/// `Microsoft.KeyVault/vaults`
+pub const VAULT_TYPE: &str = "Microsoft.KeyVault/vaults";
+/// `Microsoft.KeyVault/deletedVaults`
+pub const DELETED_VAULT_TYPE: &str = "Microsoft.KeyVault/deletedVaults";
+/// `Microsoft.Authorization/roleDefinitions`
+pub const ROLE_DEFINITION_TYPE: &str = "Microsoft.Authorization/roleDefinitions";
+/// `Microsoft.Authorization/roleAssignments`
+pub const ROLE_ASSIGNMENT_TYPE: &str = "Microsoft.Authorization/roleAssignments";
+
+/// When the built-in role definitions are said to be created and updated (they are fixed).
+const BUILTIN_ROLES_DATE: &str = "2015-02-02T21:55:09.8806423Z";
+
+/// RFC 3339 UTC time of a Unix timestamp, as ARM prints times.
+pub fn time(unix: i64) -> String {
+    wid_sts::error::rfc3339(unix)
+}
 
 fn tags(t: &Tags) -> Value {
     json!(t)
@@ -96,5 +114,136 @@ pub fn cluster(c: &Cluster) -> Value {
             "securityProfile": {"workloadIdentity": {"enabled": c.workload_identity}},
             "issuerHosting": {"hostedByWid": hosted, "jwksUploaded": jwks_uploaded},
         },
+    })
+}
+
+/// The data-plane URL of a vault: `https://{name}.{suffix}/` (lower-case: it is a host name).
+pub fn vault_uri(cfg: &ArmConfig, name: &str) -> String {
+    format!("https://{}.{}/", name.to_ascii_lowercase(), cfg.vault_dns_suffix)
+}
+
+/// A vault as `Microsoft.KeyVault/vaults` returns it (2023-07-01 and later): soft delete always
+/// on, RBAC authorization, `enablePurgeProtection` only when on (Azure omits it otherwise).
+pub fn vault(cfg: &ArmConfig, v: &Vault) -> Value {
+    let mut props = json!({
+        "sku": {"family": "A", "name": v.sku},
+        "tenantId": v.tenant_id,
+        "networkAcls": {"bypass": "AzureServices", "defaultAction": "Allow", "ipRules": [], "virtualNetworkRules": []},
+        "accessPolicies": [],
+        "enabledForDeployment": false,
+        "enabledForDiskEncryption": false,
+        "enabledForTemplateDeployment": false,
+        "enableSoftDelete": true,
+        "softDeleteRetentionInDays": v.soft_delete_retention_days,
+        "enableRbacAuthorization": v.enable_rbac_authorization,
+        "vaultUri": vault_uri(cfg, &v.name),
+        "provisioningState": "Succeeded",
+        "publicNetworkAccess": v.public_network_access,
+    });
+    if v.enable_purge_protection
+        && let Some(o) = props.as_object_mut()
+    {
+        o.insert("enablePurgeProtection".into(), json!(true));
+    }
+    json!({
+        "id": v.arm_id(),
+        "name": v.name,
+        "type": VAULT_TYPE,
+        "location": v.location,
+        "tags": tags(&v.tags),
+        "systemData": {"createdAt": time(v.created), "lastModifiedAt": time(v.updated)},
+        "properties": props,
+    })
+}
+
+/// The id of a soft-deleted vault.
+pub fn deleted_vault_id(sub: &str, location: &str, name: &str) -> String {
+    format!("/subscriptions/{sub}/providers/Microsoft.KeyVault/locations/{location}/deletedVaults/{name}")
+}
+
+/// A soft-deleted vault (`Microsoft.KeyVault/deletedVaults`).
+pub fn deleted_vault(v: &Vault) -> Value {
+    let deleted = v.deleted.unwrap_or(v.updated);
+    json!({
+        "id": deleted_vault_id(&v.subscription.to_string(), &v.location, &v.name),
+        "name": v.name,
+        "type": DELETED_VAULT_TYPE,
+        "properties": {
+            "vaultId": v.arm_id(),
+            "location": v.location,
+            "deletionDate": time(deleted),
+            "scheduledPurgeDate": time(v.scheduled_purge().unwrap_or(deleted)),
+            "tags": tags(&v.tags),
+            "purgeProtectionEnabled": v.enable_purge_protection,
+        },
+    })
+}
+
+/// An entry of `GET …/resources` (ARM's generic `GenericResource` listing).
+pub fn generic_resource(id: &str, name: &str, resource_type: &str, location: &str, t: &Tags) -> Value {
+    json!({"id": id, "name": name, "type": resource_type, "location": location, "tags": tags(t)})
+}
+
+/// The id of a role definition: subscription-prefixed when read at a subscription scope or
+/// below, `/providers/…` at `/` (as ARM returns built-ins).
+pub fn role_definition_id(sub: Option<&str>, role: &uuid::Uuid) -> String {
+    ids::role_definition(sub, &role.to_string())
+}
+
+/// A role definition (`Microsoft.Authorization/roleDefinitions`).
+pub fn role_definition(sub: Option<&str>, r: &RoleDefinition) -> Value {
+    let permissions: Vec<Value> = r
+        .permissions
+        .iter()
+        .map(|p| {
+            json!({
+                "actions": p.actions,
+                "notActions": p.not_actions,
+                "dataActions": p.data_actions,
+                "notDataActions": p.not_data_actions,
+            })
+        })
+        .collect();
+    json!({
+        "id": role_definition_id(sub, &r.id),
+        "type": ROLE_DEFINITION_TYPE,
+        "name": r.id,
+        "properties": {
+            "roleName": r.name,
+            "type": if r.built_in { "BuiltInRole" } else { "CustomRole" },
+            "description": r.description,
+            "assignableScopes": r.assignable_scopes,
+            "permissions": permissions,
+            "createdOn": BUILTIN_ROLES_DATE,
+            "updatedOn": BUILTIN_ROLES_DATE,
+            "createdBy": null,
+            "updatedBy": null,
+        },
+    })
+}
+
+/// A role assignment (`Microsoft.Authorization/roleAssignments`, api-version 2022-04-01).
+pub fn role_assignment(ra: &RoleAssignment) -> Value {
+    let scope = wid_core::Scope::parse(&ra.scope).ok();
+    let sub = scope.as_ref().and_then(|s| s.subscription().map(str::to_string));
+    let by = ra.created_by.map(|u| u.to_string());
+    json!({
+        "properties": {
+            "roleDefinitionId": role_definition_id(sub.as_deref(), &ra.role_definition_id),
+            "principalId": ra.principal_id,
+            "principalType": ra.principal_type.as_str(),
+            "scope": ra.scope,
+            "condition": null,
+            "conditionVersion": null,
+            "createdOn": time(ra.created),
+            "updatedOn": time(ra.updated),
+            "createdBy": by,
+            "updatedBy": by,
+            "delegatedManagedIdentityResourceId": null,
+            "description": ra.description,
+        },
+        "id": ids::role_assignment(&ra.scope, &ra.id.to_string()),
+        "type": ROLE_ASSIGNMENT_TYPE,
+        "name": ra.id,
     })
 }

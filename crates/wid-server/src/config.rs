@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub signing_key_max_age: Duration,
     /// Replace the access-token signing key at this start, whatever its age.
     pub rotate_signing_key: bool,
+    /// Key Vault requests per 10 s per vault before 429 `Throttled`; `None` (the default): no limit.
+    pub vault_throttle_per_10s: Option<u32>,
 }
 
 impl ServerConfig {
@@ -48,6 +50,7 @@ impl ServerConfig {
             shutdown_grace: Duration::from_secs(10),
             signing_key_max_age: Duration::from_secs(90 * 86400),
             rotate_signing_key: false,
+            vault_throttle_per_10s: None,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! wid HTTP server: data-dir bootstrap, the router (token service, management API, hosted cluster
-//! issuers, health and metrics), protocol error mapping, TLS and graceful shutdown.
+//! wid HTTP server: data-dir bootstrap, the router (token service, management API, Key Vault data
+//! plane, hosted cluster issuers, health and metrics), protocol error mapping, TLS and graceful
+//! shutdown.
 //!
 //! `start(config)` binds, initialises or opens the data dir, writes the CLI profile and serves HTTPS
 //! until the returned handle is shut down; the daemon and the tests use the same path.
@@ -22,6 +23,7 @@ use wid_core::{Clock, SystemClock};
 use wid_sts::issuer::FetchConfig;
 use wid_sts::keys::KeyRing;
 use wid_sts::{StsConfig, TokenService};
+use wid_vault::{VaultConfig, VaultService};
 
 pub use config::ServerConfig;
 pub use http::{AppState, router};
@@ -42,6 +44,9 @@ pub enum ServeError {
     #[error("configuration: {0}")]
     Config(String),
 }
+
+/// How often soft-deleted secrets and vaults past their retention are purged.
+const PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A running server.
 pub struct RunningServer {
@@ -136,7 +141,27 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
         vault_dns_suffix: vault_suffix.clone(),
         max_credentials_per_identity: cfg.max_credentials_per_identity,
     };
-    let arm = Arc::new(Management::new(arm_cfg, data.store.clone(), directory.clone(), sts.clone(), clock.clone()));
+    let arm = Arc::new(Management::new(
+        arm_cfg,
+        data.store.clone(),
+        directory.clone(),
+        sts.clone(),
+        clock.clone(),
+        data.master.clone(),
+    ));
+    let vault_cfg = VaultConfig {
+        tenant_id: data.tenant_id,
+        dns_suffix: vault_suffix.clone(),
+        resource: format!("https://{vault_suffix}"),
+        throttle_per_10s: cfg.vault_throttle_per_10s,
+    };
+    let vault = Arc::new(VaultService::new(
+        vault_cfg,
+        data.store.clone(),
+        data.master.clone(),
+        directory.clone(),
+        clock.clone(),
+    ));
 
     let profile = profile::Profile {
         server: public_url.clone(),
@@ -162,6 +187,7 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
     let state = AppState {
         sts,
         arm,
+        vault: vault.clone(),
         directory,
         clock,
         metrics: Arc::default(),
@@ -171,6 +197,7 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
     };
     let app = router(state);
     let (shutdown, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(http::vault::purge_expired_periodically(vault, PURGE_INTERVAL, rx.clone()));
     let task = tokio::spawn(tls::serve(listener, tls, app, rx, cfg.shutdown_grace));
     ready.store(true, std::sync::atomic::Ordering::Release);
     tracing::info!(%addr, url = %public_url, tenant = %data.tenant_id, data_dir = %cfg.data_dir.display(), "wid serve is ready");

@@ -1,4 +1,25 @@
 //! wid Key Vault data plane: secrets with versions, soft delete, backup/restore, encryption under
 //! per-vault data keys, RBAC enforcement.
+//!
+//! [`VaultService`] knows no HTTP: the server parses the host, path, query and authenticates the
+//! bearer token, then calls one method per operation with a [`Ctx`] (vault host, verified caller,
+//! request id, api-version) and the raw body. Each method resolves the vault, authorizes the data
+//! action with RBAC at the vault or the secret (recording the decision in the audit trail),
+//! validates, acts on the [`wid_store::Store`] and returns the Key Vault JSON shape, or a
+//! [`VaultError`] whose [`VaultError::to_wire`] is the one mapping to status, code and message.
+//!
+//! Values are sealed with the vault's data key ([`keys`]) before they reach the store; backups are
+//! sealed with the master key and bound to the tenant ([`backup`]).
 
+pub mod backup;
+mod error;
 pub mod keys;
+pub mod request;
+mod service;
+pub mod shapes;
+mod throttle;
+
+pub use error::{AuthFailure, RbacDenial, VaultError, WireError};
+pub use request::VaultHost;
+pub use service::{Ctx, Paging, VaultConfig, VaultService, actions};
+pub use throttle::Throttle;

@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Replace the access-token signing key now; the old one stays published until its tokens expire
     #[arg(long)]
     pub rotate_signing_key: bool,
+    /// Throttle each vault's data plane above this many requests per 10 s (429 + Retry-After, as Key
+    /// Vault's 4000). Env: WID_VAULT_THROTTLE. Default: off
+    #[arg(long, value_name = "N")]
+    pub vault_throttle: Option<u32>,
     /// Also append the audit trail (one JSON object per access decision) to this file. Env: WID_AUDIT_LOG
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
@@ -107,6 +111,14 @@ pub fn config(args: &ServeArgs, env: &HashMap<String, String>) -> anyhow::Result
         cfg.max_credentials_per_identity = n;
     }
     cfg.rotate_signing_key = args.rotate_signing_key;
+    cfg.vault_throttle_per_10s = match args.vault_throttle {
+        Some(n) => Some(n),
+        None => env
+            .get("WID_VAULT_THROTTLE")
+            .map(|v| v.parse::<u32>().with_context(|| format!("WID_VAULT_THROTTLE '{v}' is not a number")))
+            .transpose()?,
+    }
+    .filter(|n| *n > 0);
     if let Some(age) = &args.signing_key_max_age {
         cfg.signing_key_max_age = parse_duration(age)?;
     }

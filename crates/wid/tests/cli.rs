@@ -1,6 +1,6 @@
 //! CLI-only tests: argument parsing and the behaviour that needs no server (usage errors,
-//! confirmation prompts, profile-only commands). End-to-end tests against `wid serve` live with
-//! the server tests.
+//! confirmation prompts, profile-only commands). End-to-end tests against an in-process `wid serve`
+//! are in `walkthrough.rs`.
 
 // Test helpers outside #[test] fns are not covered by clippy.toml's allow-*-in-tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -169,9 +169,146 @@ fn seed_commands_parse() {
             "/x/ca.pem",
         ],
         &["login", "--service-principal", "-u", "c", "--federated-token", "eyJ", "--tenant", "t"],
+        &[
+            "keyvault",
+            "create",
+            "--name",
+            "kv",
+            "--resource-group",
+            "rg",
+            "--location",
+            "eastus",
+            "--enable-purge-protection",
+            "--enable-rbac-authorization",
+        ],
+        &["keyvault", "show", "--resource-group", "rg", "--name", "kv", "--query", "id", "--output", "tsv"],
+        &["keyvault", "show", "-g", "rg", "-n", "kv", "--query", "properties.vaultUri", "-o", "tsv"],
+        &["role", "assignment", "create", "--assignee", "o", "--role", "Key Vault Secrets Officer", "--scope", "/s"],
+        &["keyvault", "secret", "set", "--vault-name", "kv", "--name", "s", "--value", "Hello\\!"],
+        &[
+            "role",
+            "assignment",
+            "create",
+            "--assignee-object-id",
+            "o",
+            "--role",
+            "Key Vault Secrets User",
+            "--scope",
+            "/s",
+            "--assignee-principal-type",
+            "ServicePrincipal",
+        ],
+        &["keyvault", "list", "-g", "rg"],
+        &["keyvault", "delete", "-n", "kv", "-g", "rg"],
+        &["keyvault", "purge", "-n", "kv", "-l", "eastus", "--no-wait"],
+        &["keyvault", "list-deleted", "--resource-type", "vault"],
+        &["keyvault", "create", "-n", "kv", "-g", "rg", "--retention-days", "7", "--enable-purge-protection", "false"],
+        &["keyvault", "secret", "show", "--id", "https://kv.vault.localhost/secrets/s/v"],
+        &["keyvault", "secret", "list", "--vault-name", "kv", "--maxresults", "5"],
+        &["keyvault", "secret", "list-versions", "--vault-name", "kv", "-n", "s"],
+        &["keyvault", "secret", "delete", "--vault-name", "kv", "-n", "s"],
+        &["keyvault", "secret", "recover", "--vault-name", "kv", "-n", "s"],
+        &["keyvault", "secret", "purge", "--id", "https://kv.vault.localhost/deletedsecrets/s"],
+        &["keyvault", "secret", "backup", "--vault-name", "kv", "-n", "s", "--file", "/tmp/b"],
+        &["keyvault", "secret", "restore", "--vault-name", "kv", "-f", "/tmp/b"],
+        &[
+            "keyvault",
+            "secret",
+            "set",
+            "--vault-name",
+            "kv",
+            "-n",
+            "s",
+            "--file",
+            "/tmp/v",
+            "--encoding",
+            "base64",
+            "--content-type",
+            "x",
+            "--tags",
+            "a=b",
+            "c",
+            "--disabled",
+            "--expires",
+            "2030-01-01T00:00:00Z",
+            "--not-before",
+            "2029-01-01",
+        ],
+        &["keyvault", "secret", "set-attributes", "--vault-name", "kv", "-n", "s", "--enabled", "false"],
+        &["role", "assignment", "list", "--scope", "/s", "--include-inherited", "-o", "table"],
+        &["role", "assignment", "list", "--all", "--assignee", "o"],
+        &["role", "assignment", "delete", "--ids", "/a", "/b"],
+        &["role", "definition", "list", "--name", "Reader"],
     ] {
         parse_ok(args);
     }
+}
+
+#[test]
+fn key_vault_and_role_arguments() {
+    use wid::cli::cmd::keyvault::KeyvaultCmd;
+    use wid::cli::cmd::role::{AssignmentCmd, RoleCmd};
+    use wid::cli::cmd::secret::SecretCmd;
+    let cli = parse_ok(&["keyvault", "create", "-n", "kv", "-g", "rg", "--enable-purge-protection"]);
+    let Command::Keyvault(k) = cli.command else { panic!() };
+    let KeyvaultCmd::Create(c) = k.cmd else { panic!() };
+    assert_eq!((c.enable_purge_protection, c.enable_rbac_authorization), (Some(true), None));
+    let cli = parse_ok(&["keyvault", "create", "-n", "kv", "-g", "rg", "--enable-rbac-authorization", "FALSE"]);
+    let Command::Keyvault(k) = cli.command else { panic!() };
+    let KeyvaultCmd::Create(c) = k.cmd else { panic!() };
+    assert_eq!(c.enable_rbac_authorization, Some(false));
+    let cli = parse_ok(&["keyvault", "secret", "set", "--vault-name", "kv", "-n", "s", "--value", "-x-"]);
+    let Command::Keyvault(k) = cli.command else { panic!() };
+    let KeyvaultCmd::Secret(SecretCmd::Set(s)) = k.cmd else { panic!() };
+    assert_eq!((s.value.as_deref(), s.encoding.as_str(), s.disabled), (Some("-x-"), "utf-8", None));
+    let cli = parse_ok(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        "o",
+        "--role",
+        "r",
+        "--scope",
+        "/",
+        "--assignee-principal-type",
+        "serviceprincipal",
+    ]);
+    let Command::Role(r) = cli.command else { panic!() };
+    let RoleCmd::Assignment(AssignmentCmd::Create(c)) = r.cmd else { panic!() };
+    assert_eq!(c.assignee_principal_type.as_deref(), Some("ServicePrincipal"));
+
+    for bad in [
+        &["keyvault", "secret", "set", "--vault-name", "kv", "-n", "s", "--expires", "tomorrow"][..],
+        &["keyvault", "secret", "set", "--vault-name", "kv", "-n", "s", "--encoding", "latin1"],
+        &["keyvault", "secret", "show", "--id", "https://x/secrets/s", "--vault-name", "kv"],
+        &["keyvault", "create", "-n", "kv", "-g", "rg", "--enable-purge-protection", "maybe"],
+        &["role", "assignment", "create", "--assignee", "o", "--role", "r", "--assignee-principal-type", "Robot"],
+        &["role", "assignment", "create", "--assignee", "o", "--role", "r", "--scope", "/s", "-g", "rg"],
+    ] {
+        assert!(parse(argv(bad)).is_err(), "{bad:?}");
+    }
+}
+
+#[tokio::test]
+async fn key_vault_and_role_usage_errors_need_no_server() {
+    let (_dir, env) = offline_profile();
+    let (code, _, err) = run_cli(&["role", "assignment", "create", "--role", "Reader", "--scope", "/"], &env).await;
+    assert_eq!((code, err.as_str()), (1, "ERROR: usage error: --assignee STRING | --assignee-object-id GUID\n"));
+    let (code, _, err) = run_cli(&["role", "assignment", "delete"], &env).await;
+    assert_eq!(code, 2);
+    assert!(err.starts_with("ERROR: Please provide at least one of these arguments"), "{err}");
+    let (code, _, err) = run_cli(&["keyvault", "secret", "set", "--vault-name", "kv", "-n", "s"], &env).await;
+    assert_eq!((code, err.as_str()), (1, "ERROR: incorrect usage: [Required] --value VALUE | --file PATH\n"));
+    let (code, _, err) = run_cli(&["keyvault", "secret", "show", "--vault-name", "kv"], &env).await;
+    assert_eq!((code, err.as_str()), (2, "ERROR: Please specify --vault-name and --name, or --id.\n"));
+    let (code, _, err) = run_cli(&["role", "assignment", "list", "--all", "-g", "rg"], &env).await;
+    assert_eq!((code, err.as_str()), (1, "ERROR: group or scope are not required when --all is used\n"));
+    let mut env = env;
+    env.insert("WID_RESOLVE".into(), "nonsense".into());
+    let (code, _, err) = run_cli(&["group", "list"], &env).await;
+    assert_eq!(code, 1);
+    assert!(err.starts_with("ERROR: Invalid WID_RESOLVE entry 'nonsense'"), "{err}");
 }
 
 #[test]

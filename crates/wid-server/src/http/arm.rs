@@ -62,8 +62,9 @@ pub async fn handle(State(st): State<AppState>, req: Request) -> Response {
         }
     };
     let method = parts.method.clone();
+    let query = Query::parse(parts.uri.query());
     let arm = st.arm.clone();
-    let outcome = tokio::task::spawn_blocking(move || dispatch(&arm, &caller, &method, route, &body)).await;
+    let outcome = tokio::task::spawn_blocking(move || dispatch(&arm, &caller, &method, route, &query, &body)).await;
     match outcome {
         Ok(Ok((status, body))) => {
             st.metrics.request("arm", status);
@@ -81,6 +82,22 @@ pub async fn handle(State(st): State<AppState>, req: Request) -> Response {
     }
 }
 
+/// The OData query options the management API reads (`$filter`, `$top`); others (`api-version`
+/// included) are ignored. A malformed query string reads as empty.
+#[derive(Debug, Default)]
+struct Query {
+    filter: Option<String>,
+    top: Option<String>,
+}
+
+impl Query {
+    fn parse(query: Option<&str>) -> Self {
+        let pairs: Vec<(String, String)> = query.and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default();
+        let get = |name: &str| pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
+        Query { filter: get("$filter"), top: get("$top") }
+    }
+}
+
 fn method_not_allowed(method: &Method) -> ArmError {
     ArmError::bad("MethodNotAllowed", format!("The method '{method}' is not supported for this resource."))
 }
@@ -90,9 +107,11 @@ fn dispatch(
     caller: &Caller,
     method: &Method,
     route: ArmRoute,
+    query: &Query,
     body: &Bytes,
 ) -> Result<Reply, ArmError> {
     let m = method.as_str();
+    let filter = query.filter.as_deref();
     match (m, route) {
         ("GET", ArmRoute::Subscriptions) => arm.list_subscriptions(caller),
         ("GET", ArmRoute::Tenants) => Ok(arm.list_tenants()),
@@ -121,10 +140,31 @@ fn dispatch(
         ("GET", ArmRoute::Cluster { sub, rg, name }) => arm.get_cluster(caller, &sub, &rg, &name),
         ("DELETE", ArmRoute::Cluster { sub, rg, name }) => arm.delete_cluster(caller, &sub, &rg, &name),
         ("POST", ArmRoute::ClusterToken { sub, rg, name }) => arm.service_account_token(caller, &sub, &rg, &name, body),
+        ("GET", ArmRoute::Resources { sub, rg }) => {
+            arm.list_resources(caller, &sub, rg.as_deref(), filter, query.top.as_deref())
+        }
+        ("GET", ArmRoute::Vaults { sub, rg }) => arm.list_vaults(caller, &sub, rg.as_deref()),
+        ("PUT" | "PATCH", ArmRoute::Vault { sub, rg, name }) => arm.put_vault(caller, &sub, &rg, &name, body),
+        ("GET", ArmRoute::Vault { sub, rg, name }) => arm.get_vault(caller, &sub, &rg, &name),
+        ("DELETE", ArmRoute::Vault { sub, rg, name }) => arm.delete_vault(caller, &sub, &rg, &name),
+        ("GET", ArmRoute::DeletedVaults { sub }) => arm.list_deleted_vaults(caller, &sub),
+        ("GET", ArmRoute::ManagedHsms { sub, rg }) => arm.list_managed_hsms(&sub, rg.as_deref()),
+        ("GET", ArmRoute::DeletedVault { sub, location, name }) => {
+            arm.get_deleted_vault(caller, &sub, &location, &name)
+        }
+        ("POST", ArmRoute::PurgeDeletedVault { sub, location, name }) => {
+            arm.purge_deleted_vault(caller, &sub, &location, &name)
+        }
+        ("GET", ArmRoute::RoleDefinitions { scope }) => arm.list_role_definitions(caller, &scope, filter),
+        ("GET", ArmRoute::RoleDefinition { scope, name }) => arm.get_role_definition(caller, &scope, &name),
+        ("GET", ArmRoute::RoleAssignments { scope }) => arm.list_role_assignments(caller, &scope, filter),
+        ("PUT", ArmRoute::RoleAssignment { scope, name }) => arm.put_role_assignment(caller, &scope, &name, body),
+        ("GET", ArmRoute::RoleAssignment { scope, name }) => arm.get_role_assignment(caller, &scope, &name),
+        ("DELETE", ArmRoute::RoleAssignment { scope, name }) => arm.delete_role_assignment(caller, &scope, &name),
         (_, ArmRoute::UnknownType(t)) => Err(ArmError::bad(
             "InvalidResourceType",
             format!(
-                "The resource type '{t}' could not be found; wid serves resource groups, userAssignedIdentities (with federatedIdentityCredentials) and managedClusters."
+                "The resource type '{t}' could not be found; wid serves resource groups, userAssignedIdentities (with federatedIdentityCredentials), managedClusters, Microsoft.KeyVault vaults and deletedVaults, and Microsoft.Authorization roleDefinitions and roleAssignments."
             ),
         )),
         _ => Err(method_not_allowed(method)),

@@ -1,10 +1,12 @@
 //! The HTTP surface: one router for the token service, the management API, hosted cluster issuers
-//! and operations endpoints. `router(state)` is shared by the daemon and the tests.
+//! and operations endpoints, behind a host check that sends `{vault}.vault.H` requests to the Key
+//! Vault data plane. `router(state)` is shared by the daemon and the tests.
 
 mod arm;
 mod auth;
 mod entra;
 mod oidc;
+pub(crate) mod vault;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -19,6 +21,7 @@ use wid_arm::Management;
 use wid_core::Clock;
 use wid_core::directory::Directory;
 use wid_sts::TokenService;
+use wid_vault::VaultService;
 
 pub use auth::Authenticated;
 
@@ -32,6 +35,7 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub struct AppState {
     pub sts: Arc<TokenService>,
     pub arm: Arc<Management>,
+    pub vault: Arc<VaultService>,
     pub directory: Arc<RwLock<Directory>>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
@@ -48,9 +52,10 @@ impl AppState {
     }
 }
 
-/// The router.
+/// The router. Key Vault hosts are recognised before routing, so no route or fallback of the
+/// main router ever sees a data-plane request.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let main = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -66,7 +71,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metadata/endpoints", get(arm::metadata_endpoints))
         .fallback(arm::handle)
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(state)
+        .with_state(state.clone());
+    Router::new().fallback_service(main).layer(axum::middleware::from_fn_with_state(state, vault::by_host))
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {

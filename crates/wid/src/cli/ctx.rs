@@ -1,5 +1,5 @@
 //! The per-invocation context of a client command: environment, global arguments, terminal,
-//! the profile and the authenticated management-API client.
+//! the profile, the authenticated management-API client and Key Vault data-plane clients.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -27,6 +27,10 @@ pub struct Ctx<'a> {
     profile: Option<(PathBuf, Profile)>,
     http: Option<Http>,
     token: Option<String>,
+    /// Tokens for other resources (the Key Vault data plane), by resource.
+    tokens: HashMap<String, String>,
+    /// Data-plane clients, by origin (`https://{vault}.vault.HOST[:PORT]`).
+    vault_http: HashMap<String, Http>,
 }
 
 impl<'a> Ctx<'a> {
@@ -37,7 +41,18 @@ impl<'a> Ctx<'a> {
         err: &'a mut dyn Write,
         console: &'a mut Console,
     ) -> Self {
-        Ctx { env, global, out, err, console, profile: None, http: None, token: None }
+        Ctx {
+            env,
+            global,
+            out,
+            err,
+            console,
+            profile: None,
+            http: None,
+            token: None,
+            tokens: HashMap::new(),
+            vault_http: HashMap::new(),
+        }
     }
 
     /// Prints `WARNING: ...` unless `--only-show-errors`.
@@ -47,12 +62,24 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Prints a message to stderr as is (knack's deprecation notices) unless `--only-show-errors`.
+    pub fn notice(&mut self, msg: &str) {
+        if !self.global.only_show_errors {
+            let _ = writeln!(self.err, "{msg}");
+        }
+    }
+
     /// Writes pending `--debug` lines to stderr.
     pub fn flush_debug(&mut self) {
+        let mut lines = Vec::new();
         if let Some(h) = &mut self.http {
-            for line in h.take_log() {
-                let _ = writeln!(self.err, "DEBUG: {line}");
-            }
+            lines.extend(h.take_log());
+        }
+        for h in self.vault_http.values_mut() {
+            lines.extend(h.take_log());
+        }
+        for line in lines {
+            let _ = writeln!(self.err, "DEBUG: {line}");
         }
     }
 
@@ -105,9 +132,18 @@ impl<'a> Ctx<'a> {
         if self.http.is_none() {
             let debug = self.global.debug;
             let p = self.profile()?.clone();
-            self.http = Some(Http::new(&p.server, p.ca_cert_file.as_deref(), debug)?);
+            let overrides = self.resolve_overrides()?;
+            self.http = Some(Http::with_resolve(&p.server, p.ca_cert_file.as_deref(), debug, &overrides)?);
         }
         self.http.as_mut().ok_or_else(|| CliError::failed("HTTP client unavailable"))
+    }
+
+    /// Host pins from `WID_RESOLVE` (see [`http`]).
+    fn resolve_overrides(&self) -> Result<HashMap<String, std::net::IpAddr>, CliError> {
+        match self.env.get(http::RESOLVE_ENV) {
+            Some(spec) => http::parse_resolve(spec),
+            None => Ok(HashMap::new()),
+        }
     }
 
     /// A management-API URL on the profile's server.
@@ -136,6 +172,53 @@ impl<'a> Ctx<'a> {
         let info = result?;
         self.token = Some(info.access_token.clone());
         Ok(info.access_token)
+    }
+
+    /// A token for another resource of the server (e.g. the Key Vault data plane,
+    /// `https://vault.HOST[:PORT]`), cached per invocation.
+    pub async fn token_for(&mut self, resource: &str) -> Result<String, CliError> {
+        if let Some(t) = self.tokens.get(resource) {
+            return Ok(t.clone());
+        }
+        let p = self.profile()?.clone();
+        let credential = match (&p.client_secret, &p.client_assertion) {
+            (Some(s), _) => Credential::Secret(s),
+            (None, Some(a)) => Credential::Assertion(a),
+            (None, None) => {
+                return Err(CliError::failed(
+                    "The profile has no credential (clientSecret or clientAssertion). Run 'wid login'.",
+                ));
+            }
+        };
+        let result = http::acquire_token(self.http()?, &p.tenant_id, &p.client_id, &credential, resource).await;
+        self.flush_debug();
+        let info = result?;
+        self.tokens.insert(resource.to_owned(), info.access_token.clone());
+        Ok(info.access_token)
+    }
+
+    /// Sends a data-plane request to a vault (`url` on `https://{vault}.vault.HOST[:PORT]`) with a
+    /// token for `resource`, and returns the response whatever its status.
+    pub async fn vault_send(
+        &mut self,
+        method: Method,
+        url: Url,
+        resource: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<Response, CliError> {
+        let token = self.token_for(resource).await?;
+        let origin = url.origin().ascii_serialization();
+        if !self.vault_http.contains_key(&origin) {
+            let p = self.profile()?.clone();
+            let overrides = self.resolve_overrides()?;
+            let client = Http::with_resolve(&origin, p.ca_cert_file.as_deref(), self.global.debug, &overrides)?;
+            self.vault_http.insert(origin.clone(), client);
+        }
+        let client = self.vault_http.get_mut(&origin).ok_or_else(|| CliError::failed("HTTP client unavailable"))?;
+        let body = body.map_or(Body::None, Body::Json);
+        let result = client.send(method, url, Some(&token), body, true).await;
+        self.flush_debug();
+        result
     }
 
     /// Sends an authenticated request and returns the response whatever its status.

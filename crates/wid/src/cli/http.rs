@@ -1,10 +1,19 @@
-//! HTTPS to `wid serve`: the token endpoint (client credentials) and the ARM-shaped management API.
+//! HTTPS to `wid serve`: the token endpoint (client credentials), the ARM-shaped management API and
+//! the Key Vault data plane (`https://{vault}.vault.HOST/`).
 //!
-//! One `reqwest` client per invocation: trusts the profile's CA file in addition to the OS roots,
+//! One `reqwest` client per server host: trusts the profile's CA file in addition to the OS roots,
 //! 30 s timeout, no redirects (a bearer token must never follow a redirect). Every request carries
 //! a fresh `x-ms-client-request-id`. `--debug` logs requests and responses without the
 //! `Authorization` header, client secrets, assertions or tokens.
+//!
+//! Name resolution: a host under `localhost` (`kv1.vault.localhost`) is sent to the loopback
+//! address without asking the system resolver (RFC 6761 §6.3; not every resolver does it), and
+//! `WID_RESOLVE` pins other names — a test and diagnostic knob like curl's `--resolve`:
+//! `WID_RESOLVE="kv1.vault.example.test:10.0.0.5,other.example.test:[fd00::1]"` (the port always
+//! comes from the URL).
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -68,10 +77,60 @@ pub struct Http {
     log: Vec<String>,
 }
 
+/// The `WID_RESOLVE` variable: `HOST:ADDR[,HOST:ADDR...]`, ADDR an IPv4 address or a bracketed
+/// IPv6 address.
+pub const RESOLVE_ENV: &str = "WID_RESOLVE";
+
+/// Parses `WID_RESOLVE` (host names lower-cased).
+pub fn parse_resolve(spec: &str) -> Result<HashMap<String, IpAddr>, CliError> {
+    let mut out = HashMap::new();
+    for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let bad = || {
+            CliError::failed(format!(
+                "Invalid {RESOLVE_ENV} entry '{entry}': expected HOST:ADDR, e.g. kv1.vault.example.test:127.0.0.1 or host:[::1]"
+            ))
+        };
+        let (host, addr) = entry.split_once(':').ok_or_else(bad)?;
+        let addr = addr.trim_start_matches('[').trim_end_matches(']');
+        let ip: IpAddr = addr.parse().map_err(|_| bad())?;
+        if host.is_empty() {
+            return Err(bad());
+        }
+        out.insert(host.to_ascii_lowercase(), ip);
+    }
+    Ok(out)
+}
+
+/// The addresses a host is pinned to: `WID_RESOLVE`, else loopback for `localhost` names,
+/// else none (the system resolver decides).
+pub fn pinned_addrs(host: &str, overrides: &HashMap<String, IpAddr>) -> Vec<SocketAddr> {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    if let Some(ip) = overrides.get(&host) {
+        return vec![SocketAddr::new(*ip, 0)];
+    }
+    if host.ends_with(".localhost") {
+        return vec![
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 0),
+        ];
+    }
+    Vec::new()
+}
+
 impl Http {
     /// A client for `server` trusting `ca_file` (PEM, may hold several certificates) in addition
     /// to the OS roots.
     pub fn new(server: &str, ca_file: Option<&Path>, debug: bool) -> Result<Self, CliError> {
+        Self::with_resolve(server, ca_file, debug, &HashMap::new())
+    }
+
+    /// As [`Http::new`], with the server's host pinned as [`pinned_addrs`] says.
+    pub fn with_resolve(
+        server: &str,
+        ca_file: Option<&Path>,
+        debug: bool,
+        overrides: &HashMap<String, IpAddr>,
+    ) -> Result<Self, CliError> {
         let base = Url::parse(server).map_err(|e| CliError::failed(format!("Invalid server URL '{server}': {e}")))?;
         if base.scheme() != "https" && base.scheme() != "http" {
             return Err(CliError::failed(format!("Invalid server URL '{server}': expected https://HOST[:PORT]")));
@@ -90,6 +149,12 @@ impl Http {
                 return Err(CliError::failed(format!("Invalid CA file '{}': no certificate found", path.display())));
             }
             builder = builder.tls_certs_merge(certs);
+        }
+        if let Some(host) = base.host_str() {
+            let addrs = pinned_addrs(host, overrides);
+            if !addrs.is_empty() {
+                builder = builder.resolve_to_addrs(host, &addrs);
+            }
         }
         let client =
             builder.build().map_err(|e| CliError::failed(format!("Cannot create the HTTP client: {}", chain(&e))))?;
@@ -413,6 +478,21 @@ mod tests {
         let claims = jwt_claims(&format!("e30.{payload}.sig")).unwrap();
         assert_eq!(claims.get("oid").unwrap(), "o");
         assert!(jwt_claims("garbage").is_none());
+    }
+
+    #[test]
+    fn resolve_overrides() {
+        let o = parse_resolve("KV1.vault.example.test:10.0.0.5, h2:[::1]").unwrap();
+        assert_eq!(o.get("kv1.vault.example.test"), Some(&"10.0.0.5".parse::<IpAddr>().unwrap()));
+        assert_eq!(o.get("h2"), Some(&"::1".parse::<IpAddr>().unwrap()));
+        assert!(parse_resolve("nohost").is_err());
+        assert!(parse_resolve("h:not-an-ip").is_err());
+        assert!(parse_resolve(":1.2.3.4").is_err());
+        assert!(parse_resolve("").unwrap().is_empty());
+        assert_eq!(pinned_addrs("kv1.vault.example.test", &o), vec!["10.0.0.5:0".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(pinned_addrs("kv1.vault.localhost", &HashMap::new()).len(), 2);
+        assert!(pinned_addrs("example.test", &o).is_empty());
+        assert!(pinned_addrs("localhost", &o).is_empty(), "plain localhost is left to the system");
     }
 
     #[test]

@@ -65,6 +65,10 @@ pub enum Command {
     Identity(cmd::identity::IdentityArgs),
     /// Cluster registrations: OIDC issuers for service-account tokens (as `az aks`).
     Aks(cmd::aks::AksArgs),
+    /// Manage key vaults and their secrets (as `az keyvault`).
+    Keyvault(cmd::keyvault::KeyvaultArgs),
+    /// Manage Azure RBAC role assignments and definitions (as `az role`).
+    Role(cmd::role::RoleArgs),
     /// Run the wid control plane.
     Serve(crate::serve::ServeArgs),
 }
@@ -306,6 +310,8 @@ impl Command {
             Command::Group(a) => Some(&a.global),
             Command::Identity(a) => Some(&a.global),
             Command::Aks(a) => Some(&a.global),
+            Command::Keyvault(a) => Some(&a.global),
+            Command::Role(a) => Some(&a.global),
             Command::Serve(_) => None,
         }
     }
@@ -319,6 +325,8 @@ async fn dispatch(command: Command, ctx: &mut Ctx<'_>) -> Result<Outcome, CliErr
         Command::Group(a) => cmd::group::run(a.cmd, ctx).await,
         Command::Identity(a) => cmd::identity::run(a.cmd, ctx).await,
         Command::Aks(a) => cmd::aks::run(a.cmd, ctx).await,
+        Command::Keyvault(a) => cmd::keyvault::run(a.cmd, ctx).await,
+        Command::Role(a) => cmd::role::run(a.cmd, ctx).await,
         Command::Serve(_) => Err(CliError::failed("serve is not a client command")),
     }
 }

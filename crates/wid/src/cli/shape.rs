@@ -131,8 +131,13 @@ struct Field {
 /// (`_attr_to_rest_field` of each model, `__flattened_items` lifted, `knack.util.to_camel_case`
 /// names, type hints for nesting) — the same attribute list `azure.core.serialization
 /// .attribute_list` gives azure-cli's `todict`.
+///
+/// `keyvault_authorization.json` was produced the same way from azure-mgmt-keyvault 14.0.1
+/// (`Vault`, `DeletedVault`, `TrackedResource` and what they contain) and azure-mgmt-authorization
+/// 5.0.0b2 (`RoleAssignment`, `RoleDefinition`, `Permission`), the versions azure-cli 2.91 pins.
 const MODEL_TABLES: &[&str] = &[
     include_str!("schema/managed_cluster.json"),
+    include_str!("schema/keyvault_authorization.json"),
     // azure-mgmt-resource 24.0.0, resources v2024_11_01 (msrest `_attribute_map` order).
     r#"{"ResourceGroup":[["id","id","any"],["name","name","any"],["type","type","any"],
         ["properties","properties","ResourceGroupProperties"],["location","location","any"],

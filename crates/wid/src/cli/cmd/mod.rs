@@ -5,7 +5,10 @@ pub mod ad;
 pub mod aks;
 pub mod group;
 pub mod identity;
+pub mod keyvault;
 pub mod login;
+pub mod role;
+pub mod secret;
 
 use reqwest::Method;
 

@@ -1,4 +1,4 @@
-//! Management request paths, scopes and claims-matching expressions: routing must never panic and
+//! Management request paths, scopes, OData `$filter`s and claims-matching expressions: routing must never panic and
 //! never yield a segment that could change the path's meaning.
 #![no_main]
 
@@ -14,4 +14,8 @@ fuzz_target!(|data: &[u8]| {
         assert!(scope.ancestor_keys().count() >= 1);
     }
     let _ = wid_core::fic::Expression::parse(text, 1);
+    for term in wid_arm::filter::split_and(text) {
+        let _ = wid_arm::filter::eq_term(term);
+        let _ = wid_arm::filter::call_term(term);
+    }
 });

@@ -9,7 +9,7 @@
 //! them off the async executor.
 
 pub mod error;
-mod filter;
+pub mod filter;
 mod names;
 pub mod roles;
 pub mod route;
@@ -33,6 +33,21 @@ use wid_store::{Store, Written};
 use wid_sts::{Caller, TokenService};
 
 pub use error::{ArmError, ArmWire};
+
+/// A verified caller of one management request, with the request id its audit events carry.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub caller: Caller,
+    /// The `x-ms-request-id` of the request.
+    pub request_id: String,
+}
+
+impl std::ops::Deref for Actor {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.caller
+    }
+}
 
 /// Settings of the management plane.
 #[derive(Debug, Clone)]
@@ -175,12 +190,12 @@ impl Management {
         if sub.eq_ignore_ascii_case(&ours) { Ok(ours) } else { Err(ArmError::SubscriptionNotFound(sub.to_string())) }
     }
 
-    fn allowed(&self, caller: &Caller, action: &str, scope: &str) -> bool {
+    fn allowed(&self, caller: &Actor, action: &str, scope: &str) -> bool {
         let Ok(scope) = Scope::parse(scope) else { return false };
         self.dir().rbac().check(&caller.principal_id, Action::Control(action), &scope) != Decision::Denied
     }
 
-    fn authorize(&self, caller: &Caller, action: &str, scope: &str) -> Result<()> {
+    fn authorize(&self, caller: &Actor, action: &str, scope: &str) -> Result<()> {
         if self.allowed(caller, action, scope) {
             Ok(())
         } else {
@@ -189,7 +204,7 @@ impl Management {
     }
 
     /// Audits a refusal and returns ARM's 403.
-    fn denied(&self, caller: &Caller, action: &str, scope: &str, reason: &str) -> ArmError {
+    fn denied(&self, caller: &Actor, action: &str, scope: &str, reason: &str) -> ArmError {
         self.audit(caller, action, scope, false, reason);
         ArmError::AuthorizationFailed {
             principal: caller.principal_id.to_string(),
@@ -201,7 +216,7 @@ impl Management {
     /// A list reply with the items the caller may read (as ARM lists: no error for the rest).
     fn visible<T>(
         &self,
-        caller: &Caller,
+        caller: &Actor,
         action: &str,
         items: &[T],
         id: impl Fn(&T) -> String,
@@ -221,7 +236,7 @@ impl Management {
     // ---- subscriptions, tenants, metadata ----------------------------------------------------
 
     /// `GET /subscriptions`: the subscription, if the caller holds any role in it.
-    pub fn list_subscriptions(&self, caller: &Caller) -> Result<Reply> {
+    pub fn list_subscriptions(&self, caller: &Actor) -> Result<Reply> {
         let sub = ids::subscription(&self.cfg.subscription_id.to_string());
         let visible = self.allowed(caller, "Microsoft.Resources/subscriptions/read", &sub);
         let value: Vec<Value> = if visible { vec![shapes::subscription(&self.cfg)] } else { vec![] };
@@ -229,7 +244,7 @@ impl Management {
     }
 
     /// `GET /subscriptions/{sub}`.
-    pub fn get_subscription(&self, caller: &Caller, sub: &str) -> Result<Reply> {
+    pub fn get_subscription(&self, caller: &Actor, sub: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         self.authorize(caller, "Microsoft.Resources/subscriptions/read", &ids::subscription(&sub))?;
         Ok((200, Some(shapes::subscription(&self.cfg))))
@@ -260,7 +275,7 @@ impl Management {
     // ---- resource groups ---------------------------------------------------------------------
 
     /// `PUT /subscriptions/{sub}/resourcegroups/{rg}`.
-    pub fn put_group(&self, caller: &Caller, sub: &str, rg: &str, body: &[u8]) -> Result<Reply> {
+    pub fn put_group(&self, caller: &Actor, sub: &str, rg: &str, body: &[u8]) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         names::resource_group(rg)?;
         let scope = ids::resource_group(&sub, rg);
@@ -284,7 +299,7 @@ impl Management {
     }
 
     /// `GET /subscriptions/{sub}/resourcegroups/{rg}`.
-    pub fn get_group(&self, caller: &Caller, sub: &str, rg: &str) -> Result<Reply> {
+    pub fn get_group(&self, caller: &Actor, sub: &str, rg: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         self.authorize(
             caller,
@@ -295,7 +310,7 @@ impl Management {
     }
 
     /// `GET /subscriptions/{sub}/resourcegroups`: the groups the caller can read.
-    pub fn list_groups(&self, caller: &Caller, sub: &str) -> Result<Reply> {
+    pub fn list_groups(&self, caller: &Actor, sub: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         let items = self.store.resource_groups(self.cfg.subscription_id)?;
         let id = |g: &ResourceGroup| ids::resource_group(&sub, &g.name);
@@ -303,7 +318,7 @@ impl Management {
     }
 
     /// `DELETE /subscriptions/{sub}/resourcegroups/{rg}`: the group and everything in it.
-    pub fn delete_group(&self, caller: &Caller, sub: &str, rg: &str) -> Result<Reply> {
+    pub fn delete_group(&self, caller: &Actor, sub: &str, rg: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         self.authorize(
             caller,
@@ -335,7 +350,7 @@ impl Management {
     // ---- identities --------------------------------------------------------------------------
 
     /// `PUT …/userAssignedIdentities/{name}`.
-    pub fn put_identity(&self, caller: &Caller, sub: &str, rg: &str, name: &str, body: &[u8]) -> Result<Reply> {
+    pub fn put_identity(&self, caller: &Actor, sub: &str, rg: &str, name: &str, body: &[u8]) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         names::identity(name)?;
         self.authorize(
@@ -386,7 +401,7 @@ impl Management {
     }
 
     /// `GET …/userAssignedIdentities/{name}`.
-    pub fn get_identity(&self, caller: &Caller, sub: &str, rg: &str, name: &str) -> Result<Reply> {
+    pub fn get_identity(&self, caller: &Actor, sub: &str, rg: &str, name: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         self.authorize(
             caller,
@@ -397,7 +412,7 @@ impl Management {
     }
 
     /// `GET …/userAssignedIdentities` in a group or the subscription: those the caller can read.
-    pub fn list_identities(&self, caller: &Caller, sub: &str, rg: Option<&str>) -> Result<Reply> {
+    pub fn list_identities(&self, caller: &Actor, sub: &str, rg: Option<&str>) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         if let Some(rg) = rg {
             self.group(&sub, rg)?;
@@ -413,7 +428,7 @@ impl Management {
     }
 
     /// `DELETE …/userAssignedIdentities/{name}` (204 if it did not exist, as ARM).
-    pub fn delete_identity(&self, caller: &Caller, sub: &str, rg: &str, name: &str) -> Result<Reply> {
+    pub fn delete_identity(&self, caller: &Actor, sub: &str, rg: &str, name: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         self.authorize(
             caller,
@@ -436,7 +451,7 @@ impl Management {
     /// `PUT …/userAssignedIdentities/{id}/federatedIdentityCredentials/{name}`.
     pub fn put_credential(
         &self,
-        caller: &Caller,
+        caller: &Actor,
         sub: &str,
         rg: &str,
         identity: &str,
@@ -503,7 +518,7 @@ impl Management {
     }
 
     /// `GET …/federatedIdentityCredentials/{name}`.
-    pub fn get_credential(&self, caller: &Caller, sub: &str, rg: &str, identity: &str, name: &str) -> Result<Reply> {
+    pub fn get_credential(&self, caller: &Actor, sub: &str, rg: &str, identity: &str, name: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         let scope = ids::federated_credential(&sub, rg, identity, name);
         self.authorize(
@@ -526,7 +541,7 @@ impl Management {
     }
 
     /// `GET …/federatedIdentityCredentials`.
-    pub fn list_credentials(&self, caller: &Caller, sub: &str, rg: &str, identity: &str) -> Result<Reply> {
+    pub fn list_credentials(&self, caller: &Actor, sub: &str, rg: &str, identity: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         let scope = ids::identity(&sub, rg, identity);
         self.authorize(
@@ -541,7 +556,7 @@ impl Management {
     }
 
     /// `DELETE …/federatedIdentityCredentials/{name}` (204 if absent).
-    pub fn delete_credential(&self, caller: &Caller, sub: &str, rg: &str, identity: &str, name: &str) -> Result<Reply> {
+    pub fn delete_credential(&self, caller: &Actor, sub: &str, rg: &str, identity: &str, name: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         let scope = ids::federated_credential(&sub, rg, identity, name);
         self.authorize(
@@ -570,7 +585,7 @@ impl Management {
     }
 
     /// `PUT …/managedClusters/{name}`: registers a cluster (hosted issuer unless `issuerURL` is given).
-    pub fn put_cluster(&self, caller: &Caller, sub: &str, rg: &str, name: &str, body: &[u8]) -> Result<Reply> {
+    pub fn put_cluster(&self, caller: &Actor, sub: &str, rg: &str, name: &str, body: &[u8]) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         names::cluster(name)?;
         self.authorize(caller, "Microsoft.ContainerService/managedClusters/write", &ids::cluster(&sub, rg, name))?;
@@ -695,14 +710,14 @@ impl Management {
     }
 
     /// `GET …/managedClusters/{name}`.
-    pub fn get_cluster(&self, caller: &Caller, sub: &str, rg: &str, name: &str) -> Result<Reply> {
+    pub fn get_cluster(&self, caller: &Actor, sub: &str, rg: &str, name: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         self.authorize(caller, "Microsoft.ContainerService/managedClusters/read", &ids::cluster(&sub, rg, name))?;
         Ok((200, Some(shapes::cluster(&self.load_cluster(&sub, rg, name)?))))
     }
 
     /// `GET …/managedClusters` in a group or the subscription.
-    pub fn list_clusters(&self, caller: &Caller, sub: &str, rg: Option<&str>) -> Result<Reply> {
+    pub fn list_clusters(&self, caller: &Actor, sub: &str, rg: Option<&str>) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         if let Some(rg) = rg {
             self.group(&sub, rg)?;
@@ -718,7 +733,7 @@ impl Management {
     }
 
     /// `DELETE …/managedClusters/{name}` (204 if absent); a hosted issuer's keys go with it.
-    pub fn delete_cluster(&self, caller: &Caller, sub: &str, rg: &str, name: &str) -> Result<Reply> {
+    pub fn delete_cluster(&self, caller: &Actor, sub: &str, rg: &str, name: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         self.authorize(caller, "Microsoft.ContainerService/managedClusters/delete", &ids::cluster(&sub, rg, name))?;
         let key = ResourceKey::new(self.cfg.subscription_id, rg, name);
@@ -735,14 +750,7 @@ impl Management {
 
     /// `POST …/managedClusters/{name}/serviceAccountToken`: a TokenRequest-style token from a hosted
     /// issuer (what `kubectl create token` would give on that cluster).
-    pub fn service_account_token(
-        &self,
-        caller: &Caller,
-        sub: &str,
-        rg: &str,
-        name: &str,
-        body: &[u8],
-    ) -> Result<Reply> {
+    pub fn service_account_token(&self, caller: &Actor, sub: &str, rg: &str, name: &str, body: &[u8]) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         let action = "Microsoft.ContainerService/managedClusters/serviceAccountToken/action";
         self.authorize(caller, action, &ids::cluster(&sub, rg, name))?;

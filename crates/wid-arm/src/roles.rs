@@ -8,6 +8,7 @@
 //! above and below it, `principalId eq '…'`/`assignedTo('…')` narrow to one principal. A change is
 //! written to the store and then to the in-memory directory, so it decides the very next request.
 
+use crate::Actor;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -15,7 +16,6 @@ use wid_core::Scope;
 use wid_core::audit::{self, AuditEvent};
 use wid_core::model::{PrincipalType, RoleAssignment};
 use wid_core::rbac::{Action, Decision, RoleDefinition, roles};
-use wid_sts::Caller;
 
 use crate::{ArmError, Management, Reply, Result, filter, parse_body, shapes};
 
@@ -177,7 +177,7 @@ impl Management {
     }
 
     /// Decides an action; a refusal is audited and returned as ARM's 403.
-    pub(crate) fn decide(&self, caller: &Caller, action: &str, scope: &Scope) -> Result<Decision> {
+    pub(crate) fn decide(&self, caller: &Actor, action: &str, scope: &Scope) -> Result<Decision> {
         let decision = self.dir().rbac().check(&caller.principal_id, Action::Control(action), scope);
         match decision {
             Decision::Denied => Err(self.denied(caller, action, scope.as_str(), "no role assignment allows it")),
@@ -187,7 +187,7 @@ impl Management {
 
     /// Decides a role assignment write or delete for `role`, honouring the condition of the Key
     /// Vault Data Access Administrator role (it may only manage the Key Vault data roles).
-    fn decide_assignment_change(&self, caller: &Caller, action: &str, scope: &Scope, role: &Uuid) -> Result<Decision> {
+    fn decide_assignment_change(&self, caller: &Actor, action: &str, scope: &Scope, role: &Uuid) -> Result<Decision> {
         let decision = self.decide(caller, action, scope)?;
         let kvdaa = Uuid::parse_str(roles::KEY_VAULT_DATA_ACCESS_ADMINISTRATOR).unwrap_or_default();
         let kvdaa_name = self.dir().rbac().role(&kvdaa).map(|r| r.name.clone()).unwrap_or_default();
@@ -197,13 +197,7 @@ impl Management {
             return Ok(decision);
         }
         // The first grant found is the conditional one; look for another that allows it outright.
-        let mine: Vec<RoleAssignment> = self
-            .store
-            .snapshot()?
-            .role_assignments
-            .into_iter()
-            .filter(|ra| ra.principal_id == caller.principal_id)
-            .collect();
+        let mine: Vec<RoleAssignment> = self.store.role_assignments(Some(caller.principal_id))?;
         let dir = self.dir();
         let other = mine.iter().find(|ra| {
             ra.role_definition_id != kvdaa
@@ -228,9 +222,9 @@ impl Management {
         })
     }
 
-    pub(crate) fn audit(&self, caller: &Caller, action: &str, resource: &str, allowed: bool, reason: &str) {
+    pub(crate) fn audit(&self, caller: &Actor, action: &str, resource: &str, allowed: bool, reason: &str) {
         audit::record(&AuditEvent {
-            request_id: "",
+            request_id: &caller.request_id,
             principal: &caller.principal_id.to_string(),
             action,
             resource,
@@ -280,7 +274,7 @@ impl Management {
     // ---- role definitions ------------------------------------------------------------------------
 
     /// `GET {scope}/providers/Microsoft.Authorization/roleDefinitions[?$filter=…]`.
-    pub fn list_role_definitions(&self, caller: &Caller, scope: &str, filter: Option<&str>) -> Result<Reply> {
+    pub fn list_role_definitions(&self, caller: &Actor, scope: &str, filter: Option<&str>) -> Result<Reply> {
         let (scope, sub) = self.authorization_scope(scope)?;
         let f = parse_definition_filter(filter)?;
         self.decide(caller, DEFINITIONS_READ, &scope)?;
@@ -298,7 +292,7 @@ impl Management {
     }
 
     /// `GET {scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}`.
-    pub fn get_role_definition(&self, caller: &Caller, scope: &str, name: &str) -> Result<Reply> {
+    pub fn get_role_definition(&self, caller: &Actor, scope: &str, name: &str) -> Result<Reply> {
         let (scope, sub) = self.authorization_scope(scope)?;
         self.decide(caller, DEFINITIONS_READ, &scope)?;
         let role = parse_guid(name).and_then(|g| self.load_role(&g)).ok_or_else(|| ArmError::NotFound {
@@ -313,7 +307,7 @@ impl Management {
     // ---- role assignments ------------------------------------------------------------------------
 
     /// `PUT {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}` → 201.
-    pub fn put_role_assignment(&self, caller: &Caller, scope: &str, name: &str, body: &[u8]) -> Result<Reply> {
+    pub fn put_role_assignment(&self, caller: &Actor, scope: &str, name: &str, body: &[u8]) -> Result<Reply> {
         let (scope, _) = self.authorization_scope(scope)?;
         let id = parse_guid(name).ok_or_else(|| invalid_assignment_id(name))?;
         self.decide(caller, WRITE, &scope)?;
@@ -452,7 +446,7 @@ impl Management {
     }
 
     /// `GET {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}`.
-    pub fn get_role_assignment(&self, caller: &Caller, scope: &str, name: &str) -> Result<Reply> {
+    pub fn get_role_assignment(&self, caller: &Actor, scope: &str, name: &str) -> Result<Reply> {
         let (scope, _) = self.authorization_scope(scope)?;
         self.decide(caller, READ, &scope)?;
         let ra = self.load_assignment(&scope, name)?.ok_or_else(|| ArmError::NotFound {
@@ -464,7 +458,7 @@ impl Management {
 
     /// `DELETE {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}`: 200 with the
     /// removed assignment, 204 if there was none. The access it gave ends with this response.
-    pub fn delete_role_assignment(&self, caller: &Caller, scope: &str, name: &str) -> Result<Reply> {
+    pub fn delete_role_assignment(&self, caller: &Actor, scope: &str, name: &str) -> Result<Reply> {
         let (scope, _) = self.authorization_scope(scope)?;
         self.decide(caller, DELETE, &scope)?;
         let Some(ra) = self.load_assignment(&scope, name)? else { return Ok((204, None)) };
@@ -487,17 +481,15 @@ impl Management {
     }
 
     /// `GET {scope}/providers/Microsoft.Authorization/roleAssignments[?$filter=…]`.
-    pub fn list_role_assignments(&self, caller: &Caller, scope: &str, filter: Option<&str>) -> Result<Reply> {
+    pub fn list_role_assignments(&self, caller: &Actor, scope: &str, filter: Option<&str>) -> Result<Reply> {
         let (scope, _) = self.authorization_scope(scope)?;
         let f = parse_assignment_filter(filter)?;
         self.decide(caller, READ, &scope)?;
         // Listing is a management read; the hot paths use the directory's per-principal index.
         let mut items: Vec<RoleAssignment> = self
             .store
-            .snapshot()?
-            .role_assignments
+            .role_assignments(f.principal)?
             .into_iter()
-            .filter(|ra| f.principal.is_none_or(|p| ra.principal_id == p))
             .filter(|ra| {
                 let Ok(s) = Scope::parse(&ra.scope) else { return false };
                 scope.is_within(&s) || (!f.at_scope && s.is_within(&scope))

@@ -10,6 +10,7 @@
 //! policies), soft delete is always on, there is no network isolation, and no VM or template
 //! deployment can read secrets.
 
+use crate::Actor;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -17,7 +18,6 @@ use wid_core::audit::{self, AuditEvent};
 use wid_core::model::{Tags, Vault};
 use wid_core::scope::ids;
 use wid_store::Written;
-use wid_sts::Caller;
 
 use crate::shapes::{self, VAULT_TYPE};
 use crate::{ArmError, Management, Reply, Result, created_status, names, parse_body};
@@ -113,7 +113,7 @@ impl Management {
 
     /// `PUT|PATCH …/providers/Microsoft.KeyVault/vaults/{name}`: creates a vault (201) or updates
     /// one (200), answering with the final state (no long-running operation to poll).
-    pub fn put_vault(&self, caller: &Caller, sub: &str, rg: &str, name: &str, body: &[u8]) -> Result<Reply> {
+    pub fn put_vault(&self, caller: &Actor, sub: &str, rg: &str, name: &str, body: &[u8]) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         names::vault(name)?;
         let scope = self.vault_scope(&sub, rg, name);
@@ -282,7 +282,7 @@ impl Management {
     /// secrets, keys and settings (only its tags can change).
     fn recover_vault(
         &self,
-        caller: &Caller,
+        caller: &Actor,
         sub: &str,
         rg: &str,
         name: &str,
@@ -318,7 +318,7 @@ impl Management {
     }
 
     /// `GET …/vaults/{name}`.
-    pub fn get_vault(&self, caller: &Caller, sub: &str, rg: &str, name: &str) -> Result<Reply> {
+    pub fn get_vault(&self, caller: &Actor, sub: &str, rg: &str, name: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         self.authorize(caller, "Microsoft.KeyVault/vaults/read", &self.vault_scope(&sub, rg, name))?;
         let v = self.load_vault(&sub, rg, name)?;
@@ -326,7 +326,7 @@ impl Management {
     }
 
     /// `GET …/vaults` of a group or the subscription: the active vaults the caller can read.
-    pub fn list_vaults(&self, caller: &Caller, sub: &str, rg: Option<&str>) -> Result<Reply> {
+    pub fn list_vaults(&self, caller: &Actor, sub: &str, rg: Option<&str>) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         if let Some(rg) = rg {
             self.group(&sub, rg)?;
@@ -339,7 +339,7 @@ impl Management {
     /// `DELETE …/vaults/{name}`: a soft delete. The vault leaves GET and lists, its name stays
     /// reserved and it shows in `deletedVaults` until purged (by hand, or when its retention
     /// ends). 200, or 204 if there was no such vault.
-    pub fn delete_vault(&self, caller: &Caller, sub: &str, rg: &str, name: &str) -> Result<Reply> {
+    pub fn delete_vault(&self, caller: &Actor, sub: &str, rg: &str, name: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         self.authorize(caller, "Microsoft.KeyVault/vaults/delete", &self.vault_scope(&sub, rg, name))?;
         let v = match self.load_vault(&sub, rg, name) {
@@ -355,7 +355,7 @@ impl Management {
     }
 
     /// `GET /subscriptions/{sub}/providers/Microsoft.KeyVault/deletedVaults`.
-    pub fn list_deleted_vaults(&self, caller: &Caller, sub: &str) -> Result<Reply> {
+    pub fn list_deleted_vaults(&self, caller: &Actor, sub: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         self.authorize(caller, "Microsoft.KeyVault/deletedVaults/read", &ids::subscription(&sub))?;
         let value: Vec<Value> =
@@ -377,7 +377,7 @@ impl Management {
     }
 
     /// `GET …/locations/{location}/deletedVaults/{name}`.
-    pub fn get_deleted_vault(&self, caller: &Caller, sub: &str, location: &str, name: &str) -> Result<Reply> {
+    pub fn get_deleted_vault(&self, caller: &Actor, sub: &str, location: &str, name: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         let id = shapes::deleted_vault_id(&sub, location, name);
         self.authorize(caller, "Microsoft.KeyVault/deletedVaults/read", &id)?;
@@ -387,7 +387,7 @@ impl Management {
     /// `POST …/locations/{location}/deletedVaults/{name}/purge`: removes a soft-deleted vault and
     /// everything in it for good. Refused while purge protection holds it (until its scheduled
     /// purge date).
-    pub fn purge_deleted_vault(&self, caller: &Caller, sub: &str, location: &str, name: &str) -> Result<Reply> {
+    pub fn purge_deleted_vault(&self, caller: &Actor, sub: &str, location: &str, name: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         let id = shapes::deleted_vault_id(&sub, location, name);
         let action = "Microsoft.KeyVault/locations/deletedVaults/purge/action";
@@ -398,7 +398,7 @@ impl Management {
         if v.enable_purge_protection && now < scheduled {
             let reason = "purge protection is enabled";
             audit::record(&AuditEvent {
-                request_id: "",
+                request_id: &caller.request_id,
                 principal: &caller.principal_id.to_string(),
                 action,
                 resource: &id,
@@ -423,19 +423,24 @@ impl Management {
 
     /// Removes the role assignments at or below a resource that is gone for good, so that a new
     /// resource with the same id (e.g. a vault re-created under a purged name) starts with none.
-    fn drop_role_assignments_under(&self, caller: &Caller, id: &str) -> Result<()> {
+    fn drop_role_assignments_under(&self, caller: &Actor, id: &str) -> Result<()> {
         let Ok(scope) = wid_core::Scope::parse(id) else { return Ok(()) };
         let stale: Vec<_> = self
             .store
-            .snapshot()?
-            .role_assignments
+            .role_assignments(None)?
             .into_iter()
             .filter(|ra| wid_core::Scope::parse(&ra.scope).is_ok_and(|s| s.is_within(&scope)))
             .collect();
         for ra in stale {
             if let Some(removed) = self.store.delete_role_assignment(ra.id)? {
                 self.dir_mut().remove_role_assignment(&removed);
-                tracing::info!(target: "wid::audit", event = "role_assignment.deleted", id = %ra.id, scope = %ra.scope, reason = "its resource was purged", by = %caller.principal_id);
+                self.audit(
+                    caller,
+                    "Microsoft.Authorization/roleAssignments/delete",
+                    &ra.scope,
+                    true,
+                    "its resource was purged",
+                );
             }
         }
         Ok(())
@@ -455,7 +460,7 @@ impl Management {
     /// accepts `resourceType eq '…'` and `name eq '…'` joined by `and`; `$top` limits.
     pub fn list_resources(
         &self,
-        caller: &Caller,
+        caller: &Actor,
         sub: &str,
         rg: Option<&str>,
         filter: Option<&str>,

@@ -725,6 +725,13 @@ fn role_assignment_insert_get_delete(s: &dyn Store) {
     assert_eq!(s.role_assignment(a.id).unwrap(), Some(a.clone()));
     assert_eq!(s.role_assignment(b.id).unwrap(), Some(b.clone()));
     assert_eq!(s.role_assignment(id(0x999)).unwrap(), None);
+    let c = ra(3, "/", id(5), id(2));
+    s.insert_role_assignment(&c).unwrap();
+    // Listed by (scope key, id): "/" sorts before "/subscriptions/…".
+    assert_eq!(s.role_assignments(None).unwrap(), vec![b.clone(), c.clone(), a.clone()]);
+    assert_eq!(s.role_assignments(Some(id(1))).unwrap(), vec![b.clone(), a.clone()]);
+    assert_eq!(s.role_assignments(Some(id(0x999))).unwrap(), vec![]);
+    assert_eq!(s.delete_role_assignment(c.id).unwrap(), Some(c));
     assert_eq!(s.delete_role_assignment(a.id).unwrap(), Some(a.clone()));
     assert_eq!(s.delete_role_assignment(a.id).unwrap(), None);
     assert_eq!(s.role_assignment(a.id).unwrap(), None);
@@ -1482,6 +1489,10 @@ fn deleted_secrets_paging(s: &dyn Store) {
     assert_eq!((exact.items.len(), exact.next), (30, None));
 }
 
+fn counts(p: crate::Purged) -> (usize, usize) {
+    (p.secrets, p.vaults.len())
+}
+
 fn purge_expired_by_time(s: &dyn Store) {
     kv_setup(s);
     for (name, n) in [("early", 1), ("late", 2), ("active", 3)] {
@@ -1496,27 +1507,38 @@ fn purge_expired_by_time(s: &dyn Store) {
         s.insert_secret_version(&secret(name, "in-vault", 100 + n)).unwrap();
     }
     s.insert_secret_version(&secret("old", "gone-before", 200)).unwrap();
+    // Grants on the "old" vault and one of its secrets go with it; one on "live" stays.
+    let old_vault = Vault { deleted: Some(0), ..vault(SUB, "Team", "old", 2) }.arm_id();
+    let on_old = [ra(40, &old_vault, id(7), id(8)), ra(41, &format!("{old_vault}/secrets/in-vault"), id(7), id(8))];
+    let on_live = ra(42, &vault(SUB, "Team", "live", 4).arm_id(), id(7), id(8));
+    for r in on_old.iter().chain([&on_live]) {
+        s.insert_role_assignment(r).unwrap();
+    }
     s.delete_secret("old", "gone-before", 1, 2 * DAY).unwrap().unwrap();
 
-    assert_eq!(s.purge_expired(4_999).unwrap(), (0, 0));
+    assert_eq!(counts(s.purge_expired(4_999).unwrap()), (0, 0));
     assert!(s.deleted_secret("kv1", "early").unwrap().is_some());
     // At the scheduled time, not only after it.
-    assert_eq!(s.purge_expired(5_000).unwrap(), (1, 0));
+    assert_eq!(counts(s.purge_expired(5_000).unwrap()), (1, 0));
     assert_eq!(s.deleted_secret("kv1", "early").unwrap(), None);
     assert_eq!(s.recover_secret("kv1", "early").unwrap(), None);
     s.insert_secret_version(&secret("kv1", "early", 1)).unwrap(); // name and version ids free again
     assert!(s.deleted_secret("kv1", "late").unwrap().is_some());
-    assert_eq!(s.purge_expired(9_000).unwrap(), (1, 0));
+    assert_eq!(counts(s.purge_expired(9_000).unwrap()), (1, 0));
     assert_eq!(s.deleted_secrets("kv1", None, 25).unwrap().items, Vec::new());
     // "gone-before" in "old" expires with its own schedule and is counted; the vault follows at 7 days.
-    assert_eq!(s.purge_expired(7 * DAY - 1).unwrap(), (1, 0));
-    assert_eq!(s.purge_expired(7 * DAY).unwrap(), (0, 1));
+    assert_eq!(counts(s.purge_expired(7 * DAY - 1).unwrap()), (1, 0));
+    let purged = s.purge_expired(7 * DAY).unwrap();
+    assert_eq!(counts(purged.clone()), (0, 1));
+    assert_eq!(purged.vaults.first().map(|v| v.name.as_str()), Some("old"));
+    assert_eq!(sorted(&purged.role_assignments, |r| r.id), sorted(&on_old, |r| r.id));
+    assert_eq!(s.role_assignments(Some(id(7))).unwrap(), vec![on_live.clone()]);
     assert_eq!(s.vault("old").unwrap(), None);
     assert_eq!(s.secret_version("old", "in-vault", None).unwrap(), None);
     assert_eq!(names(&s.deleted_vaults(SUB).unwrap(), |v| &v.name), ["new"]);
-    assert_eq!(s.purge_expired(9 * DAY).unwrap(), (0, 1));
+    assert_eq!(counts(s.purge_expired(9 * DAY).unwrap()), (0, 1));
     assert!(s.deleted_vaults(SUB).unwrap().is_empty());
-    assert_eq!(s.purge_expired(i64::MAX / 2).unwrap(), (0, 0));
+    assert_eq!(counts(s.purge_expired(i64::MAX / 2).unwrap()), (0, 0));
     // Active secrets and vaults never expire.
     assert_eq!(names(&s.vaults(SUB, None).unwrap(), |v| &v.name), ["kv1", "live"]);
     assert_eq!(names(&s.secrets("kv1", None, 25).unwrap().items, |v| &v.name), ["active", "early"]);

@@ -95,6 +95,16 @@ pub struct Removed {
     pub vaults: Vec<Vault>,
 }
 
+/// What an expiry sweep removed (so caches can drop it too).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Purged {
+    /// Soft-deleted secrets purged on their own schedule (not those inside purged vaults).
+    pub secrets: usize,
+    pub vaults: Vec<Vault>,
+    /// Role assignments at or below the purged vaults.
+    pub role_assignments: Vec<RoleAssignment>,
+}
+
 /// One page of a listing: the items and, if more follow, the cursor to pass to get the next page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
@@ -164,6 +174,9 @@ pub trait Store: Send + Sync + 'static {
     fn role_assignment(&self, id: Uuid) -> Result<Option<RoleAssignment>>;
     /// Deletes a role assignment.
     fn delete_role_assignment(&self, id: Uuid) -> Result<Option<RoleAssignment>>;
+    /// Role assignments, of one principal or all, ordered by (scope key, id). For management
+    /// listings; access checks use the in-memory index.
+    fn role_assignments(&self, principal: Option<Uuid>) -> Result<Vec<RoleAssignment>>;
 
     /// Everything the in-memory indexes need, read in one consistent transaction.
     fn snapshot(&self) -> Result<Snapshot>;
@@ -224,8 +237,8 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a soft-deleted secret for good. `false` if there was none.
     fn purge_secret(&self, vault: &str, name: &str) -> Result<bool>;
     /// Purges every soft-deleted secret whose scheduled purge time is at or before `now`, and
-    /// every soft-deleted vault likewise; returns how many secrets and vaults went.
-    fn purge_expired(&self, now: i64) -> Result<(usize, usize)>;
+    /// every soft-deleted vault likewise (with its secrets and the role assignments at or below it).
+    fn purge_expired(&self, now: i64) -> Result<Purged>;
     /// Inserts all versions of a secret at once (a restore): `Conflict` if the name exists, active or
     /// soft-deleted.
     fn restore_secret(&self, versions: &[SecretVersion]) -> Result<()>;

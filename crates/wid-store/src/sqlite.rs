@@ -29,7 +29,7 @@ use wid_core::model::{
     RoleAssignment, SecretVersion, StoredCredential, Tags, Vault, name_key,
 };
 
-use crate::{Page, Removed, Result, SigningKeyRecord, Snapshot, Store, StoreError, Written};
+use crate::{Page, Purged, Removed, Result, SigningKeyRecord, Snapshot, Store, StoreError, Written};
 
 mod key_vault;
 
@@ -1138,6 +1138,26 @@ impl Store for SqliteStore {
         })
     }
 
+    fn role_assignments(&self, principal: Option<Uuid>) -> Result<Vec<RoleAssignment>> {
+        let what = "listing role assignments";
+        self.read(|conn| match principal {
+            Some(p) => query_all(
+                conn,
+                what,
+                &format!("SELECT {RA_COLS} FROM role_assignments WHERE principal_id = ?1 ORDER BY scope_key, id"),
+                [uuid_text(p)],
+                decode_ra,
+            ),
+            None => query_all(
+                conn,
+                what,
+                &format!("SELECT {RA_COLS} FROM role_assignments ORDER BY scope_key, id"),
+                [],
+                decode_ra,
+            ),
+        })
+    }
+
     fn delete_role_assignment(&self, id: Uuid) -> Result<Option<RoleAssignment>> {
         let what = format!("deleting role assignment {id}");
         let id = uuid_text(id);
@@ -1288,7 +1308,7 @@ impl Store for SqliteStore {
         self.write(&what, |tx| key_vault::purge_secret(tx, &what, vault, name))
     }
 
-    fn purge_expired(&self, now: i64) -> Result<(usize, usize)> {
+    fn purge_expired(&self, now: i64) -> Result<Purged> {
         let what = "purging expired deleted secrets and vaults";
         self.write(what, |tx| key_vault::purge_expired(tx, what, now))
     }

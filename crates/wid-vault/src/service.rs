@@ -106,9 +106,18 @@ impl VaultService {
         VaultHost::parse(authority, &self.cfg.dns_suffix)
     }
 
-    /// Purges soft-deleted secrets and vaults whose retention has passed; returns how many of each.
+    /// Purges soft-deleted secrets and vaults whose retention has passed, and drops the role
+    /// assignments of purged vaults from the in-memory index too; returns how many secrets and vaults
+    /// went.
     pub fn purge_expired(&self) -> Result<(usize, usize), VaultError> {
-        Ok(self.store.purge_expired(self.clock.now())?)
+        let purged = self.store.purge_expired(self.clock.now())?;
+        if !purged.role_assignments.is_empty() {
+            let mut dir = self.directory.write().unwrap_or_else(|p| p.into_inner());
+            for ra in &purged.role_assignments {
+                dir.remove_role_assignment(ra);
+            }
+        }
+        Ok((purged.secrets, purged.vaults.len()))
     }
 
     // ---- operations -----------------------------------------------------------------------------

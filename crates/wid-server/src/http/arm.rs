@@ -7,8 +7,7 @@ use axum::http::Method;
 use axum::response::Response;
 use serde_json::json;
 use wid_arm::route::{ArmRoute, RouteError};
-use wid_arm::{ArmError, Management, Reply};
-use wid_sts::Caller;
+use wid_arm::{Actor, ArmError, Management, Reply};
 
 use super::{AppState, Authenticated, MAX_BODY, json};
 
@@ -52,6 +51,8 @@ pub async fn handle(State(st): State<AppState>, req: Request) -> Response {
         Ok(Authenticated(c)) => c,
         Err(rejection) => return rejection,
     };
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let caller = Actor { caller, request_id: request_id.clone() };
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {
@@ -65,7 +66,7 @@ pub async fn handle(State(st): State<AppState>, req: Request) -> Response {
     let query = Query::parse(parts.uri.query());
     let arm = st.arm.clone();
     let outcome = tokio::task::spawn_blocking(move || dispatch(&arm, &caller, &method, route, &query, &body)).await;
-    match outcome {
+    let mut resp = match outcome {
         Ok(Ok((status, body))) => {
             st.metrics.request("arm", status);
             match body {
@@ -79,7 +80,11 @@ pub async fn handle(State(st): State<AppState>, req: Request) -> Response {
         }
         Ok(Err(e)) => arm_error(&st, &e),
         Err(join) => arm_error(&st, &ArmError::Internal(join.to_string())),
+    };
+    if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-ms-request-id", v);
     }
+    resp
 }
 
 /// The OData query options the management API reads (`$filter`, `$top`); others (`api-version`
@@ -104,7 +109,7 @@ fn method_not_allowed(method: &Method) -> ArmError {
 
 fn dispatch(
     arm: &Management,
-    caller: &Caller,
+    caller: &Actor,
     method: &Method,
     route: ArmRoute,
     query: &Query,

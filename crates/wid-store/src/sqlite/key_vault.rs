@@ -14,7 +14,7 @@ use uuid::Uuid;
 use wid_core::model::{DeletedSecret, SecretVersion, Vault, name_key};
 
 use super::{Cols, exists, json, query_all, query_opt, rg_exists, sql, uuid_text, written};
-use crate::{Page, Result, StoreError, Written};
+use crate::{Page, Purged, Result, StoreError, Written};
 
 // ---------------------------------------------------------------------------------------------------
 // Rows.
@@ -576,15 +576,40 @@ pub(super) fn purge_secret(tx: &Connection, what: &str, vault: &str, name: &str)
 
 /// Purges expired soft-deleted secrets, then expired soft-deleted vaults. The secret count is of
 /// secrets purged on their own schedule; the secrets of a purged vault go with it uncounted.
-pub(super) fn purge_expired(tx: &Connection, what: &str, now: i64) -> Result<(usize, usize)> {
+pub(super) fn purge_expired(tx: &Connection, what: &str, now: i64) -> Result<Purged> {
     let run = |query: &str| tx.prepare_cached(query).and_then(|mut s| s.execute([now])).map_err(sql(what));
     run("DELETE FROM secrets WHERE (vault, name_key) IN \
          (SELECT vault, name_key FROM deleted_secrets WHERE scheduled_purge <= ?1)")?;
     let secrets = run("DELETE FROM deleted_secrets WHERE scheduled_purge <= ?1")?;
     // Vault::scheduled_purge, in SQL.
-    let vaults =
-        run("DELETE FROM vaults WHERE deleted IS NOT NULL AND deleted + soft_delete_retention_days * 86400 <= ?1")?;
-    Ok((secrets, vaults))
+    let expired = "deleted IS NOT NULL AND deleted + soft_delete_retention_days * 86400 <= ?1";
+    let vaults = query_all(
+        tx,
+        what,
+        &format!("SELECT {VAULT_COLS} FROM vaults WHERE {expired} ORDER BY name_key"),
+        [now],
+        decode_vault,
+    )?;
+    // Grants on a purged vault (or its secrets) go with it, so a vault re-created under the name
+    // starts with none.
+    let mut role_assignments = Vec::new();
+    for v in &vaults {
+        let key = wid_core::Scope::parse(&v.arm_id()).map(|s| s.key().to_string()).unwrap_or_default();
+        let below = format!("{key}/");
+        let filter = "scope_key = ?1 OR substr(scope_key, 1, length(?2)) = ?2";
+        role_assignments.extend(query_all(
+            tx,
+            what,
+            &format!("SELECT {} FROM role_assignments WHERE {filter} ORDER BY scope_key, id", super::RA_COLS),
+            params![key, below],
+            super::decode_ra,
+        )?);
+        tx.prepare_cached(&format!("DELETE FROM role_assignments WHERE {filter}"))
+            .and_then(|mut s| s.execute(params![key, below]))
+            .map_err(sql(what))?;
+    }
+    run(&format!("DELETE FROM vaults WHERE {expired}"))?;
+    Ok(Purged { secrets, vaults, role_assignments })
 }
 
 pub(super) fn restore_secret(tx: &Connection, what: &str, versions: &[SecretVersion]) -> Result<()> {

@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
-# Python SDK compatibility tests: the official azure-identity package against a real `wid serve`
-# (tests/sdk/python). Needs Python >= 3.9 with venv and pip, and the Rust toolchain.
+# Python SDK compatibility tests: the official azure-identity and azure-keyvault-secrets packages
+# against a real `wid serve` (tests/sdk/python). Needs Python >= 3.9 with venv and pip, and the Rust
+# toolchain.
 #
 #   scripts/sdk-python.sh [PYTEST ARGS...]
 #
 # The venv lives in target/sdk-venv and is rebuilt only when tests/sdk/python/requirements.txt (or
 # the Python version) changes. WID_BIN names the wid binary to test; unset, target/debug/wid is built.
 # PYTHON picks the interpreter (default python3). The exit code is pytest's.
+#
+# Vaults are served at https://{vault}.vault.localhost:PORT/. Unless those names already resolve to
+# 127.0.0.1, pytest runs in a private mount namespace (`unshare -m` as root, else `unshare -rm`, which
+# needs unprivileged user namespaces) where target/sdk-hosts (the machine's /etc/hosts plus the names of
+# tests/sdk/python/kvhosts.py) is bind-mounted over /etc/hosts; the machine's own file is untouched.
+# If that is impossible the Key Vault tests are skipped, with a message saying why.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,4 +42,21 @@ fi
 
 export PYTHONDONTWRITEBYTECODE=1
 cd "$tests"
-exec "$venv/bin/python" -m pytest -q "$@"
+pytest=("$venv/bin/python" -m pytest -q "$@")
+
+if "$venv/bin/python" kvhosts.py --check; then
+    exec "${pytest[@]}"
+fi
+hosts="$root/target/sdk-hosts"
+"$venv/bin/python" kvhosts.py --hosts-file >"$hosts"
+# `sh -c SCRIPT HOSTS CMD...`: inside the new namespace, mount the file, then become CMD.
+in_namespace='mount --bind "$0" /etc/hosts && exec "$@"'
+# As root a mount namespace is enough; otherwise try one inside a user namespace (mapped to root).
+for flags in -m -rm; do
+    if unshare "$flags" -- sh -c "$in_namespace" "$hosts" "$venv/bin/python" kvhosts.py --check 2>/dev/null; then
+        exec unshare "$flags" -- sh -c "$in_namespace" "$hosts" "${pytest[@]}"
+    fi
+done
+echo "sdk-python: *.vault.localhost does not resolve to 127.0.0.1, and a private /etc/hosts could not be" \
+    "mounted ('unshare -m' and 'unshare -rm' failed); the Key Vault tests will be SKIPPED" >&2
+exec "${pytest[@]}"

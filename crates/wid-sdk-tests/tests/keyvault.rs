@@ -14,6 +14,7 @@
 //! that is impossible, that test says so and returns without checking anything.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,16 +23,22 @@ use std::sync::Arc;
 
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::error::ErrorKind;
+use azure_core::http::RequestContent;
 use azure_core::http::{ClientOptions, StatusCode, Transport};
 use azure_identity::{ClientAssertionCredentialOptions, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
-use azure_security_keyvault_secrets::models::SetSecretParameters;
-use azure_security_keyvault_secrets::{ResourceExt, SecretClient, SecretClientOptions};
+use azure_security_keyvault_secrets::models::{
+    RestoreSecretParameters, SecretClientGetSecretOptions, SetSecretParameters, UpdateSecretPropertiesParameters,
+};
+use azure_security_keyvault_secrets::{ResourceExt, ResourceId, SecretClient, SecretClientOptions};
+use futures::TryStreamExt;
 use serde_json::{Value, json};
 use wid_testkit::TestServer;
 
 const AUD: &str = "api://AzureADTokenExchange";
 const RG: &str = "/subscriptions/{sub}/resourceGroups/rg1";
 const VAULT: &str = "kv1";
+/// A vault without purge protection (round trip).
+const VAULT2: &str = "kv2";
 const SECRET: &str = "my-secret";
 /// What `az keyvault secret set … --value "Hello\!"` stores when run from a script (seed 003).
 const VALUE: &str = "Hello\\!";
@@ -139,12 +146,14 @@ impl Setup {
     /// `PUT {vault}/providers/Microsoft.Authorization/roleAssignments/{guid}` (what `az role assignment
     /// create --assignee-object-id … --assignee-principal-type ServicePrincipal --scope VAULT` sends).
     async fn assign(&mut self, principal_id: &str, role: &str) {
+        let scope = self.vault_id.clone();
+        self.assign_at(&scope, principal_id, role).await;
+    }
+
+    async fn assign_at(&mut self, scope: &str, principal_id: &str, role: &str) {
         self.assignments += 1;
         let n = self.assignments;
-        let path = format!(
-            "{}/providers/Microsoft.Authorization/roleAssignments/{n:08x}-0000-4000-8000-{n:012x}",
-            self.vault_id
-        );
+        let path = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{n:08x}-0000-4000-8000-{n:012x}");
         let body = json!({"properties": {
             "roleDefinitionId": format!("/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{role}", self.s.subscription),
             "principalId": principal_id, "principalType": "ServicePrincipal"}});
@@ -156,6 +165,17 @@ impl Setup {
         format!("{VAULT}.vault.localhost")
     }
 
+    /// Creates another RBAC vault in rg1 and returns its id and URL.
+    async fn vault(&self, name: &str, purge_protection: bool) -> (String, String) {
+        let body = json!({"location": "eastus", "properties": {
+            "tenantId": self.s.tenant, "sku": {"family": "A", "name": "standard"}, "accessPolicies": [],
+            "enableRbacAuthorization": true, "enablePurgeProtection": purge_protection}});
+        let path = format!("{RG}/providers/Microsoft.KeyVault/vaults/{name}");
+        let (st, v) = self.s.arm(&self.admin, "PUT", &path, Some(body)).await;
+        assert!(st == 200 || st == 201, "{st} {v}");
+        (v["id"].as_str().unwrap().to_string(), v["properties"]["vaultUri"].as_str().unwrap().to_string())
+    }
+
     fn server_addr(&self) -> SocketAddr {
         let port = self.s.url.rsplit(':').next().unwrap().parse::<u16>().unwrap();
         SocketAddr::from(([127, 0, 0, 1], port))
@@ -165,11 +185,11 @@ impl Setup {
     fn transport(&self) -> Transport {
         let pem = std::fs::read(self.s.ca_pem()).unwrap();
         let certs = reqwest::Certificate::from_pem_bundle(&pem).unwrap();
-        let http = reqwest::Client::builder()
-            .tls_certs_merge(certs)
-            .resolve(&self.vault_host(), self.server_addr())
-            .build()
-            .unwrap();
+        let mut http = reqwest::Client::builder().tls_certs_merge(certs);
+        for vault in [VAULT, VAULT2] {
+            http = http.resolve(&format!("{vault}.vault.localhost"), self.server_addr());
+        }
+        let http = http.build().unwrap();
         Transport::new(Arc::new(http))
     }
 
@@ -186,6 +206,10 @@ impl Setup {
     /// The SDK's `SecretClient` as `who`, configured through options (tests don't touch the process
     /// environment), over the injected transport.
     fn client(&self, who: &Identity) -> SecretClient {
+        self.client_of(&self.vault_url, who)
+    }
+
+    fn client_of(&self, vault_url: &str, who: &Identity) -> SecretClient {
         let options = WorkloadIdentityCredentialOptions {
             credential_options: ClientAssertionCredentialOptions { client_options: self.client_options() },
             client_id: Some(who.client_id.clone()),
@@ -194,7 +218,7 @@ impl Setup {
         };
         let credential = WorkloadIdentityCredential::new(Some(options)).unwrap();
         let options = SecretClientOptions { client_options: self.client_options(), ..Default::default() };
-        SecretClient::new(&self.vault_url, credential, Some(options)).unwrap()
+        SecretClient::new(vault_url, credential, Some(options)).unwrap()
     }
 
     /// Runs the verification workload as `who` in the namespace `prefix` sets up, with exactly the
@@ -257,10 +281,7 @@ async fn secret_client_in_process_with_an_injected_transport() {
     assert_eq!(id.vault_url, x.vault_url.trim_end_matches('/'));
     assert_eq!((id.name.as_str(), id.version.as_deref()), (SECRET, Some(version.as_str())));
     assert_eq!(secret.attributes.as_ref().and_then(|a| a.enabled), Some(true));
-    let options = azure_security_keyvault_secrets::models::SecretClientGetSecretOptions {
-        secret_version: Some(version.clone()),
-        ..Default::default()
-    };
+    let options = SecretClientGetSecretOptions { secret_version: Some(version.clone()), ..Default::default() };
     let same = client.get_secret(SECRET, Some(options)).await.unwrap().into_model().unwrap();
     assert_eq!(same.value.as_deref(), Some(VALUE));
 
@@ -271,14 +292,116 @@ async fn secret_client_in_process_with_an_injected_transport() {
 
     // No role assignment: refused, with the reason.
     let e = x.client(&x.norole).get_secret(SECRET, None).await.unwrap_err();
-    eprintln!(
-        "PEEK kind={:?}\nPEEK display={e}",
-        match e.kind() {
-            ErrorKind::HttpResponse { status, error_code, .. } => format!("{status:?} {error_code:?}"),
-            k => format!("{k:?}"),
-        }
-    );
     check_forbidden_by_rbac(&e);
+}
+
+fn set_params(value: &str) -> RequestContent<SetSecretParameters> {
+    SetSecretParameters { value: Some(value.into()), ..Default::default() }.try_into().unwrap()
+}
+
+fn version_of(id: Option<&str>) -> String {
+    let id: ResourceId = id.unwrap().parse().unwrap();
+    id.version.unwrap()
+}
+
+#[tokio::test]
+async fn secret_client_round_trip_of_every_operation() {
+    let mut x = setup().await;
+    let (vault_id, vault_url) = x.vault(VAULT2, false).await;
+    let officer = x.officer.principal_id.clone();
+    x.assign_at(&vault_id, &officer, SECRETS_OFFICER).await;
+    let c = x.client_of(&vault_url, &x.officer);
+    let base = vault_url.trim_end_matches('/');
+
+    // set (new secret, new version), get latest and by version.
+    let first = c.set_secret("rt", set_params("one"), None).await.unwrap().into_model().unwrap();
+    let v1 = version_of(first.id.as_deref());
+    assert_eq!(first.id.as_deref(), Some(format!("{base}/secrets/rt/{v1}").as_str()));
+    let attrs = first.attributes.unwrap();
+    assert_eq!((attrs.enabled, attrs.recoverable_days), (Some(true), Some(90)));
+    assert_eq!(attrs.recovery_level.map(|l| l.to_string()).as_deref(), Some("Recoverable+Purgeable"));
+    assert!(attrs.created.is_some() && attrs.updated.is_some());
+    let second = c.set_secret("rt", set_params("two"), None).await.unwrap().into_model().unwrap();
+    let v2 = version_of(second.id.as_deref());
+    assert_ne!(v1, v2);
+    assert_eq!(c.get_secret("rt", None).await.unwrap().into_model().unwrap().value.as_deref(), Some("two"));
+    let by_version = SecretClientGetSecretOptions { secret_version: Some(v1.clone()), ..Default::default() };
+    assert_eq!(c.get_secret("rt", Some(by_version)).await.unwrap().into_model().unwrap().value.as_deref(), Some("one"));
+
+    // update properties of the latest version (PATCH /secrets/rt/).
+    let update = UpdateSecretPropertiesParameters {
+        content_type: Some("text/plain".into()),
+        tags: Some(HashMap::from([("k".to_string(), "v".to_string())])),
+        ..Default::default()
+    };
+    let updated =
+        c.update_secret_properties("rt", update.try_into().unwrap(), None).await.unwrap().into_model().unwrap();
+    assert_eq!(version_of(updated.id.as_deref()), v2);
+    assert_eq!(updated.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(updated.tags.unwrap()["k"], "v");
+    assert_eq!(updated.value, None);
+
+    // list with paging: 30 more secrets, default page size 25.
+    for i in 0..30 {
+        c.set_secret(&format!("page-{i:02}"), set_params("v"), None).await.unwrap();
+    }
+    let mut pages = c.list_secret_properties(None).unwrap().into_pages();
+    let mut names = Vec::new();
+    let mut page_count = 0;
+    while let Some(page) = pages.try_next().await.unwrap() {
+        let page = page.into_model().unwrap();
+        assert!(page.value.len() <= 25);
+        page_count += 1;
+        for item in page.value {
+            let id: ResourceId = item.id.as_deref().unwrap().parse().unwrap();
+            assert_eq!((id.vault_url.as_str(), id.version), (base, None));
+            names.push(id.name);
+        }
+    }
+    assert!(page_count >= 2, "{page_count} page(s)");
+    assert_eq!(names.len(), 31, "{names:?}");
+    let versions: Vec<_> = c.list_secret_properties_versions("rt", None).unwrap().try_collect().await.unwrap();
+    let mut listed: Vec<_> = versions.iter().map(|p| version_of(p.id.as_deref())).collect();
+    listed.sort();
+    let mut expected = vec![v1.clone(), v2.clone()];
+    expected.sort();
+    assert_eq!(listed, expected);
+
+    // delete, get deleted, list deleted, recover.
+    let deleted = c.delete_secret("rt", None).await.unwrap().into_model().unwrap();
+    assert_eq!(deleted.recovery_id.as_deref(), Some(format!("{base}/deletedsecrets/rt").as_str()));
+    let (deleted_on, purge_on) = (deleted.deleted_date.unwrap(), deleted.scheduled_purge_date.unwrap());
+    assert_eq!(purge_on - deleted_on, azure_core::time::Duration::days(90));
+    let e = c.get_secret("rt", None).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::HttpResponse { status: StatusCode::NotFound, .. }), "{e}");
+    let got = c.get_deleted_secret("rt", None).await.unwrap().into_model().unwrap();
+    assert_eq!(got.recovery_id, deleted.recovery_id);
+    let deleted_items: Vec<_> = c.list_deleted_secret_properties(None).unwrap().try_collect().await.unwrap();
+    assert!(deleted_items.iter().any(|d| d.recovery_id == deleted.recovery_id));
+    let recovered = c.recover_deleted_secret("rt", None).await.unwrap().into_model().unwrap();
+    assert_eq!(version_of(recovered.id.as_deref()), v2);
+    assert_eq!(c.get_secret("rt", None).await.unwrap().into_model().unwrap().value.as_deref(), Some("two"));
+
+    // backup, delete, purge (204), restore.
+    let blob = c.backup_secret("rt", None).await.unwrap().into_model().unwrap().value.unwrap();
+    assert!(!blob.is_empty());
+    c.delete_secret("rt", None).await.unwrap();
+    let purged = c.purge_deleted_secret("rt", None).await.unwrap();
+    assert_eq!(purged.status(), StatusCode::NoContent);
+    let e = c.get_deleted_secret("rt", None).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::HttpResponse { status: StatusCode::NotFound, .. }), "{e}");
+    let restore = RestoreSecretParameters { secret_backup: Some(blob) };
+    let restored = c.restore_secret(restore.try_into().unwrap(), None).await.unwrap().into_model().unwrap();
+    assert_eq!(version_of(restored.id.as_deref()), v2);
+    assert_eq!(c.get_secret("rt", None).await.unwrap().into_model().unwrap().value.as_deref(), Some("two"));
+
+    // Purge protection (kv1) refuses purge.
+    let protected = x.client(&x.officer);
+    protected.set_secret("kept", set_params("v"), None).await.unwrap();
+    protected.delete_secret("kept", None).await.unwrap();
+    let e = protected.purge_deleted_secret("kept", None).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::HttpResponse { status: StatusCode::Forbidden, .. }), "{e}");
+    assert!(protected.get_deleted_secret("kept", None).await.is_ok());
 }
 
 /// `unshare FLAGS -- sh -c 'mount --bind HOSTS /etc/hosts && exec "$@"' HOSTS …` where that works.

@@ -128,6 +128,7 @@ pub fn builtin_roles() -> Vec<RoleDefinition> {
         "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/read",
         "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/write",
         "Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials/delete",
+        "Microsoft.ManagedIdentity/userAssignedIdentities/revokeTokens/action",
     ]
     .into_iter()
     .chain(mi_common)

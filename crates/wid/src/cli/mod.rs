@@ -71,6 +71,8 @@ pub enum Command {
     Role(cmd::role::RoleArgs),
     /// Run the wid control plane.
     Serve(crate::serve::ServeArgs),
+    /// Run the admission webhook (drop-in for azure-workload-identity's).
+    Webhook(crate::webhook::WebhookArgs),
 }
 
 /// Arguments az accepts on every command.
@@ -193,15 +195,20 @@ pub async fn run_with(
         Err(e) => return report_clap_error(&e, stdout, stderr),
     };
     let command = cli.command;
-    if let Command::Serve(args) = command {
-        return match crate::serve::run(args, &env).await {
-            Ok(()) => 0,
-            Err(e) => {
-                let _ = writeln!(stderr, "ERROR: {e:#}");
-                1
-            }
-        };
-    }
+    // Long-running processes, not client commands.
+    let process = match command {
+        Command::Serve(args) => Err(crate::serve::run(args, &env).await),
+        Command::Webhook(args) => Err(crate::webhook::run(args, &env).await),
+        client => Ok(client),
+    };
+    let command = match process {
+        Ok(client) => client,
+        Err(Ok(())) => return 0,
+        Err(Err(e)) => {
+            let _ = writeln!(stderr, "ERROR: {e:#}");
+            return 1;
+        }
+    };
     let global = command.global().cloned().unwrap_or_default();
 
     let query = match global.query.as_deref().map(Query::parse).transpose() {
@@ -312,7 +319,7 @@ impl Command {
             Command::Aks(a) => Some(&a.global),
             Command::Keyvault(a) => Some(&a.global),
             Command::Role(a) => Some(&a.global),
-            Command::Serve(_) => None,
+            Command::Serve(_) | Command::Webhook(_) => None,
         }
     }
 }
@@ -327,7 +334,7 @@ async fn dispatch(command: Command, ctx: &mut Ctx<'_>) -> Result<Outcome, CliErr
         Command::Aks(a) => cmd::aks::run(a.cmd, ctx).await,
         Command::Keyvault(a) => cmd::keyvault::run(a.cmd, ctx).await,
         Command::Role(a) => cmd::role::run(a.cmd, ctx).await,
-        Command::Serve(_) => Err(CliError::failed("serve is not a client command")),
+        Command::Serve(_) | Command::Webhook(_) => Err(CliError::failed("not a client command")),
     }
 }
 

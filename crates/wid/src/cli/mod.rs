@@ -69,6 +69,10 @@ pub enum Command {
     Keyvault(cmd::keyvault::KeyvaultArgs),
     /// Manage Azure RBAC role assignments and definitions (as `az role`).
     Role(cmd::role::RoleArgs),
+    /// JSON Web Key Set of a cluster's service-account keys (as `azwi jwks`).
+    Jwks(cmd::jwks::JwksArgs),
+    /// Run a local command as a workload-identity pod would run (token file, AZURE_* env, CA trust).
+    Run(Box<cmd::run::RunArgs>),
     /// Run the wid control plane.
     Serve(crate::serve::ServeArgs),
     /// Run the admission webhook (drop-in for azure-workload-identity's).
@@ -225,6 +229,16 @@ pub async fn run_with(
 
     let parsed = Instant::now();
     let mut ctx = Ctx::new(&env, global.clone(), stdout, stderr, &mut console);
+    // `wid run` passes its child's exit code through instead of printing a result.
+    let command = match command {
+        Command::Run(a) => {
+            let code = cmd::run::run(*a, &mut ctx).await;
+            ctx.flush_debug();
+            drop(ctx);
+            return code.unwrap_or_else(|e| report_error(&e, stderr));
+        }
+        other => other,
+    };
     let outcome = dispatch(command, &mut ctx).await;
     ctx.flush_debug();
     drop(ctx);
@@ -319,6 +333,8 @@ impl Command {
             Command::Aks(a) => Some(&a.global),
             Command::Keyvault(a) => Some(&a.global),
             Command::Role(a) => Some(&a.global),
+            Command::Jwks(a) => Some(&a.global),
+            Command::Run(a) => Some(&a.global),
             Command::Serve(_) | Command::Webhook(_) => None,
         }
     }
@@ -334,7 +350,8 @@ async fn dispatch(command: Command, ctx: &mut Ctx<'_>) -> Result<Outcome, CliErr
         Command::Aks(a) => cmd::aks::run(a.cmd, ctx).await,
         Command::Keyvault(a) => cmd::keyvault::run(a.cmd, ctx).await,
         Command::Role(a) => cmd::role::run(a.cmd, ctx).await,
-        Command::Serve(_) | Command::Webhook(_) => Err(CliError::failed("not a client command")),
+        Command::Jwks(a) => cmd::jwks::run(a, ctx).await,
+        Command::Run(_) | Command::Serve(_) | Command::Webhook(_) => Err(CliError::failed("not a client command")),
     }
 }
 

@@ -5,9 +5,11 @@ pub mod ad;
 pub mod aks;
 pub mod group;
 pub mod identity;
+pub mod jwks;
 pub mod keyvault;
 pub mod login;
 pub mod role;
+pub mod run;
 pub mod secret;
 
 use reqwest::Method;

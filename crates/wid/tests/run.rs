@@ -1,0 +1,713 @@
+//! `wid run` against an in-process `wid serve`: the real `wid` binary runs `sh -c` children and
+//! the seed 004 Python application; the client-id discovery and `--print-env` run in-process.
+//!
+//! Each `wid run` process is started in a process group of its own, so a SIGINT sent by the test
+//! is forwarded even when the test runner sits in a terminal's foreground group.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::HashMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+use wid_testkit::TestServer;
+
+const AUD: &str = "api://AzureADTokenExchange";
+const NS: &str = "ns1";
+const SA: &str = "sa1";
+
+fn claims_of(jwt: &str) -> Value {
+    let payload = jwt.trim().split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// A server with the walkthrough's objects: group `rg`, hosted cluster `c1`, identity `id1`
+/// federated with `system:serviceaccount:ns1:sa1`.
+struct Setup {
+    s: TestServer,
+    env: HashMap<String, String>,
+    issuer: String,
+    client_id: String,
+    /// Scratch space: HOME, TMPDIR, files the children write.
+    scratch: tempfile::TempDir,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let s = TestServer::start().await;
+        let scratch = tempfile::tempdir().unwrap();
+        let mut env = HashMap::new();
+        env.insert("WID_CONFIG".to_owned(), s.dir.path().join("profile.json").display().to_string());
+        env.insert("HOME".to_owned(), scratch.path().join("home").display().to_string());
+        let mut setup = Setup { s, env, issuer: String::new(), client_id: String::new(), scratch };
+        setup.ok(&["group", "create", "-n", "rg", "-l", "eastus", "-o", "none"]).await;
+        setup
+            .ok(&[
+                "aks",
+                "create",
+                "-n",
+                "c1",
+                "-g",
+                "rg",
+                "--enable-oidc-issuer",
+                "--enable-workload-identity",
+                "-o",
+                "none",
+            ])
+            .await;
+        setup.issuer = setup
+            .tsv(&["aks", "show", "-n", "c1", "-g", "rg", "--query", "oidcIssuerProfile.issuerUrl", "-o", "tsv"])
+            .await;
+        setup.client_id =
+            setup.identity_with_credential("id1", "fic1", &format!("system:serviceaccount:{NS}:{SA}")).await;
+        setup
+    }
+
+    /// Creates an identity with one federated credential for `subject` on c1's issuer; returns its client id.
+    async fn identity_with_credential(&self, identity: &str, fic: &str, subject: &str) -> String {
+        self.ok(&["identity", "create", "-n", identity, "-g", "rg", "-o", "none"]).await;
+        self.ok(&[
+            "identity",
+            "federated-credential",
+            "create",
+            "--name",
+            fic,
+            "--identity-name",
+            identity,
+            "-g",
+            "rg",
+            "--issuer",
+            &self.issuer,
+            "--subject",
+            subject,
+            "--audience",
+            AUD,
+            "-o",
+            "none",
+        ])
+        .await;
+        self.tsv(&["identity", "show", "-n", identity, "-g", "rg", "--query", "clientId", "-o", "tsv"]).await
+    }
+
+    async fn run_env(&self, args: &[&str], env: &HashMap<String, String>) -> (i32, String, String) {
+        let argv = std::iter::once("wid").chain(args.iter().copied()).map(String::from).collect();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = wid::cli::run(argv, env.clone(), &mut out, &mut err).await;
+        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    }
+
+    async fn run(&self, args: &[&str]) -> (i32, String, String) {
+        self.run_env(args, &self.env).await
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args).await;
+        assert_eq!(code, 0, "wid {args:?}\nstdout: {out}\nstderr: {err}");
+        out
+    }
+
+    async fn tsv(&self, args: &[&str]) -> String {
+        self.ok(args).await.trim_end().to_owned()
+    }
+
+    fn tmpdir(&self) -> PathBuf {
+        let dir = self.scratch.path().join("tmp");
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// The real binary: `wid run -n c1 -g rg --namespace ns1 --service-account sa1 EXTRA… -- sh -c SCRIPT`,
+    /// with a clean environment plus `vars`.
+    fn spawn(&self, extra: &[&str], script: &str, vars: &[(&str, &str)]) -> tokio::process::Child {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wid"));
+        cmd.args(["run", "-n", "c1", "-g", "rg", "--namespace", NS, "--service-account", SA])
+            .args(extra)
+            .args(["--", "sh", "-c", script])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
+            .env("TMPDIR", self.tmpdir())
+            .envs(&self.env)
+            .envs(vars.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        cmd.spawn().unwrap()
+    }
+}
+
+async fn finish(child: tokio::process::Child) -> (i32, String, String) {
+    let out =
+        tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await.expect("wid run ends").unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+}
+
+fn empty_dir(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().next().is_none()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_child_gets_a_pods_environment_and_its_exit_code_passes_through() {
+    let t = Setup::new().await;
+    let script = r#"
+        f="$AZURE_FEDERATED_TOKEN_FILE"
+        printf 'client=%s\ntenant=%s\nfile=%s\nauthority=%s\n' "$AZURE_CLIENT_ID" "$AZURE_TENANT_ID" "$f" "$AZURE_AUTHORITY_HOST"
+        printf 'ssl=%s\nrequests=%s\nnode=%s\n' "$SSL_CERT_FILE" "$REQUESTS_CA_BUNDLE" "$NODE_EXTRA_CA_CERTS"
+        printf 'mine=%s\nsecret=%s\n' "$MY_SETTING" "${AZURE_CLIENT_SECRET-unset}"
+        printf 'modes=%s %s\n' "$(stat -c %a "$f")" "$(stat -c %a "$(dirname "$f")")"
+        printf 'token=%s\n' "$(cat "$f")"
+        exit 42
+    "#;
+    let child = t.spawn(&[], script, &[("MY_SETTING", "kept"), ("AZURE_CLIENT_SECRET", "do-not-use")]);
+    let (code, out, err) = finish(child).await;
+    assert_eq!(code, 42, "stdout: {out}\nstderr: {err}");
+    let vars: HashMap<&str, &str> = out.lines().filter_map(|l| l.split_once('=')).collect();
+    assert_eq!(vars["client"], t.client_id, "discovered from the federated credential");
+    assert_eq!(vars["tenant"], t.s.tenant);
+    assert_eq!(vars["authority"], t.s.url);
+    let file = Path::new(vars["file"]);
+    assert!(file.starts_with(t.tmpdir()) && file.ends_with("azure-identity-token"), "{file:?}");
+    assert_eq!(vars["modes"], "600 700");
+    let claims = claims_of(vars["token"]);
+    assert_eq!(claims["sub"], format!("system:serviceaccount:{NS}:{SA}"));
+    assert_eq!(claims["iss"], t.issuer.as_str());
+    assert_eq!(claims["aud"], serde_json::json!([AUD]));
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600, "--duration 1h by default");
+    // CA trust: a bundle (wid's CA first) for the variables that replace the trust store; the CA
+    // itself for Node's additive one.
+    let ca = t.s.ca_pem();
+    assert_eq!(vars["ssl"], vars["requests"]);
+    assert_eq!(Path::new(vars["ssl"]).parent(), file.parent());
+    assert_eq!(vars["node"], ca.to_str().unwrap());
+    // The rest of the environment is the caller's, minus credentials DefaultAzureCredential would prefer.
+    assert_eq!(vars["mine"], "kept");
+    assert_eq!(vars["secret"], "unset");
+    assert!(err.contains("WARNING: AZURE_CLIENT_SECRET is removed for this workload"), "{err}");
+    assert!(!err.contains("do-not-use"), "{err}");
+    // The private directory is gone.
+    assert!(empty_dir(&t.tmpdir()), "left behind: {:?}", std::fs::read_dir(t.tmpdir()).unwrap().collect::<Vec<_>>());
+
+    // Killed by a signal: 128+N, as a shell reports it.
+    let (code, _, err) = finish(t.spawn(&[], "kill -KILL $$", &[])).await;
+    assert_eq!(code, 128 + 9, "{err}");
+    // A user's CA setting is kept, with a warning.
+    let (code, out, err) =
+        finish(t.spawn(&[], r#"printf '%s' "$SSL_CERT_FILE""#, &[("SSL_CERT_FILE", "/etc/mine.pem")])).await;
+    assert_eq!((code, out.as_str()), (0, "/etc/mine.pem"), "{err}");
+    assert!(err.contains("WARNING: SSL_CERT_FILE is already set ('/etc/mine.pem'); keeping it"), "{err}");
+    assert!(empty_dir(&t.tmpdir()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_that_cannot_run() {
+    let t = Setup::new().await;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_wid"));
+    cmd.args([
+        "run",
+        "-n",
+        "c1",
+        "-g",
+        "rg",
+        "--namespace",
+        NS,
+        "--service-account",
+        SA,
+        "--",
+        "/no/such/program",
+        "x",
+    ])
+    .env_clear()
+    .env("TMPDIR", t.tmpdir())
+    .envs(&t.env);
+    let out = cmd.output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{err}");
+    assert!(err.starts_with("ERROR: cannot run '/no/such/program':"), "{err}");
+    assert!(empty_dir(&t.tmpdir()));
+
+    // No command at all is a usage error.
+    let (code, _, err) = t.run(&["run", "-n", "c1", "-g", "rg", "--namespace", NS, "--service-account", SA]).await;
+    assert_eq!(code, 2, "{err}");
+}
+
+/// kubelet's refresh at 80 % of the lifetime, scaled down with the hidden `--refresh-at` (the
+/// shortest token the issuer mints lives 10 minutes): the child sees the file replaced, never a
+/// partial one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_refreshed_and_replaced_atomically() {
+    let t = Setup::new().await;
+    // 600 s × 0.002 = 1.2 s between tokens.
+    let script = r#"
+        f="$AZURE_FEDERATED_TOKEN_FILE"
+        last=$(cat "$f"); printf '%s\n' "$last"; seen=1; reads=0
+        deadline=$(( $(date +%s) + 30 ))
+        while [ "$seen" -lt 3 ]; do
+            t=$(cat "$f"); reads=$((reads + 1))
+            case "$t" in
+                *.*.*) ;;
+                *) echo "PARTIAL READ: '$t'"; exit 3 ;;
+            esac
+            if [ "$t" != "$last" ]; then printf '%s\n' "$t"; last=$t; seen=$((seen + 1)); fi
+            [ "$(date +%s)" -gt "$deadline" ] && { echo "NO REFRESH"; exit 4; }
+        done
+        echo "reads=$reads"
+    "#;
+    let (code, out, err) = finish(t.spawn(&["--duration", "10m", "--refresh-at", "0.002"], script, &[])).await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    let tokens: Vec<&str> = out.lines().filter(|l| l.starts_with("ey")).collect();
+    assert_eq!(tokens.len(), 3, "{out}");
+    let iats: Vec<i64> = tokens.iter().map(|t| claims_of(t)["iat"].as_i64().unwrap()).collect();
+    assert!(iats[0] < iats[1] && iats[1] < iats[2], "fresh tokens: {iats:?}");
+    for t in &tokens {
+        let c = claims_of(t);
+        assert_eq!(c["sub"], format!("system:serviceaccount:{NS}:{SA}"));
+        assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 600);
+    }
+    assert!(err.is_empty(), "{err}");
+}
+
+/// A refresh that fails (here: the cluster was deleted) leaves the current token in place, says so,
+/// and is retried with backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_refresh_keeps_the_token_and_is_retried() {
+    let t = Setup::new().await;
+    let ready = t.scratch.path().join("ready-refresh");
+    // 600 s × 0.005 = 3 s to the first refresh; retries after 1 s and 2 s more.
+    let script = r#"f="$AZURE_FEDERATED_TOKEN_FILE"; first=$(cat "$f"); : > "$READY"; sleep 6.5
+        [ "$(cat "$f")" = "$first" ] && echo unchanged"#;
+    let child = t.spawn(&["--duration", "10m", "--refresh-at", "0.005"], script, &[("READY", ready.to_str().unwrap())]);
+    let started = Instant::now();
+    while !ready.exists() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the child never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t.ok(&["aks", "delete", "-n", "c1", "-g", "rg", "--yes"]).await;
+    let (code, out, err) = finish(child).await;
+    assert_eq!((code, out.as_str()), (0, "unchanged\n"), "{err}");
+    let warnings: Vec<&str> = err.lines().collect();
+    assert!(warnings.len() >= 2, "{err}");
+    assert!(
+        warnings[0].starts_with(
+            "WARNING: Could not refresh the service-account token: (ResourceNotFound) The Resource 'Microsoft.ContainerService/managedClusters/c1' under resource group 'rg' was not found."
+        ) && warnings[0].contains("; retrying in 1 s (the current token expires at "),
+        "{err}"
+    );
+    assert!(warnings[1].contains("; retrying in 2 s (the current token expires at "), "{err}");
+}
+
+/// SIGTERM, SIGINT and SIGHUP reach the child; its exit code is `wid run`'s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_are_forwarded_to_the_child() {
+    let t = Setup::new().await;
+    for (signal, trap_code) in [("TERM", 7), ("INT", 9), ("HUP", 5)] {
+        let ready = t.scratch.path().join(format!("ready-{signal}"));
+        let script = format!(
+            r#"trap 'echo got {signal}; exit {trap_code}' {signal}; : > "$READY"; while :; do sleep 0.05; done"#
+        );
+        let child = t.spawn(&[], &script, &[("READY", ready.to_str().unwrap())]);
+        let started = Instant::now();
+        while !ready.exists() {
+            assert!(started.elapsed() < Duration::from_secs(30), "the child never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let pid = child.id().unwrap().to_string();
+        assert!(std::process::Command::new("kill").args(["-s", signal, &pid]).status().unwrap().success());
+        let (code, out, err) = finish(child).await;
+        assert_eq!(code, trap_code, "SIG{signal}: stdout: {out}\nstderr: {err}");
+        assert_eq!(out, format!("got {signal}\n"));
+        assert!(empty_dir(&t.tmpdir()));
+    }
+
+    // A child that does not handle SIGTERM dies of it: 128+15.
+    let ready = t.scratch.path().join("ready-plain");
+    let child = t.spawn(&[], r#": > "$READY"; exec sleep 30"#, &[("READY", ready.to_str().unwrap())]);
+    while !ready.exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await; // until `exec sleep` has replaced sh
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-s", "TERM", &pid]).status().unwrap().success());
+    let (code, _, err) = finish(child).await;
+    assert_eq!(code, 128 + 15, "{err}");
+    assert!(empty_dir(&t.tmpdir()));
+}
+
+/// Ctrl-C at a terminal: the terminal sends SIGINT to the whole foreground process group, the
+/// child included, so `wid run` does not send a second one. A `script(1)` pseudo-terminal types
+/// the ^C; the child (Python, `sigtimedwait`) reports every SIGINT with its origin. Skipped without
+/// `script` or `python3`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_at_a_terminal_reaches_the_child_once() {
+    let has = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has("script", &["--version"]) || !has("python3", &["-c", "import signal; signal.sigtimedwait"]) {
+        eprintln!("SKIPPED: needs script(1) and python3");
+        return;
+    }
+    let t = Setup::new().await;
+    let counter = t.scratch.path().join("sigcount.py");
+    std::fs::write(
+        &counter,
+        r#"
+import os, signal, sys, time
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+open(os.environ["READY"], "w").close()
+got, deadline = [], None
+while True:
+    timeout = 30 if deadline is None else max(0.0, deadline - time.monotonic())
+    info = signal.sigtimedwait({signal.SIGINT}, timeout)
+    if info is None:
+        break
+    got.append("terminal" if info.si_code == 0x80 else f"sent-by-pid-{info.si_pid}")
+    deadline = deadline or time.monotonic() + 1.0
+print("SIGINT from:", ",".join(got), flush=True)
+sys.exit(len(got))
+"#,
+    )
+    .unwrap();
+    let ready = t.scratch.path().join("ready-tty");
+    let command = format!(
+        "exec '{}' run -n c1 -g rg --namespace {NS} --service-account {SA} -- python3 '{}'",
+        env!("CARGO_BIN_EXE_wid"),
+        counter.display()
+    );
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
+        .env("SHELL", "/bin/sh")
+        .env("TMPDIR", t.tmpdir())
+        .env("READY", &ready)
+        .envs(&t.env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = tokio::spawn(async move {
+        let mut out = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut out).await.unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let started = Instant::now();
+    while !ready.exists() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the child never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"\x03").await.unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await.expect("ends").unwrap();
+    drop(stdin);
+    let out = reader.await.unwrap();
+    assert!(out.contains("SIGINT from: terminal\r\n"), "{out}");
+    assert_eq!(status.code(), Some(1), "one SIGINT: {out}");
+    assert!(empty_dir(&t.tmpdir()));
+}
+
+#[tokio::test]
+async fn client_id_discovery() {
+    let t = Setup::new().await;
+    let print_env = |ns: &'static str, sa: &'static str| {
+        vec!["run", "-n", "c1", "-g", "rg", "--namespace", ns, "--service-account", sa, "--print-env"]
+    };
+
+    // One identity admits the token: its client id.
+    let (code, out, err) = t.run(&print_env(NS, SA)).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("export AZURE_CLIENT_ID='{}'\n", t.client_id)), "{out}");
+
+    // None: the error says what was looked for, what came close, and how to fix it.
+    let (code, out, err) = t.run(&print_env(NS, "other")).await;
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    let subject = format!("system:serviceaccount:{NS}:other");
+    assert!(
+        err.starts_with(&format!(
+            "ERROR: No identity has a federated credential for service account '{NS}/other' of cluster 'c1' (issuer '{}', subject '{subject}', audience '{AUD}'); looked at 1 identities",
+            t.issuer
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "identity 'id1' (resource group 'rg'), credential 'fic1': its subject is 'system:serviceaccount:{NS}:{SA}'"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "wid identity federated-credential create --name NAME --identity-name IDENTITY --resource-group RG --issuer {} --subject {subject} --audience {AUD}",
+            t.issuer
+        )),
+        "{err}"
+    );
+    assert!(err.contains("--client-id"), "{err}");
+
+    // A credential on the issuer without its trailing slash is a near miss, named as such.
+    t.ok(&["identity", "create", "-n", "id-noslash", "-g", "rg", "-o", "none"]).await;
+    t.ok(&[
+        "identity",
+        "federated-credential",
+        "create",
+        "--name",
+        "noslash",
+        "--identity-name",
+        "id-noslash",
+        "-g",
+        "rg",
+        "--issuer",
+        t.issuer.trim_end_matches('/'),
+        "--subject",
+        "system:serviceaccount:ns9:sa9",
+        "--audience",
+        AUD,
+        "-o",
+        "none",
+    ])
+    .await;
+    let (code, _, err) = t.run(&print_env("ns9", "sa9")).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("credential 'noslash': its issuer") && err.contains("trailing '/'"), "{err}");
+
+    // Several: all listed, choose with --client-id.
+    let second = t.identity_with_credential("id2", "fic2", &format!("system:serviceaccount:{NS}:{SA}")).await;
+    let (code, _, err) = t.run(&print_env(NS, SA)).await;
+    assert_eq!(code, 1);
+    assert!(err.starts_with("ERROR: 2 identities have a federated credential for service account 'ns1/sa1'"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "--client-id {}  (identity 'id1' in resource group 'rg', credential 'fic1')",
+            t.client_id
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("--client-id {second}  (identity 'id2' in resource group 'rg', credential 'fic2')")),
+        "{err}"
+    );
+    let mut args = print_env(NS, SA);
+    args.extend(["--client-id", &second]);
+    let (code, out, err) = t.run(&args).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("export AZURE_CLIENT_ID='{second}'\n")), "{out}");
+
+    // A flexible credential (claims-matching expression) counts as the token service counts it.
+    t.ok(&["identity", "create", "-n", "id-flex", "-g", "rg", "-o", "none"]).await;
+    t.ok(&[
+        "identity",
+        "federated-credential",
+        "create",
+        "--name",
+        "flex",
+        "--identity-name",
+        "id-flex",
+        "-g",
+        "rg",
+        "--issuer",
+        &t.issuer,
+        "--claims-matching-expression-value",
+        "claims['sub'] matches 'system:serviceaccount:batch:*'",
+        "--claims-matching-expression-version",
+        "1",
+        "--audience",
+        AUD,
+        "-o",
+        "none",
+    ])
+    .await;
+    let flex = t.tsv(&["identity", "show", "-n", "id-flex", "-g", "rg", "--query", "clientId", "-o", "tsv"]).await;
+    let (code, out, err) = t.run(&print_env("batch", "job-1")).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("export AZURE_CLIENT_ID='{flex}'\n")), "{out}");
+}
+
+#[tokio::test]
+async fn print_env_keeps_the_token_under_the_cache_dir() {
+    let t = Setup::new().await;
+    let args = ["run", "-n", "c1", "-g", "rg", "--namespace", NS, "--service-account", SA, "--print-env"];
+    let (code, out, err) = t.run(&args).await;
+    assert_eq!(code, 0, "{err}");
+    let home = Path::new(&t.env["HOME"]);
+    let dir = home.join(".cache/wid/run").join(&t.s.subscription).join("rg/c1").join(NS).join(SA);
+    let token = dir.join("azure-identity-token");
+    let bundle = dir.join("ca-bundle.pem");
+    assert_eq!(
+        out,
+        format!(
+            "export AZURE_CLIENT_ID='{}'\nexport AZURE_TENANT_ID='{}'\nexport AZURE_FEDERATED_TOKEN_FILE='{}'\nexport AZURE_AUTHORITY_HOST='{}'\nexport SSL_CERT_FILE='{b}'\nexport REQUESTS_CA_BUNDLE='{b}'\nexport NODE_EXTRA_CA_CERTS='{}'\n",
+            t.client_id,
+            t.s.tenant,
+            token.display(),
+            t.s.url,
+            t.s.ca_pem().display(),
+            b = bundle.display(),
+        )
+    );
+    assert_eq!(mode(&token), 0o600);
+    let claims = claims_of(&std::fs::read_to_string(&token).unwrap());
+    assert_eq!(claims["sub"], format!("system:serviceaccount:{NS}:{SA}"));
+    let ca = std::fs::read_to_string(t.s.ca_pem()).unwrap();
+    assert!(std::fs::read_to_string(&bundle).unwrap().starts_with(ca.trim_end()), "wid's CA comes first");
+    assert!(err.contains("is not refreshed") && err.contains(&token.display().to_string()), "{err}");
+
+    // Again: the same path, a fresh token; a credential in the caller's environment is unset.
+    let mut env = t.env.clone();
+    env.insert("AZURE_CLIENT_SECRET".into(), "s".into());
+    let (code, out2, _) = t.run_env(&args, &env).await;
+    assert_eq!(code, 0);
+    assert!(out2.starts_with(&out) && out2.ends_with("unset AZURE_CLIENT_SECRET\n"), "{out2}");
+    assert!(std::fs::read_dir(&dir).unwrap().count() == 2, "no temp files left");
+}
+
+#[tokio::test]
+async fn clusters_with_an_external_issuer_cannot_mint() {
+    let t = Setup::new().await;
+    t.ok(&["aks", "create", "-n", "onprem", "-g", "rg", "--issuer-url", "https://issuer.example/x/", "-o", "none"])
+        .await;
+    let (code, _, err) =
+        t.run(&["run", "-n", "onprem", "-g", "rg", "--namespace", NS, "--service-account", SA, "--print-env"]).await;
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("ERROR: Cluster 'onprem' has an external issuer (https://issuer.example/x/): its service-account keys are the cluster's, not wid's"),
+        "{err}"
+    );
+    // A cluster that does not exist: az's not-found exit code.
+    let (code, _, err) =
+        t.run(&["run", "-n", "nope", "-g", "rg", "--namespace", NS, "--service-account", SA, "--print-env"]).await;
+    assert_eq!(code, 3, "{err}");
+}
+
+/// The seed 004 application, unchanged, under `wid run`: it reads its secret through
+/// DefaultAzureCredential → WorkloadIdentityCredential → wid's token service → wid's Key Vault.
+/// Needs the Python venv of `scripts/sdk-python.sh` (target/sdk-venv) and a mount namespace for a
+/// private /etc/hosts (the vault is `kv-wid-run.vault.localhost`); skipped with a message otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed004_app_reads_its_secret_under_wid_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+    let python = root.join("target/sdk-venv/bin/python");
+    let app = root.join("tests/sdk/python/seed004_app.py");
+    let imports = std::process::Command::new(&python)
+        .args(["-c", "import azure.identity, azure.keyvault.secrets"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !imports.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: no Python SDK venv at {} (run scripts/sdk-python.sh once)", python.display());
+        return;
+    }
+    let Some(unshare) = ["-m", "-rm"].into_iter().find(|flags| {
+        std::process::Command::new("unshare")
+            .args([flags, "--", "sh", "-c", "mount --bind /etc/hosts /etc/hosts"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }) else {
+        eprintln!("SKIPPED: cannot mount a private /etc/hosts (unshare -m and unshare -rm failed)");
+        return;
+    };
+
+    let t = Setup::new().await;
+    let kv = "kv-wid-run";
+    let kv_id = t
+        .tsv(&["keyvault", "create", "-n", kv, "-g", "rg", "--enable-rbac-authorization", "--query", "id", "-o", "tsv"])
+        .await;
+    let me = t.tsv(&["ad", "signed-in-user", "show", "--query", "id", "-o", "tsv"]).await;
+    t.ok(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        &me,
+        "--assignee-principal-type",
+        "ServicePrincipal",
+        "--role",
+        "Key Vault Secrets Officer",
+        "--scope",
+        &kv_id,
+        "-o",
+        "none",
+    ])
+    .await;
+    t.ok(&[
+        "keyvault",
+        "secret",
+        "set",
+        "--vault-name",
+        kv,
+        "-n",
+        "my-secret",
+        "--value",
+        "Hello from wid run!",
+        "-o",
+        "none",
+    ])
+    .await;
+    let principal = t.tsv(&["identity", "show", "-n", "id1", "-g", "rg", "--query", "principalId", "-o", "tsv"]).await;
+    t.ok(&[
+        "role",
+        "assignment",
+        "create",
+        "--assignee-object-id",
+        &principal,
+        "--assignee-principal-type",
+        "ServicePrincipal",
+        "--role",
+        "Key Vault Secrets User",
+        "--scope",
+        &kv_id,
+        "-o",
+        "none",
+    ])
+    .await;
+    let vault_url =
+        t.tsv(&["keyvault", "show", "-n", kv, "-g", "rg", "--query", "properties.vaultUri", "-o", "tsv"]).await;
+
+    let hosts = t.scratch.path().join("hosts");
+    let mut text = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!("127.0.0.1 localhost vault.localhost {kv}.vault.localhost\n"));
+    std::fs::write(&hosts, text).unwrap();
+
+    let mut cmd = tokio::process::Command::new("unshare");
+    cmd.args([unshare, "--", "sh", "-c", r#"mount --bind "$0" /etc/hosts && exec "$@""#])
+        .arg(&hosts)
+        .arg(env!("CARGO_BIN_EXE_wid"))
+        .args(["run", "-n", "c1", "-g", "rg", "--namespace", NS, "--service-account", SA, "--"])
+        .arg(&python)
+        .arg(&app)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin".into()))
+        .env("TMPDIR", t.tmpdir())
+        .env("LANG", "C.UTF-8")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .envs(&t.env)
+        // The pod spec's variables (seed 003).
+        .env("KEYVAULT_URL", &vault_url)
+        .env("SECRET_NAME", "my-secret")
+        .stdin(Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output()).await.expect("the app finishes").unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(stdout, "Hello from wid run!\n");
+    assert!(empty_dir(&t.tmpdir()));
+}

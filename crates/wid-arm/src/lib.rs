@@ -851,7 +851,7 @@ fn validate_jwks(jwks: &Value) -> Result<String> {
     if wid_sts::issuer::keys_from_jwks(&set).is_empty() {
         return Err(ArmError::bad(
             "BadRequest",
-            "The uploaded JWKS holds no usable signing key (RSA ≥ 2048 bits, EC P-256/P-384).",
+            "The uploaded JWKS holds no usable signing key (RSA ≥ 2048 bits, EC P-256/P-384/P-521).",
         ));
     }
     Ok(text)

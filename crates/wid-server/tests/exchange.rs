@@ -415,7 +415,12 @@ async fn credential_changes_take_effect_immediately() {
 #[tokio::test]
 async fn ec_signed_assertions_are_accepted() {
     let x = setup().await;
-    for (name, curve) in [("ec256", wid_crypto::EcCurve::P256), ("ec384", wid_crypto::EcCurve::P384)] {
+    let curves = [
+        ("ec256", wid_crypto::EcCurve::P256),
+        ("ec384", wid_crypto::EcCurve::P384),
+        ("ec521", wid_crypto::EcCurve::P521),
+    ];
+    for (name, curve) in curves {
         let key = SigningKey::generate_ec(curve).unwrap();
         let issuer = format!("https://{name}.example/");
         let body =

@@ -223,7 +223,7 @@ impl TokenService {
     fn parse_assertion(&self, raw: &str) -> Result<Assertion, StsError> {
         let jws = parse_compact(raw, self.cfg.max_assertion_bytes).map_err(|e| match e {
             JoseError::UnsupportedAlgorithm(alg) => StsError::BadSignature(format!(
-                "the algorithm '{alg}' is not accepted (RS256/384/512, PS256, ES256, ES384 are)"
+                "the algorithm '{alg}' is not accepted (RS256/384/512, PS256/384/512 and ES256/384/512 are)"
             )),
             other => StsError::MalformedAssertion(other.to_string()),
         })?;

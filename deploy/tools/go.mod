@@ -1,0 +1,3 @@
+module wid.local/deploy-tools
+
+go 1.21

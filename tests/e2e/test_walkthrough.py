@@ -1,0 +1,27 @@
+"""scripts/walkthrough.sh --local: the seed 003 walkthrough end to end on loopback (its own etcd,
+kube-apiserver, wid serve and wid webhook), ending with the secret the seed's application read."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import REPO, wid_bin
+
+
+def test_walkthrough_prints_the_secret():
+    env = {**os.environ, "WID_BIN": str(wid_bin()), "PYTHON": os.environ.get("E2E_PYTHON", sys.executable)}
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "walkthrough.sh"), "--local"],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-6000:]}"
+    lines = proc.stdout.strip().splitlines()
+    # As in the seed: `--value "Hello\!"` stores Hello\! (the backslash stays inside double quotes).
+    assert lines[-1] == "Hello\\!", proc.stdout[-2000:]
+    # The steps ran against the real cluster: the pod was mutated by the webhook.
+    assert "SECRET_NAME:" in proc.stdout
+    assert "AZURE_FEDERATED_TOKEN_FILE" in proc.stderr
+    # ... and gave it wid's CA (--ca-bundle-configmap), which the application used.
+    assert "REQUESTS_CA_BUNDLE" in proc.stderr

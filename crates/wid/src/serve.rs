@@ -56,20 +56,18 @@ pub struct ServeArgs {
     pub signing_key_max_age: Option<String>,
 }
 
-/// Parses `90s`, `15m`, `24h`, `1d` or plain seconds.
+/// Parses a duration as kubectl does (`3600s`, `90m`, `1h30m`; see
+/// [`parse_duration_secs`](crate::cli::cmd::aks::parse_duration_secs)), plus whole days (`90d`)
+/// for the long lifetimes of signing keys.
 pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().with_context(|| format!("'{s}' is not a duration like 3600s, 90m or 24h"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => bail!("'{s}' has an unknown unit; use s, m, h or d"),
-    };
-    Ok(Duration::from_secs(n.saturating_mul(mult)))
+    if let Some(days) = s.strip_suffix('d').filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) {
+        let days: u64 = days.parse().with_context(|| format!("'{s}' is too large"))?;
+        return Ok(Duration::from_secs(days.saturating_mul(86400)));
+    }
+    let secs = crate::cli::cmd::aks::parse_duration_secs(s)
+        .map_err(|e| anyhow::anyhow!("{e}; use a duration like 3600s, 90m, 24h or 90d"))?;
+    Ok(Duration::from_secs(secs))
 }
 
 fn home(env: &HashMap<String, String>) -> PathBuf {
@@ -194,7 +192,8 @@ pub async fn run(args: ServeArgs, env: &HashMap<String, String>) -> anyhow::Resu
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Resolves on SIGTERM or SIGINT (the process commands stop on either).
+pub(crate) async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
         (Ok(mut term), Ok(mut int)) => {
@@ -218,7 +217,8 @@ mod tests {
         assert_eq!(parse_duration("3600s").unwrap(), Duration::from_secs(3600));
         assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
-        assert_eq!(parse_duration("120").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("90d").unwrap(), Duration::from_secs(90 * 86400));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
         assert!(parse_duration("1y").is_err());
         assert!(parse_duration("h").is_err());
     }

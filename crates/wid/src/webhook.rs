@@ -639,7 +639,7 @@ pub async fn run(args: WebhookArgs, env: &HashMap<String, String>) -> anyhow::Re
     );
     eprintln!("wid webhook: {}", addrs.join(", "));
 
-    wait_for_signal().await;
+    crate::serve::wait_for_signal().await;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(15), async {
@@ -649,21 +649,6 @@ pub async fn run(args: WebhookArgs, env: &HashMap<String, String>) -> anyhow::Re
     })
     .await;
     Ok(())
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -45,39 +45,8 @@ async fn setup() -> (TestServer, String) {
 
 /// A new identity and a management token for it (it holds no role yet).
 async fn identity(s: &TestServer, admin: &str, name: &str) -> (String, String) {
-    let cluster = format!("{RG}/providers/Microsoft.ContainerService/managedClusters/c");
-    let (st, c) = s.arm(admin, "PUT", &cluster, Some(json!({}))).await;
-    assert!(st == 200 || st == 201, "{c}");
-    let issuer = c["properties"]["oidcIssuerProfile"]["issuerURL"].as_str().unwrap().to_string();
-    let id_path = format!("{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}");
-    let (_, id) = s.arm(admin, "PUT", &id_path, Some(json!({}))).await;
-    let fic = json!({"properties": {"issuer": issuer, "subject": format!("system:serviceaccount:ns:{name}"), "audiences": ["api://AzureADTokenExchange"]}});
-    let (st, body) = s.arm(admin, "PUT", &format!("{id_path}/federatedIdentityCredentials/fic1"), Some(fic)).await;
-    assert_eq!(st, 201, "{body}");
-    let (_, tok) = s
-        .arm(
-            admin,
-            "POST",
-            &format!("{cluster}/serviceAccountToken"),
-            Some(json!({"namespace": "ns", "serviceAccountName": name})),
-        )
-        .await;
-    let scope = format!("{}/.default", s.url);
-    let client_id = id["properties"]["clientId"].as_str().unwrap().to_string();
-    let (st, body) = s
-        .token(
-            &s.tenant,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", &client_id),
-                ("client_assertion", tok["token"].as_str().unwrap()),
-                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-                ("scope", &scope),
-            ],
-        )
-        .await;
-    assert_eq!(st, 200, "{body}");
-    (id["properties"]["principalId"].as_str().unwrap().to_string(), body["access_token"].as_str().unwrap().to_string())
+    let w = s.workload_identity(admin, "rg", name, &s.url).await;
+    (w.principal_id, w.token)
 }
 
 #[tokio::test]

@@ -188,43 +188,7 @@ async fn bad_input_gets_arm_errors_never_5xx() {
 async fn callers_without_roles_see_and_change_nothing() {
     let (s, admin) = with_identity(20).await;
     // An identity with no role assignment, holding a valid management token.
-    let cluster = "/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c";
-    let (_, c) = s.arm(&admin, "PUT", cluster, Some(json!({}))).await;
-    let issuer = c["properties"]["oidcIssuerProfile"]["issuerURL"].as_str().unwrap().to_string();
-    let (_, id) = s.arm(&admin, "GET", ID, None).await;
-    let (st, _) = s
-        .arm(
-            &admin,
-            "PUT",
-            &format!("{ID}/federatedIdentityCredentials/fic1"),
-            Some(fic(&issuer, "system:serviceaccount:ns:reader")),
-        )
-        .await;
-    assert_eq!(st, 201);
-    let (_, tok) = s
-        .arm(
-            &admin,
-            "POST",
-            &format!("{cluster}/serviceAccountToken"),
-            Some(json!({"namespace": "ns", "serviceAccountName": "reader"})),
-        )
-        .await;
-    let scope = format!("{}/.default", s.url);
-    let client_id = id["properties"]["clientId"].as_str().unwrap().to_string();
-    let (st, body) = s
-        .token(
-            &s.tenant,
-            &[
-                ("grant_type", "client_credentials"),
-                ("client_id", &client_id),
-                ("client_assertion", tok["token"].as_str().unwrap()),
-                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-                ("scope", &scope),
-            ],
-        )
-        .await;
-    assert_eq!(st, 200, "{body}");
-    let reader = body["access_token"].as_str().unwrap().to_string();
+    let reader = s.workload_identity(&admin, "rg", "reader", &s.url).await.token;
     assert_eq!(s.arm(&reader, "GET", "/subscriptions/{sub}/resourceGroups/rg", None).await.0, 403);
     let (st, body) = s.arm(&reader, "PUT", &ID.replace("/app", "/other"), Some(json!({}))).await;
     assert_eq!((st, err(&body).0), (403, "AuthorizationFailed"));

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 use wid_core::{Clock, SystemClock};
 use wid_server::{RunningServer, ServerConfig};
 
@@ -125,6 +125,66 @@ impl TestServer {
         let json =
             if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("ARM body is JSON") };
         (status, json)
+    }
+}
+
+/// An identity federated with a service account of a hosted cluster, and the access token a pod
+/// with that service account gets from the exchange.
+pub struct WorkloadIdentity {
+    pub client_id: String,
+    pub principal_id: String,
+    pub token: String,
+}
+
+impl TestServer {
+    /// The jwt-bearer exchange: `assertion` for `client_id`, a token for `scope`.
+    pub async fn exchange(&self, client_id: &str, assertion: &str, scope: &str) -> (u16, Value) {
+        self.token(
+            &self.tenant,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+                ("client_assertion", assertion),
+                ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                ("scope", scope),
+            ],
+        )
+        .await
+    }
+
+    /// Creates identity `name` in resource group `rg` (which must exist), federated with service
+    /// account `apps/{name}` of the hosted cluster `wl` (created if absent), and exchanges that
+    /// service account's token for an access token to `resource`, as a pod would.
+    pub async fn workload_identity(&self, admin: &str, rg: &str, name: &str, resource: &str) -> WorkloadIdentity {
+        let group = format!("/subscriptions/{{sub}}/resourceGroups/{rg}");
+        let cluster = format!("{group}/providers/Microsoft.ContainerService/managedClusters/wl");
+        let (st, c) = match self.arm(admin, "GET", &cluster, None).await {
+            (200, c) => (200, c),
+            _ => self.arm(admin, "PUT", &cluster, Some(json!({}))).await,
+        };
+        assert!(st == 200 || st == 201, "{c}");
+        let issuer = c["properties"]["oidcIssuerProfile"]["issuerURL"].as_str().unwrap().to_string();
+        let id_path = format!("{group}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}");
+        let (st, id) = self.arm(admin, "PUT", &id_path, Some(json!({}))).await;
+        assert_eq!(st, 201, "{id}");
+        let subject = format!("system:serviceaccount:apps:{name}");
+        let fic =
+            json!({"properties": {"issuer": issuer, "subject": subject, "audiences": ["api://AzureADTokenExchange"]}});
+        let (st, body) =
+            self.arm(admin, "PUT", &format!("{id_path}/federatedIdentityCredentials/fic"), Some(fic)).await;
+        assert_eq!(st, 201, "{body}");
+        let sa = json!({"namespace": "apps", "serviceAccountName": name});
+        let (st, sa) = self.arm(admin, "POST", &format!("{cluster}/serviceAccountToken"), Some(sa)).await;
+        assert_eq!(st, 200, "{sa}");
+        let client_id = id["properties"]["clientId"].as_str().unwrap().to_string();
+        let (st, body) =
+            self.exchange(&client_id, sa["token"].as_str().unwrap(), &format!("{resource}/.default")).await;
+        assert_eq!(st, 200, "{body}");
+        WorkloadIdentity {
+            client_id,
+            principal_id: id["properties"]["principalId"].as_str().unwrap().to_string(),
+            token: body["access_token"].as_str().unwrap().to_string(),
+        }
     }
 }
 

@@ -15,7 +15,6 @@ use wid_testkit::TestServer;
 
 pub const API: &str = "7.5";
 pub const RG: &str = "/subscriptions/{sub}/resourceGroups/rg";
-pub const AUD: &str = "api://AzureADTokenExchange";
 
 /// Vault names the test client can reach (reqwest resolves each explicitly to the listener).
 pub const VAULTS: &[&str] = &["kv1", "kv2", "kv3", "protected", "legacy", "nope", "thr"];
@@ -62,7 +61,6 @@ pub struct Kv {
     pub http: reqwest::Client,
     /// The same over HTTP/1.1 only (the `Host` header path, as Python's requests).
     pub http1: reqwest::Client,
-    cluster_ready: std::sync::atomic::AtomicBool,
 }
 
 fn vault_client(s: &TestServer, port: u16, http1: bool) -> reqwest::Client {
@@ -91,7 +89,7 @@ impl Kv {
         assert_eq!(st, 201, "{body}");
         let http = vault_client(&s, port, false);
         let http1 = vault_client(&s, port, true);
-        Kv { s, admin, port, http, http1, cluster_ready: false.into() }
+        Kv { s, admin, port, http, http1 }
     }
 
     /// `https://vault.localhost:PORT`.
@@ -172,52 +170,8 @@ impl Kv {
     /// A managed identity with a federated credential on the hosted cluster, and a Key Vault token
     /// obtained by the exchange (as a pod would).
     pub async fn identity(&self, name: &str) -> Principal {
-        let cluster = format!("{RG}/providers/Microsoft.ContainerService/managedClusters/c1");
-        if !self.cluster_ready.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            let (st, body) = self.s.arm(&self.admin, "PUT", &cluster, Some(json!({"location": "eastus"}))).await;
-            assert_eq!(st, 201, "{body}");
-        }
-        let (_, c) = self.s.arm(&self.admin, "GET", &cluster, None).await;
-        let issuer = c["properties"]["oidcIssuerProfile"]["issuerURL"].as_str().unwrap().to_string();
-        let id_path = format!("{RG}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/{name}");
-        let (st, id) = self.s.arm(&self.admin, "PUT", &id_path, Some(json!({"location": "eastus"}))).await;
-        assert_eq!(st, 201, "{id}");
-        let subject = format!("system:serviceaccount:apps:{name}");
-        let fic = json!({"properties": {"issuer": issuer, "subject": subject, "audiences": [AUD]}});
-        let (st, body) =
-            self.s.arm(&self.admin, "PUT", &format!("{id_path}/federatedIdentityCredentials/fic"), Some(fic)).await;
-        assert_eq!(st, 201, "{body}");
-        let (st, sa) = self
-            .s
-            .arm(
-                &self.admin,
-                "POST",
-                &format!("{cluster}/serviceAccountToken"),
-                Some(json!({"namespace": "apps", "serviceAccountName": name, "audiences": [AUD], "expirationSeconds": 3600})),
-            )
-            .await;
-        assert_eq!(st, 200, "{sa}");
-        let client_id = id["properties"]["clientId"].as_str().unwrap().to_string();
-        let scope = format!("{}/.default", self.resource());
-        let (st, body) = self
-            .s
-            .token(
-                &self.s.tenant,
-                &[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", &client_id),
-                    ("client_assertion", sa["token"].as_str().unwrap()),
-                    ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
-                    ("scope", &scope),
-                ],
-            )
-            .await;
-        assert_eq!(st, 200, "{body}");
-        Principal {
-            client_id,
-            principal_id: id["properties"]["principalId"].as_str().unwrap().to_string(),
-            token: body["access_token"].as_str().unwrap().to_string(),
-        }
+        let w = self.s.workload_identity(&self.admin, "rg", name, &self.resource()).await;
+        Principal { client_id: w.client_id, principal_id: w.principal_id, token: w.token }
     }
 
     /// A data-plane call: `path` relative to the vault root; `api-version` is added unless the

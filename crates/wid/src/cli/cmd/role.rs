@@ -112,8 +112,9 @@ pub struct CreateArgs {
     pub assignment_name: Option<String>,
 }
 
+/// The assignment filters `role assignment list` and `delete` share.
 #[derive(Debug, Args)]
-pub struct ListArgs {
+pub struct AssignmentFilter {
     /// Represent a user, group, or service principal: object id or client id.
     #[arg(long)]
     pub assignee: Option<String>,
@@ -132,6 +133,12 @@ pub struct ListArgs {
     /// Include assignments applied on parent scopes.
     #[arg(long)]
     pub include_inherited: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub filter: AssignmentFilter,
     /// Show all assignments under the current subscription.
     #[arg(long = "all")]
     pub show_all: bool,
@@ -151,24 +158,8 @@ pub struct DeleteArgs {
     /// Space-separated role assignment ids.
     #[arg(long, num_args = 1..)]
     pub ids: Vec<String>,
-    /// Represent a user, group, or service principal: object id or client id.
-    #[arg(long)]
-    pub assignee: Option<String>,
-    /// The assignee's object ID (also known as principal ID).
-    #[arg(long)]
-    pub assignee_object_id: Option<String>,
-    /// Role name or id.
-    #[arg(long)]
-    pub role: Option<String>,
-    /// Use it only if the role or assignment was added at the level of a resource group.
-    #[arg(short = 'g', long)]
-    pub resource_group: Option<String>,
-    /// Scope at which the role assignment applies to.
-    #[arg(long)]
-    pub scope: Option<String>,
-    /// Include assignments applied on parent scopes.
-    #[arg(long)]
-    pub include_inherited: bool,
+    #[command(flatten)]
+    pub filter: AssignmentFilter,
     /// Currently no-op.
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -539,12 +530,12 @@ pub async fn run(cmd: RoleCmd, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> {
             let out = list_assignments(
                 ctx,
                 ListQuery {
-                    assignee: a.assignee.as_deref(),
-                    object_id: a.assignee_object_id.clone(),
-                    role: a.role.as_deref(),
-                    rg: a.resource_group.as_deref(),
-                    scope: a.scope.as_deref(),
-                    include_inherited: a.include_inherited,
+                    assignee: a.filter.assignee.as_deref(),
+                    object_id: a.filter.assignee_object_id.clone(),
+                    role: a.filter.role.as_deref(),
+                    rg: a.filter.resource_group.as_deref(),
+                    scope: a.filter.scope.as_deref(),
+                    include_inherited: a.filter.include_inherited,
                     show_all: a.show_all,
                     include_groups: a.include_groups,
                     fill_role_definition_name: a.fill_role_definition_name.unwrap_or(true),
@@ -655,23 +646,23 @@ async fn create(a: CreateArgs, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> {
 /// az `delete_role_assignments`.
 async fn delete(a: DeleteArgs, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> {
     let any = !a.ids.is_empty()
-        || a.assignee.is_some()
-        || a.assignee_object_id.is_some()
-        || a.role.is_some()
-        || a.resource_group.is_some()
-        || a.scope.is_some();
+        || a.filter.assignee.is_some()
+        || a.filter.assignee_object_id.is_some()
+        || a.filter.role.is_some()
+        || a.filter.resource_group.is_some()
+        || a.filter.scope.is_some();
     if !any {
         return Err(CliError::usage(
             "Please provide at least one of these arguments: --ids, --assignee, --assignee-object-id, --role, --resource-group, --scope",
         ));
     }
-    if a.assignee.is_some() && a.assignee_object_id.is_some() {
+    if a.filter.assignee.is_some() && a.filter.assignee_object_id.is_some() {
         return Err(CliError::failed("Usage error: Provide only one of --assignee or --assignee-object-id."));
     }
     let ids: Vec<String> = if a.ids.is_empty() {
         let sub = ctx.subscription_id()?;
-        let scope = build_role_scope(a.resource_group.as_deref(), a.scope.as_deref(), &sub)?;
-        let object_id = match (&a.assignee, &a.assignee_object_id) {
+        let scope = build_role_scope(a.filter.resource_group.as_deref(), a.filter.scope.as_deref(), &sub)?;
+        let object_id = match (&a.filter.assignee, &a.filter.assignee_object_id) {
             (Some(x), _) => Some(resolve_assignee(ctx, x, &sub).await?.0),
             (None, oid) => oid.clone(),
         };
@@ -680,8 +671,8 @@ async fn delete(a: DeleteArgs, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> {
             &sub,
             Some(&scope),
             object_id.as_deref(),
-            a.role.as_deref(),
-            a.include_inherited,
+            a.filter.role.as_deref(),
+            a.filter.include_inherited,
             false,
         )
         .await?;
@@ -691,11 +682,11 @@ async fn delete(a: DeleteArgs, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> {
         found.iter().filter_map(|r| r.get_str("id").map(str::to_owned)).collect()
     } else {
         for (given, flag) in [
-            (a.assignee.is_some(), "--assignee"),
-            (a.role.is_some(), "--role"),
-            (a.resource_group.is_some(), "--resource-group"),
-            (a.scope.is_some(), "--scope"),
-            (a.include_inherited, "--include-inherited"),
+            (a.filter.assignee.is_some(), "--assignee"),
+            (a.filter.role.is_some(), "--role"),
+            (a.filter.resource_group.is_some(), "--resource-group"),
+            (a.filter.scope.is_some(), "--scope"),
+            (a.filter.include_inherited, "--include-inherited"),
         ] {
             if given {
                 ctx.warn(&format!("option '{flag}' will be ignored due to use of '--ids'."));

@@ -39,6 +39,13 @@ pub enum TableTransformer {
     Func(fn(&Val) -> Option<Val>),
 }
 
+/// A table of one row per item of a list result, or `None` (no table) when the result is not a list
+/// or `row` gives up on an item — the frame of az's list transformers.
+pub fn table_rows(result: &Val, row: impl Fn(&Val) -> Option<Obj>) -> Option<Val> {
+    let rows = result.as_list()?.iter().map(|r| row(r).map(Val::Obj)).collect::<Option<Vec<_>>>()?;
+    Some(Val::List(rows))
+}
+
 /// The message az prints when a table cannot be built.
 pub const TABLE_UNAVAILABLE: &str =
     "Table output unavailable. Use the --query option to specify an appropriate query. Use --debug for more info.";

@@ -1,6 +1,7 @@
 //! `wid account show|list`: the subscription of the profile, shaped as az's cached account
 //! (`azure/cli/core/_profile.py::_normalize_properties`).
 
+use crate::cli::output::table_rows;
 use clap::{Args, Subcommand};
 
 use crate::cli::error::CliError;
@@ -65,22 +66,17 @@ fn profile_account(p: &Profile) -> Obj {
 
 /// az `account list` table transformer (`profile/_format.py::transform_account_list`).
 fn account_list_table(result: &Val) -> Option<Val> {
-    let rows = result
-        .as_list()?
-        .iter()
-        .map(|r| {
-            Some(Val::Obj(
-                Obj::ordered()
-                    .with("Name", r.get("name")?.clone())
-                    .with("CloudName", r.get("cloudName")?.clone())
-                    .with("SubscriptionId", r.get("id")?.clone())
-                    .with("TenantId", r.get("tenantId")?.clone())
-                    .with("State", r.get("state").cloned().unwrap_or(Val::Null))
-                    .with("IsDefault", r.get("isDefault")?.clone()),
-            ))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(Val::List(rows))
+    table_rows(result, |r| {
+        Some(
+            Obj::ordered()
+                .with("Name", r.get("name")?.clone())
+                .with("CloudName", r.get("cloudName")?.clone())
+                .with("SubscriptionId", r.get("id")?.clone())
+                .with("TenantId", r.get("tenantId")?.clone())
+                .with("State", r.get("state").cloned().unwrap_or(Val::Null))
+                .with("IsDefault", r.get("isDefault")?.clone()),
+        )
+    })
 }
 
 pub async fn run(cmd: AccountCmd, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> {

@@ -1,6 +1,7 @@
 //! `wid group create|show|list|delete|exists` (azure-cli `resource` module: `ResourceGroup` model
 //! of azure-mgmt-resource, api-version 2024-11-01, `/resourcegroups/` in URLs as the SDK sends).
 
+use crate::cli::output::table_rows;
 use clap::{Args, Subcommand};
 use reqwest::{Method, StatusCode};
 
@@ -90,19 +91,14 @@ fn to_az(wire: &Val) -> Val {
 
 /// azure-cli `transform_resource_group_list`.
 fn group_list_table(result: &Val) -> Option<Val> {
-    let rows = result
-        .as_list()?
-        .iter()
-        .map(|r| {
-            Some(Val::Obj(
-                Obj::ordered()
-                    .with("Name", r.get("name")?.clone())
-                    .with("Location", r.get("location")?.clone())
-                    .with("Status", r.get("properties")?.as_obj()?.get("provisioningState")?.clone()),
-            ))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(Val::List(rows))
+    table_rows(result, |r| {
+        Some(
+            Obj::ordered()
+                .with("Name", r.get("name")?.clone())
+                .with("Location", r.get("location")?.clone())
+                .with("Status", r.get("properties")?.as_obj()?.get("provisioningState")?.clone()),
+        )
+    })
 }
 
 pub async fn run(cmd: GroupCmd, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> {

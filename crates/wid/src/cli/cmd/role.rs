@@ -13,6 +13,7 @@
 //! CLI's own principal, and `principalName` is the principal's client id (what Graph's
 //! `servicePrincipalNames[0]` is for a managed identity).
 
+use crate::cli::output::table_rows;
 use std::collections::HashMap;
 
 use clap::{Args, Subcommand};
@@ -191,36 +192,26 @@ fn three_state(v: &str) -> Result<bool, String> {
 
 /// az `transform_assignment_list`.
 fn assignment_list_table(result: &Val) -> Option<Val> {
-    let rows = result
-        .as_list()?
-        .iter()
-        .map(|r| {
-            Some(Val::Obj(
-                Obj::ordered()
-                    .with("Principal", r.get("principalName")?.clone())
-                    .with("Role", r.get("roleDefinitionName")?.clone())
-                    .with("Scope", r.get("scope")?.clone()),
-            ))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(Val::List(rows))
+    table_rows(result, |r| {
+        Some(
+            Obj::ordered()
+                .with("Principal", r.get("principalName")?.clone())
+                .with("Role", r.get("roleDefinitionName")?.clone())
+                .with("Scope", r.get("scope")?.clone()),
+        )
+    })
 }
 
 /// az `transform_definition_list`.
 fn definition_list_table(result: &Val) -> Option<Val> {
-    let rows = result
-        .as_list()?
-        .iter()
-        .map(|r| {
-            Some(Val::Obj(
-                Obj::ordered()
-                    .with("Name", r.get("roleName")?.clone())
-                    .with("Type", r.get("type")?.clone())
-                    .with("Description", r.get("description")?.clone()),
-            ))
-        })
-        .collect::<Option<Vec<_>>>()?;
-    Some(Val::List(rows))
+    table_rows(result, |r| {
+        Some(
+            Obj::ordered()
+                .with("Name", r.get("roleName")?.clone())
+                .with("Type", r.get("type")?.clone())
+                .with("Description", r.get("description")?.clone()),
+        )
+    })
 }
 
 /// az `_role_assignment_to_dict`: id, name, type and the flattened properties that are set,

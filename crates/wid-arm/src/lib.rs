@@ -226,6 +226,27 @@ impl Management {
         (200, Some(json!({ "value": value })))
     }
 
+    /// A list of one resource type in a group (which must exist) or the whole subscription,
+    /// filtered to what the caller may read.
+    #[allow(clippy::too_many_arguments)]
+    fn list_in<T>(
+        &self,
+        caller: &Actor,
+        sub: &str,
+        rg: Option<&str>,
+        action: &str,
+        fetch: impl FnOnce(&dyn Store, Uuid, Option<&str>) -> wid_store::Result<Vec<T>>,
+        id: impl Fn(&T) -> String,
+        shape: impl Fn(&T) -> Value,
+    ) -> Result<Reply> {
+        let sub = self.subscription(sub)?;
+        if let Some(rg) = rg {
+            self.group(&sub, rg)?;
+        }
+        let items = fetch(self.store.as_ref(), self.cfg.subscription_id, rg)?;
+        Ok(self.visible(caller, action, &items, id, shape))
+    }
+
     fn group(&self, sub: &str, rg: &str) -> Result<ResourceGroup> {
         self.store.resource_group(self.cfg.subscription_id, rg)?.ok_or_else(|| {
             let _ = sub;
@@ -413,18 +434,8 @@ impl Management {
 
     /// `GET …/userAssignedIdentities` in a group or the subscription: those the caller can read.
     pub fn list_identities(&self, caller: &Actor, sub: &str, rg: Option<&str>) -> Result<Reply> {
-        let sub = self.subscription(sub)?;
-        if let Some(rg) = rg {
-            self.group(&sub, rg)?;
-        }
-        let items = self.store.identities(self.cfg.subscription_id, rg)?;
-        Ok(self.visible(
-            caller,
-            "Microsoft.ManagedIdentity/userAssignedIdentities/read",
-            &items,
-            Identity::arm_id,
-            shapes::identity,
-        ))
+        let action = "Microsoft.ManagedIdentity/userAssignedIdentities/read";
+        self.list_in(caller, sub, rg, action, |st, id, rg| st.identities(id, rg), Identity::arm_id, shapes::identity)
     }
 
     /// `DELETE …/userAssignedIdentities/{name}` (204 if it did not exist, as ARM).
@@ -718,18 +729,8 @@ impl Management {
 
     /// `GET …/managedClusters` in a group or the subscription.
     pub fn list_clusters(&self, caller: &Actor, sub: &str, rg: Option<&str>) -> Result<Reply> {
-        let sub = self.subscription(sub)?;
-        if let Some(rg) = rg {
-            self.group(&sub, rg)?;
-        }
-        let items = self.store.clusters(self.cfg.subscription_id, rg)?;
-        Ok(self.visible(
-            caller,
-            "Microsoft.ContainerService/managedClusters/read",
-            &items,
-            Cluster::arm_id,
-            shapes::cluster,
-        ))
+        let action = "Microsoft.ContainerService/managedClusters/read";
+        self.list_in(caller, sub, rg, action, |st, id, rg| st.clusters(id, rg), Cluster::arm_id, shapes::cluster)
     }
 
     /// `DELETE …/managedClusters/{name}` (204 if absent); a hosted issuer's keys go with it.

@@ -327,13 +327,16 @@ impl Management {
 
     /// `GET …/vaults` of a group or the subscription: the active vaults the caller can read.
     pub fn list_vaults(&self, caller: &Actor, sub: &str, rg: Option<&str>) -> Result<Reply> {
-        let sub = self.subscription(sub)?;
-        if let Some(rg) = rg {
-            self.group(&sub, rg)?;
-        }
-        let items = self.store.vaults(self.cfg.subscription_id, rg)?;
-        Ok(self
-            .visible(caller, "Microsoft.KeyVault/vaults/read", &items, Vault::arm_id, |v| shapes::vault(&self.cfg, v)))
+        let shape = |v: &Vault| shapes::vault(&self.cfg, v);
+        self.list_in(
+            caller,
+            sub,
+            rg,
+            "Microsoft.KeyVault/vaults/read",
+            |st, id, rg| st.vaults(id, rg),
+            Vault::arm_id,
+            shape,
+        )
     }
 
     /// `DELETE …/vaults/{name}`: a soft delete. The vault leaves GET and lists, its name stays

@@ -20,14 +20,10 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
-import ssl
-import subprocess
+import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -35,7 +31,9 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "support"))
+import wid_process  # noqa: E402
+
 AUD = "api://AzureADTokenExchange"
 NS, SA = "ns1", "sa1"
 SUBJECT = f"system:serviceaccount:{NS}:{SA}"
@@ -43,8 +41,6 @@ EXT_ISSUER = "https://private-issuer.example/cluster-1/"
 EXT_SUBJECT = "system:serviceaccount:ext:app"
 EXT_KID = "private-issuer-key-1"
 
-START_TIMEOUT = 60.0
-CLI_TIMEOUT = 60.0
 
 # Variables that could steer azure-identity, azure-core/requests or TLS trust; none may leak in.
 _LEAKY_PREFIXES = ("AZURE_", "IDENTITY_", "MSI_", "IMDS_", "MSAL_")
@@ -70,33 +66,14 @@ def claims_of(jwt: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
 
 
-class CliError(AssertionError):
-    pass
-
-
 @dataclass
-class Wid:
+class Wid(wid_process.Wid):
     """A running `wid serve` and the walkthrough's objects."""
 
-    bin: Path
-    root: Path
-    proc: subprocess.Popen
-    profile: dict
-    ca: Path
-    cli_env: dict
     client_id: str = ""
     principal_id: str = ""
     issuer: str = ""
     token_file: Path = Path()
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def server(self) -> str:
-        return self.profile["server"]
-
-    @property
-    def tenant(self) -> str:
-        return self.profile["tenantId"]
 
     @property
     def kv_resource(self) -> str:
@@ -105,19 +82,6 @@ class Wid:
     @property
     def kv_scope(self) -> str:
         return f"{self.kv_resource}/.default"
-
-    def cli(self, *args: str) -> str:
-        """Runs `wid ARGS…` with the session's profile; returns stdout (unstripped)."""
-        r = subprocess.run(
-            [str(self.bin), *args],
-            env=self.cli_env,
-            capture_output=True,
-            text=True,
-            timeout=CLI_TIMEOUT,
-        )
-        if r.returncode != 0:
-            raise CliError(f"wid {' '.join(args)} exited with {r.returncode}:\n{r.stderr}{r.stdout}")
-        return r.stdout
 
     def sa_token(
         self,
@@ -144,75 +108,11 @@ class Wid:
         return path
 
 
-def _wid_bin() -> Path:
-    configured = os.environ.get("WID_BIN")
-    path = Path(configured) if configured else REPO_ROOT / "target" / "debug" / "wid"
-    if not path.is_absolute():
-        path = REPO_ROOT / path
-    if not path.is_file():
-        pytest.exit(f"wid binary not found at {path}; build it (cargo build -p wid) or set WID_BIN", 4)
-    return path
-
-
-def _get(url: str, ca: Path) -> int:
-    ctx = ssl.create_default_context(cafile=str(ca))
-    # No proxies from the environment: the server is on loopback.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=ctx))
-    try:
-        with opener.open(url, timeout=5) as resp:
-            return resp.status
-    except urllib.error.HTTPError as e:
-        return e.code
-
-
-def _start(binary: Path, root: Path) -> Wid:
-    data = root / "data"
-    profile_path = root / "profile.json"
-    cli_env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(root),
-        "LANG": "C.UTF-8",
-        "WID_CONFIG": str(profile_path),
-    }
-    log_path = root / "serve.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen(
-        [str(binary), "serve", "--data-dir", str(data), "--listen", "127.0.0.1:0", "--host", "localhost"],
-        env=cli_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
-    ca = data / "ca.pem"
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"wid serve exited with {proc.returncode}:\n{log_path.read_text(errors='replace')}")
-        try:
-            profile = json.loads(profile_path.read_text())
-            if ca.is_file() and _get(f"{profile['server']}/readyz", ca) == 200:
-                return Wid(bin=binary, root=root, proc=proc, profile=profile, ca=ca, cli_env=cli_env)
-        except (OSError, ValueError, KeyError):
-            pass  # not written yet, half written, or not listening yet
-        if time.monotonic() > deadline:
-            _stop(proc)
-            raise RuntimeError(f"wid serve not ready after {START_TIMEOUT}s:\n{log_path.read_text(errors='replace')}")
-        time.sleep(0.1)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @pytest.fixture(scope="session")
 def wid(tmp_path_factory: pytest.TempPathFactory):
-    w = _start(_wid_bin(), tmp_path_factory.mktemp("wid"))
+    root = tmp_path_factory.mktemp("wid")
+    args = ["--data-dir", str(root / "data"), "--listen", "127.0.0.1:0", "--host", "localhost"]
+    w = wid_process.start_wid(root, args, cls=Wid)
     try:
         # The walkthrough (seed 003) with `az` replaced by `wid`.
         w.cli("group", "create", "-n", "rg1", "-l", "eastus", "-o", "none")
@@ -235,7 +135,7 @@ def wid(tmp_path_factory: pytest.TempPathFactory):
         w.token_file = w.write_token(w.sa_token().strip())
         yield w
     finally:
-        _stop(w.proc)
+        wid_process.stop_process(w.proc)
 
 
 class PrivateIssuer:

@@ -4,6 +4,7 @@
 # toolchain.
 #
 #   scripts/sdk-python.sh [PYTEST ARGS...]
+#   scripts/sdk-python.sh --prepare      only create/update the venv (Rust tests drive it too)
 #
 # The venv lives in target/sdk-venv and is rebuilt only when tests/sdk/python/requirements.txt (or
 # the Python version) changes. WID_BIN names the wid binary to test; unset, target/debug/wid is built.
@@ -13,7 +14,8 @@
 # 127.0.0.1, pytest runs in a private mount namespace (`unshare -m` as root, else `unshare -rm`, which
 # needs unprivileged user namespaces) where target/sdk-hosts (the machine's /etc/hosts plus the names of
 # tests/sdk/python/kvhosts.py) is bind-mounted over /etc/hosts; the machine's own file is untouched.
-# If that is impossible the Key Vault tests are skipped, with a message saying why.
+# If that is impossible the Key Vault tests are skipped, with a message saying why (in CI, with CI set, it
+# is a failure instead).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,6 +35,10 @@ if [[ ! -x "$venv/bin/python" || "$(cat "$venv/.requirements.sha256" 2>/dev/null
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-input -r "$requirements"
     # Written last: an interrupted install is redone on the next run.
     echo "$stamp" >"$venv/.requirements.sha256"
+fi
+
+if [[ "${1:-}" == "--prepare" ]]; then
+    exit 0
 fi
 
 if [[ -z "${WID_BIN:-}" ]]; then
@@ -59,4 +65,8 @@ for flags in -m -rm; do
 done
 echo "sdk-python: *.vault.localhost does not resolve to 127.0.0.1, and a private /etc/hosts could not be" \
     "mounted ('unshare -m' and 'unshare -rm' failed); the Key Vault tests will be SKIPPED" >&2
+if [[ -n "${CI:-}" ]]; then
+    echo "sdk-python: in CI the Key Vault tests are required; failing" >&2
+    exit 2
+fi
 exec "${pytest[@]}"

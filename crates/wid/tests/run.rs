@@ -355,7 +355,7 @@ async fn ctrl_c_at_a_terminal_reaches_the_child_once() {
             .is_ok_and(|s| s.success())
     };
     if !has("script", &["--version"]) || !has("python3", &["-c", "import signal; signal.sigtimedwait"]) {
-        eprintln!("SKIPPED: needs script(1) and python3");
+        skip("needs script(1) and python3");
         return;
     }
     let t = Setup::new().await;
@@ -608,7 +608,7 @@ async fn seed004_app_reads_its_secret_under_wid_run() {
         .stderr(Stdio::null())
         .status();
     if !imports.is_ok_and(|s| s.success()) {
-        eprintln!("SKIPPED: no Python SDK venv at {} (run scripts/sdk-python.sh once)", python.display());
+        skip(&format!("no Python SDK venv at {} (run scripts/sdk-python.sh --prepare)", python.display()));
         return;
     }
     let Some(unshare) = ["-m", "-rm"].into_iter().find(|flags| {
@@ -618,7 +618,7 @@ async fn seed004_app_reads_its_secret_under_wid_run() {
             .status()
             .is_ok_and(|s| s.success())
     }) else {
-        eprintln!("SKIPPED: cannot mount a private /etc/hosts (unshare -m and unshare -rm failed)");
+        skip("cannot mount a private /etc/hosts (unshare -m and unshare -rm failed)");
         return;
     };
 
@@ -710,4 +710,11 @@ async fn seed004_app_reads_its_secret_under_wid_run() {
     assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
     assert_eq!(stdout, "Hello from wid run!\n");
     assert!(empty_dir(&t.tmpdir()));
+}
+
+/// Skips a test whose prerequisite is missing, loudly; in CI (`CI` set) a missing prerequisite is a
+/// failure, so a green CI never hides an untested path.
+fn skip(why: &str) {
+    assert!(std::env::var_os("CI").is_none(), "required in CI but unavailable: {why}");
+    eprintln!("SKIPPED: {why}");
 }

@@ -91,6 +91,10 @@ impl From<wid_store::StoreError> for ArmError {
             wid_store::StoreError::MissingParent(m) => {
                 ArmError::Conflict { code: "ParentResourceNotFound", message: m }
             }
+            wid_store::StoreError::Busy(m) => ArmError::Conflict {
+                code: "AnotherOperationInProgress",
+                message: format!("Another operation on this resource is in progress ({m}); retry after it finishes."),
+            },
             wid_store::StoreError::Backend(m) | wid_store::StoreError::Corrupt(m) => ArmError::Internal(m),
         }
     }

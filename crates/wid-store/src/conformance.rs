@@ -24,7 +24,7 @@
 //! same vault id in the same group is an update (setting or clearing `deleted` included), anything
 //! else on a taken name is a `Conflict`, and a vault never moves; an update that leaves a vault
 //! soft-deleted does not need its group (deleting a group soft-deletes its vaults, at the current
-//! time, and returns the ones it soft-deleted). Versions are ordered by insertion, not by their
+//! time, and returns the ones it soft-deleted; a vault written soft-deleted never needs its group). Versions are ordered by insertion, not by their
 //! timestamps. Pages hold at least one item (a `limit` of 0 counts as 1), `next` is `None` on the
 //! last page (no empty trailing page), and a versions cursor that is not one the store made yields
 //! an empty last page. `purge_expired` counts secrets purged on their own schedule, not those that
@@ -42,7 +42,7 @@ use wid_core::model::{
     RoleAssignment, SecretVersion, StoredCredential, Vault,
 };
 
-use crate::{Page, SigningKeyRecord, Store, StoreError, Written};
+use crate::{Changed, Page, Record, SigningKeyRecord, Snapshot, Store, StoreError, Written};
 
 /// Generates one `#[test]` per conformance case. The argument is an expression evaluated afresh for
 /// each case that yields `(guard, store)`, where `store` implements [`Store`](crate::Store) and `guard`
@@ -106,6 +106,12 @@ macro_rules! conformance_tests {
             delete_resource_group_soft_deletes_its_vaults,
             concurrent_version_inserts_all_land,
             concurrent_restore_has_one_winner,
+            app_by_client_id,
+            change_log_follows_index_writes,
+            change_log_pages_and_prunes,
+            concurrent_change_log_has_no_gaps,
+            locks_exclude_until_dropped,
+            import_refuses_a_store_in_use,
         );
     };
 }
@@ -189,6 +195,12 @@ const CASES: &[(&str, Case)] = &[
     ("delete_resource_group_soft_deletes_its_vaults", delete_resource_group_soft_deletes_its_vaults),
     ("concurrent_version_inserts_all_land", concurrent_version_inserts_all_land),
     ("concurrent_restore_has_one_winner", concurrent_restore_has_one_winner),
+    ("app_by_client_id", app_by_client_id),
+    ("change_log_follows_index_writes", change_log_follows_index_writes),
+    ("change_log_pages_and_prunes", change_log_pages_and_prunes),
+    ("concurrent_change_log_has_no_gaps", concurrent_change_log_has_no_gaps),
+    ("locks_exclude_until_dropped", locks_exclude_until_dropped),
+    ("import_refuses_a_store_in_use", import_refuses_a_store_in_use),
 ];
 
 /// The names of every case.
@@ -840,15 +852,22 @@ fn failed_writes_change_nothing(s: &dyn Store) {
     s.put_resource_group(&rg(SUB, "Team")).unwrap();
     let a = identity(SUB, "Team", "a", 1);
     s.put_identity(&a).unwrap();
-    let before = format!("{:?}", s.snapshot().unwrap());
+    let before = s.snapshot().unwrap();
     assert!(s.put_identity(&Identity { client_id: a.client_id, ..identity(SUB, "Team", "b", 2) }).is_err());
     assert!(s.put_credential(&cred(&key(SUB, "Team", "b"), fic("fic", "s"))).is_err());
     assert!(s.put_cluster(&cluster(SUB, "nope", "c", 1)).is_err());
+    // Nor do they leave change-log entries.
+    assert!(changes_after(s, before.change_head).is_empty());
     let r = ra(1, "/", id(1), id(2));
     s.insert_role_assignment(&r).unwrap();
     assert!(s.insert_role_assignment(&RoleAssignment { id: id(0x77), ..r.clone() }).is_err());
     s.delete_role_assignment(r.id).unwrap();
-    assert_eq!(format!("{:?}", s.snapshot().unwrap()), before);
+    let after = s.snapshot().unwrap();
+    assert_eq!(changes_after(s, before.change_head).len(), 2);
+    assert_eq!(
+        format!("{:?}", Snapshot { change_head: 0, ..after }),
+        format!("{:?}", Snapshot { change_head: 0, ..before })
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1676,4 +1695,271 @@ fn concurrent_restore_has_one_winner(s: &dyn Store) {
     // All three from the same backup.
     let first = &page.items[0].version;
     assert!(page.items.iter().all(|v| v.version[..31] == first[..31]));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Replicas: the change log, named locks, export and import.
+
+fn app_by_client_id(s: &dyn Store) {
+    let a = app(1, "admin");
+    s.put_app(&a).unwrap();
+    assert_eq!(s.app(a.client_id).unwrap(), Some(a));
+    assert_eq!(s.app(id(0xdead)).unwrap(), None);
+}
+
+/// Every change-log entry after `seq`, in order.
+fn changes_after(s: &dyn Store, seq: i64) -> Vec<Changed> {
+    let batch = s.changes_since(seq, 1000).unwrap();
+    assert!(!batch.resync);
+    batch.changes.into_iter().map(|(_, c)| c).collect()
+}
+
+fn change_log_follows_index_writes(s: &dyn Store) {
+    assert_eq!(s.snapshot().unwrap().change_head, 0);
+    assert!(changes_after(s, 0).is_empty());
+    let v = kv_setup(s);
+    let i = identity(SUB, "Team", "Id", 1);
+    let c = cluster(SUB, "Team", "Aks", 1);
+    let a = app(1, "admin");
+    let r = ra(1, &i.arm_id(), i.principal_id, id(0xbeef));
+    let k = signing_key("k1", 1);
+    s.put_identity(&i).unwrap();
+    s.put_credential(&cred(&i.key(), fic("F", "s"))).unwrap();
+    s.put_cluster(&c).unwrap();
+    s.put_app(&a).unwrap();
+    s.insert_role_assignment(&r).unwrap();
+    s.put_signing_key(&k).unwrap();
+    // Records no index holds write no entry.
+    s.meta_put("m", b"v").unwrap();
+    s.put_vault(&Vault { tags: tags(&[]), ..v }).unwrap();
+    s.insert_secret_version(&secret("kv1", "db", 1)).unwrap();
+    s.delete_secret("kv1", "db", 1, 2).unwrap();
+    // Deletes of what is not there write none either.
+    assert!(s.delete_role_assignment(id(0xdead)).unwrap().is_none());
+    s.delete_signing_key("nope").unwrap();
+    assert!(s.delete_credential(&i.key(), "nope").unwrap().is_none());
+    let written = vec![
+        Changed::Identity(i.key()),
+        Changed::Identity(i.key()),
+        Changed::Cluster(c.key()),
+        Changed::App(a.client_id),
+        Changed::RoleAssignment { id: r.id, principal: r.principal_id },
+        Changed::SigningKeys("sts".into()),
+    ];
+    assert_eq!(changes_after(s, 0), written);
+    let head = s.snapshot().unwrap().change_head;
+    assert!(head > 0);
+    assert!(changes_after(s, head).is_empty());
+
+    s.delete_credential(&i.key(), "f").unwrap();
+    s.delete_signing_key("k1").unwrap();
+    s.delete_role_assignment(r.id).unwrap();
+    s.delete_cluster(&c.key()).unwrap();
+    s.delete_identity(&i.key()).unwrap();
+    let i2 = identity(SUB, "Team", "Id2", 2);
+    let r2 = ra(2, &rg_scope(SUB, "Team"), i2.principal_id, id(0xbeef));
+    s.put_identity(&i2).unwrap();
+    s.put_cluster(&c).unwrap();
+    s.insert_role_assignment(&r2).unwrap();
+    s.delete_resource_group(SUB, "team").unwrap().unwrap();
+    assert_eq!(
+        changes_after(s, head),
+        vec![
+            Changed::Identity(i.key()),
+            Changed::SigningKeys("sts".into()),
+            Changed::RoleAssignment { id: r.id, principal: r.principal_id },
+            Changed::Cluster(c.key()),
+            Changed::Identity(i.key()),
+            Changed::Identity(i2.key()),
+            Changed::Cluster(c.key()),
+            Changed::RoleAssignment { id: r2.id, principal: r2.principal_id },
+            // The group delete: what it removed.
+            Changed::Identity(i2.key()),
+            Changed::Cluster(c.key()),
+            Changed::RoleAssignment { id: r2.id, principal: r2.principal_id },
+        ]
+    );
+    // Sequence numbers only grow.
+    let seqs: Vec<i64> = s.changes_since(0, 1000).unwrap().changes.iter().map(|(q, _)| *q).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+}
+
+fn change_log_pages_and_prunes(s: &dyn Store) {
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    for n in 0..5 {
+        s.put_app(&app(n, "a")).unwrap();
+    }
+    let first = s.changes_since(0, 2).unwrap();
+    assert_eq!(first.changes.len(), 2);
+    let rest = s.changes_since(first.changes[1].0, 0).unwrap();
+    assert_eq!(rest.changes.len(), 1, "a limit of 0 counts as 1");
+    assert_eq!(rest.changes[0].1, Changed::App(app(2, "a").client_id));
+    let head = s.snapshot().unwrap().change_head;
+    // Nothing is older than a past cutoff.
+    assert_eq!(s.prune_changes(0).unwrap(), 0);
+    assert!(!s.changes_since(0, 10).unwrap().resync);
+    // A future cutoff drops all but the newest entry; followers behind it must resync.
+    assert_eq!(s.prune_changes(now() + 3600).unwrap(), 4);
+    assert!(s.changes_since(0, 10).unwrap().resync);
+    assert!(s.changes_since(head - 2, 10).unwrap().resync);
+    let at_head = s.changes_since(head - 1, 10).unwrap();
+    assert!(!at_head.resync);
+    assert_eq!(at_head.changes, vec![(head, Changed::App(app(4, "a").client_id))]);
+    assert!(!s.changes_since(head, 10).unwrap().resync);
+    // New entries keep counting up from there.
+    s.put_app(&app(9, "a")).unwrap();
+    assert_eq!(changes_after(s, head), vec![Changed::App(app(9, "a").client_id)]);
+    assert!(s.snapshot().unwrap().change_head > head);
+}
+
+fn concurrent_change_log_has_no_gaps(s: &dyn Store) {
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    let head = s.snapshot().unwrap().change_head;
+    // A follower polling while writers commit never skips an entry: what it saw, in order, is
+    // exactly the log once the writers are done.
+    let seen = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..4u128)
+            .map(|t| {
+                scope.spawn(move || {
+                    for n in 0..25 {
+                        s.put_app(&app(t * 100 + n, "w")).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let follower = scope.spawn(move || {
+            let (mut last, mut seen) = (head, Vec::new());
+            for _ in 0..100_000 {
+                for (seq, c) in s.changes_since(last, 7).unwrap().changes {
+                    last = seq;
+                    seen.push((seq, c));
+                }
+                if seen.len() == 100 {
+                    break;
+                }
+            }
+            seen
+        });
+        for w in writers {
+            w.join().unwrap();
+        }
+        follower.join().unwrap()
+    });
+    assert_eq!(seen, s.changes_since(head, 1000).unwrap().changes);
+    assert_eq!(seen.len(), 100);
+}
+
+fn locks_exclude_until_dropped(s: &dyn Store) {
+    use std::time::Duration;
+    let a = s.lock("identity/a", Duration::ZERO).unwrap();
+    assert!(matches!(s.lock("identity/a", Duration::ZERO), Err(StoreError::Busy(_))));
+    assert!(matches!(s.lock("identity/a", Duration::from_millis(50)), Err(StoreError::Busy(_))));
+    let b = s.lock("identity/b", Duration::ZERO).unwrap();
+    drop(a);
+    let a = s.lock("identity/a", Duration::ZERO).unwrap();
+    // A waiter gets the lock once the holder lets go.
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| s.lock("identity/a", Duration::from_secs(10)).map(drop));
+        std::thread::sleep(Duration::from_millis(100));
+        drop(a);
+        waiter.join().unwrap().unwrap();
+    });
+    drop(b);
+    s.lock("identity/b", Duration::ZERO).unwrap();
+}
+
+fn import_refuses_a_store_in_use(s: &dyn Store) {
+    s.put_resource_group(&rg(SUB, "Team")).unwrap();
+    let mut records = vec![Ok(Record::App(app(1, "a")))].into_iter();
+    assert_conflict(s.import(&mut records).map(drop));
+    assert_eq!(s.app(app(1, "a").client_id).unwrap(), None);
+}
+
+/// Fills a store with one of everything (active and soft-deleted), for export tests.
+pub fn populate(s: &dyn Store) {
+    s.meta_put("tenant_id", b"t").unwrap();
+    s.put_signing_key(&signing_key("k1", 1)).unwrap();
+    s.put_signing_key(&SigningKeyRecord { retired: Some(2), expires: Some(3), ..signing_key("k0", 0) }).unwrap();
+    kv_setup(s);
+    s.put_resource_group(&rg(OTHER_SUB, "Other")).unwrap();
+    let i = identity(SUB, "Team", "Id", 1);
+    s.put_identity(&i).unwrap();
+    s.put_credential(&cred(&i.key(), fic("F", "s"))).unwrap();
+    let mut expression = fic("expr", "unused");
+    expression.subject = None;
+    expression.claims_matching_expression =
+        Some(ClaimsMatchingExpression { value: "claims['sub'] startswith 'x'".into(), language_version: 1 });
+    s.put_credential(&cred(&i.key(), expression)).unwrap();
+    s.put_cluster(&cluster(SUB, "Team", "Aks", 1)).unwrap();
+    s.put_cluster(&Cluster {
+        issuer: ClusterIssuer::External { issuer_url: "https://k/".into(), jwks: Some("{\"keys\":[]}".into()) },
+        ..cluster(SUB, "Team", "Ext", 2)
+    })
+    .unwrap();
+    s.put_app(&app(1, "admin")).unwrap();
+    s.insert_role_assignment(&ra(1, "/", app(1, "admin").principal_id, id(0xbeef))).unwrap();
+    s.insert_role_assignment(&ra(2, &i.arm_id(), i.principal_id, id(0xbeef))).unwrap();
+    // Versions interleaved across secrets: the export keeps insertion order.
+    for (name, n) in [("b", 1), ("A", 2), ("b", 3), ("gone", 4), ("a", 5)] {
+        s.insert_secret_version(&secret("kv1", name, n)).unwrap();
+    }
+    s.delete_secret("kv1", "gone", 10, 20).unwrap();
+    let dead = Vault { deleted: Some(5), ..vault(OTHER_SUB, "Other", "kv-dead", 2) };
+    s.put_vault(&vault(OTHER_SUB, "Other", "kv-dead", 2)).unwrap();
+    s.insert_secret_version(&secret("kv-dead", "x", 6)).unwrap();
+    s.put_vault(&dead).unwrap();
+    s.delete_resource_group(OTHER_SUB, "Other").unwrap();
+}
+
+/// Everything a store exports.
+pub fn export_all(s: &dyn Store) -> Vec<Record> {
+    let mut out = Vec::new();
+    s.export(&mut |r| {
+        out.push(r);
+        Ok(())
+    })
+    .unwrap();
+    out
+}
+
+/// Export from `from` (populated here), import into the empty `to`: the same records come back out,
+/// and every read agrees.
+pub fn export_import_round_trip(from: &dyn Store, to: &dyn Store) {
+    populate(from);
+    let records = export_all(from);
+    let kinds: std::collections::BTreeSet<&str> = records
+        .iter()
+        .map(|r| match r {
+            Record::Meta { .. } => "meta",
+            Record::SigningKey(_) => "signing_key",
+            Record::ResourceGroup(_) => "resource_group",
+            Record::Identity(_) => "identity",
+            Record::Credential(_) => "credential",
+            Record::Cluster(_) => "cluster",
+            Record::App(_) => "app",
+            Record::RoleAssignment(_) => "role_assignment",
+            Record::Vault(_) => "vault",
+            Record::SecretVersion(_) => "secret_version",
+            Record::DeletedSecret(_) => "deleted_secret",
+        })
+        .collect();
+    assert_eq!(kinds.len(), 11, "every kind of record is exported: {kinds:?}");
+    // Through the JSON a file would hold.
+    let lines: Vec<String> = records.iter().map(|r| serde_json::to_string(r).unwrap()).collect();
+    let mut parsed =
+        lines.iter().map(|l| serde_json::from_str::<Record>(l).map_err(|e| StoreError::Corrupt(e.to_string())));
+    assert_eq!(to.import(&mut parsed).unwrap(), records.len() as u64);
+    assert_eq!(export_all(to), records);
+    assert_eq!(to.secret_version("kv1", "B", None).unwrap(), Some(named(&secret("kv1", "b", 3), "b")));
+    assert_eq!(to.secret_version("kv1", "a", None).unwrap(), Some(named(&secret("kv1", "A", 5), "A")));
+    assert!(to.deleted_secret("kv1", "gone").unwrap().is_some());
+    assert_eq!(to.vault("kv-dead").unwrap().unwrap().deleted, Some(5));
+    let (a, b) = (from.snapshot().unwrap(), to.snapshot().unwrap());
+    assert_eq!(
+        (a.identities, a.credentials, a.clusters, a.role_assignments),
+        (b.identities, b.credentials, b.clusters, b.role_assignments)
+    );
+    // A second import is refused: the store is in use now.
+    let mut again = records.into_iter().map(Ok);
+    assert_conflict(to.import(&mut again).map(drop));
 }

@@ -20,6 +20,13 @@ use wid_core::model::{
     StoredCredential, Vault,
 };
 
+/// The current Unix time, for change-log rows (the trait's writes take no clock).
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Result of a store call.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -38,6 +45,9 @@ pub enum StoreError {
     /// A stored record could not be decoded.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// A named lock is held by another writer (in this process or another replica).
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 /// Whether a put created a record or replaced one.
@@ -48,7 +58,7 @@ pub enum Written {
 }
 
 /// A signing key, sealed with the master key (AAD = `signing-key:{kid}`).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SigningKeyRecord {
     /// Stable key id (published as `kid`).
     pub kid: String,
@@ -83,6 +93,8 @@ pub struct Snapshot {
     pub clusters: Vec<Cluster>,
     pub apps: Vec<AppPrincipal>,
     pub role_assignments: Vec<RoleAssignment>,
+    /// The newest change-log entry the snapshot includes: follow the log from here.
+    pub change_head: i64,
 }
 
 /// What deleting a resource group removed (so caches can drop it too).
@@ -111,6 +123,106 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Opaque to callers: pass it back as `after`.
     pub next: Option<String>,
+}
+
+/// A record the in-memory indexes hold changed: replicas reload it (see [`Store::changes_since`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Changed {
+    /// An identity or any of its federated credentials.
+    Identity(ResourceKey),
+    Cluster(ResourceKey),
+    /// An application principal, by client id.
+    App(Uuid),
+    RoleAssignment {
+        id: Uuid,
+        principal: Uuid,
+    },
+    /// The signing keys of a purpose (`sts`, `cluster:{id}`).
+    SigningKeys(String),
+}
+
+impl Changed {
+    /// The `(kind, key)` columns of a change-log row; every backend uses this encoding.
+    pub fn encode(&self) -> (&'static str, String) {
+        let rk = |k: &ResourceKey| format!("{}/{}/{}", k.subscription, k.resource_group, k.name);
+        match self {
+            Changed::Identity(k) => ("identity", rk(k)),
+            Changed::Cluster(k) => ("cluster", rk(k)),
+            Changed::App(client) => ("app", client.to_string()),
+            Changed::RoleAssignment { id, principal } => ("role_assignment", format!("{id}/{principal}")),
+            Changed::SigningKeys(purpose) => ("signing_keys", purpose.clone()),
+        }
+    }
+
+    /// Decodes a change-log row; `None` for a kind or key this release does not know.
+    pub fn decode(kind: &str, key: &str) -> Option<Changed> {
+        let rk = |key: &str| {
+            let mut parts = key.splitn(3, '/');
+            let sub = Uuid::parse_str(parts.next()?).ok()?;
+            let (rg, name) = (parts.next()?, parts.next()?);
+            Some(ResourceKey { subscription: sub, resource_group: rg.to_string(), name: name.to_string() })
+        };
+        match kind {
+            "identity" => rk(key).map(Changed::Identity),
+            "cluster" => rk(key).map(Changed::Cluster),
+            "app" => Uuid::parse_str(key).ok().map(Changed::App),
+            "role_assignment" => {
+                let (id, principal) = key.split_once('/')?;
+                Some(Changed::RoleAssignment {
+                    id: Uuid::parse_str(id).ok()?,
+                    principal: Uuid::parse_str(principal).ok()?,
+                })
+            }
+            "signing_keys" => Some(Changed::SigningKeys(key.to_string())),
+            _ => None,
+        }
+    }
+}
+
+/// Entries of the change log after a sequence number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeBatch {
+    /// `(seq, what)`, oldest first.
+    pub changes: Vec<(i64, Changed)>,
+    /// The log was pruned past the requested point: rebuild from a [`Store::snapshot`] instead.
+    pub resync: bool,
+}
+
+/// Holds a named lock until dropped (see [`Store::lock`]).
+pub struct LockGuard(#[allow(dead_code)] Box<dyn Send>);
+
+impl LockGuard {
+    /// Wraps whatever releases the lock when it drops.
+    pub fn new(release: impl Send + 'static) -> Self {
+        Self(Box::new(release))
+    }
+}
+
+impl std::fmt::Debug for LockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LockGuard")
+    }
+}
+
+/// One record of an export: everything a store holds, secret material still sealed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", content = "record", rename_all = "snake_case")]
+pub enum Record {
+    Meta {
+        key: String,
+        value: Vec<u8>,
+    },
+    SigningKey(SigningKeyRecord),
+    ResourceGroup(ResourceGroup),
+    Identity(Identity),
+    Credential(StoredCredential),
+    Cluster(Cluster),
+    App(AppPrincipal),
+    RoleAssignment(RoleAssignment),
+    Vault(Vault),
+    /// Versions come in insertion order, so the latest of a secret stays the latest.
+    SecretVersion(SecretVersion),
+    DeletedSecret(DeletedSecret),
 }
 
 /// The repository every backend implements. Every write is durable when the call returns.
@@ -166,6 +278,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates or replaces an application principal by client id.
     fn put_app(&self, app: &AppPrincipal) -> Result<()>;
+    /// An application principal by client id.
+    fn app(&self, client_id: Uuid) -> Result<Option<AppPrincipal>>;
 
     /// Inserts a role assignment; `Conflict` if its id exists or the same (principal, role, scope key)
     /// is already assigned.
@@ -242,4 +356,27 @@ pub trait Store: Send + Sync + 'static {
     /// Inserts all versions of a secret at once (a restore): `Conflict` if the name exists, active or
     /// soft-deleted.
     fn restore_secret(&self, versions: &[SecretVersion]) -> Result<()>;
+
+    // ---- replicas, locks, export ------------------------------------------------------------------
+
+    /// Change-log entries after `seq` (at most `limit`), oldest first. Every write to a record the
+    /// in-memory indexes hold appends one in the same transaction, in commit order, so a replica that
+    /// applies them in turn ends where the store is.
+    fn changes_since(&self, seq: i64, limit: usize) -> Result<ChangeBatch>;
+    /// Drops change-log entries recorded before `before` (Unix seconds), keeping the newest one;
+    /// returns how many went. A replica behind the pruned point is told to resync.
+    fn prune_changes(&self, before: i64) -> Result<usize>;
+    /// Blocks until another process may have recorded a change, or `timeout` passes. A backend only
+    /// one process can open just sleeps.
+    fn wait_for_changes(&self, timeout: std::time::Duration) -> Result<()>;
+    /// Takes the lock `name` shared by every process on this store, waiting at most `timeout`
+    /// (`Busy` after that); `timeout` zero tries once.
+    fn lock(&self, name: &str, timeout: std::time::Duration) -> Result<LockGuard>;
+
+    /// Streams every record, secret material sealed as stored, in an order [`Store::import`] accepts,
+    /// from one consistent read.
+    fn export(&self, out: &mut dyn FnMut(Record) -> Result<()>) -> Result<()>;
+    /// Loads an export into an empty store in one transaction (`Conflict` if the store holds any
+    /// identity, group, vault, application or role assignment); returns how many records it wrote.
+    fn import(&self, records: &mut dyn Iterator<Item = Result<Record>>) -> Result<u64>;
 }

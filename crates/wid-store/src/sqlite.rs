@@ -29,13 +29,19 @@ use wid_core::model::{
     RoleAssignment, SecretVersion, StoredCredential, Tags, Vault, name_key,
 };
 
-use crate::{Page, Purged, Removed, Result, SigningKeyRecord, Snapshot, Store, StoreError, Written};
+use crate::{
+    ChangeBatch, Changed, LockGuard, Page, Purged, Record, Removed, Result, SigningKeyRecord, Snapshot, Store,
+    StoreError, Written,
+};
 
 mod key_vault;
 
 /// The migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] =
-    &[include_str!("../migrations/0001_init.sql"), include_str!("../migrations/0002_key_vault.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_key_vault.sql"),
+    include_str!("../migrations/0003_changes.sql"),
+];
 
 /// `PRAGMA application_id` of a wid database ("wid1"), so another program's SQLite file is refused.
 const APPLICATION_ID: i32 = 0x7769_6431;
@@ -53,6 +59,8 @@ pub struct SqliteStore {
     next_reader: AtomicUsize,
     /// Held (exclusively locked) while the store is open; `None` in memory.
     _lock: Option<std::fs::File>,
+    /// Named locks ([`Store::lock`]): one process owns the file, so they live here.
+    locks: std::sync::Arc<NamedLocks>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -96,7 +104,13 @@ impl SqliteStore {
                 Ok(Mutex::new(conn))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0), _lock: Some(lock) })
+        Ok(Self {
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            _lock: Some(lock),
+            locks: Default::default(),
+        })
     }
 
     /// A private in-memory database (tests): same schema and rules, nothing durable.
@@ -104,7 +118,13 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory().map_err(sql("opening an in-memory database"))?;
         configure(&conn, false)?;
         migrate(&mut conn)?;
-        Ok(Self { writer: Mutex::new(conn), readers: Vec::new(), next_reader: AtomicUsize::new(0), _lock: None })
+        Ok(Self {
+            writer: Mutex::new(conn),
+            readers: Vec::new(),
+            next_reader: AtomicUsize::new(0),
+            _lock: None,
+            locks: Default::default(),
+        })
     }
 
     /// Runs `f` in an `IMMEDIATE` transaction on the writer and commits; any error rolls back.
@@ -562,6 +582,313 @@ fn rg_exists(tx: &Connection, what: &str, subscription: Uuid, rg_key: &str) -> R
     )
 }
 
+// Writes, one function per record type, shared by the trait methods and `import`.
+
+fn meta_put(tx: &Connection, what: &str, key: &str, value: &[u8]) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .and_then(|mut s| s.execute(params![key, value]))
+    .map_err(sql(what))?;
+    Ok(())
+}
+
+fn put_signing_key(tx: &Connection, what: &str, key: &SigningKeyRecord) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO signing_keys (kid, purpose, sealed_pkcs8, created, retired, expires) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (kid) DO UPDATE SET purpose = excluded.purpose, sealed_pkcs8 = excluded.sealed_pkcs8, \
+         created = excluded.created, retired = excluded.retired, expires = excluded.expires",
+    )
+    .and_then(|mut s| s.execute(params![key.kid, key.purpose, key.sealed_pkcs8, key.created, key.retired, key.expires]))
+    .map_err(sql(what))?;
+    log_changes(tx, what, [&Changed::SigningKeys(key.purpose.clone())])
+}
+
+fn put_resource_group(tx: &Connection, what: &str, rg: &ResourceGroup) -> Result<Written> {
+    let tags = json(what, &rg.tags)?;
+    let sub = uuid_text(rg.subscription);
+    let key = name_key(&rg.name);
+    let existed = rg_exists(tx, what, rg.subscription, &key)?;
+    tx.prepare_cached(
+        "INSERT INTO resource_groups (subscription, name_key, name, location, tags, created) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+         ON CONFLICT (subscription, name_key) DO UPDATE SET name = excluded.name, \
+         location = excluded.location, tags = excluded.tags, created = excluded.created",
+    )
+    .and_then(|mut s| s.execute(params![sub, key, rg.name, rg.location, tags, rg.created]))
+    .map_err(sql(what))?;
+    Ok(written(existed))
+}
+
+fn put_identity(tx: &Connection, what: &str, identity: &Identity) -> Result<Written> {
+    let tags = json(what, &identity.tags)?;
+    let key = identity.key();
+    let [sub, rg_key, id_key] = key_params(&key);
+    if !rg_exists(tx, what, key.subscription, &key.resource_group)? {
+        return Err(StoreError::MissingParent(format!(
+            "resource group '{}' does not exist in subscription {}",
+            identity.resource_group, identity.subscription
+        )));
+    }
+    let existed = exists(
+        tx,
+        what,
+        "SELECT 1 FROM identities WHERE subscription = ?1 AND rg_key = ?2 AND name_key = ?3",
+        params![sub, rg_key, id_key],
+    )?;
+    tx.prepare_cached(
+        "INSERT INTO identities (subscription, rg_key, name_key, resource_group, name, location, tags, \
+         tenant_id, client_id, principal_id, created, updated) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+         ON CONFLICT (subscription, rg_key, name_key) DO UPDATE SET \
+         resource_group = excluded.resource_group, name = excluded.name, location = excluded.location, \
+         tags = excluded.tags, tenant_id = excluded.tenant_id, client_id = excluded.client_id, \
+         principal_id = excluded.principal_id, created = excluded.created, updated = excluded.updated",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            sub,
+            rg_key,
+            id_key,
+            identity.resource_group,
+            identity.name,
+            identity.location,
+            tags,
+            uuid_text(identity.tenant_id),
+            uuid_text(identity.client_id),
+            uuid_text(identity.principal_id),
+            identity.created,
+            identity.updated,
+        ])
+    })
+    .map_err(sql(what))?;
+    log_changes(tx, what, [&Changed::Identity(key.clone())])?;
+    Ok(written(existed))
+}
+
+fn put_credential(tx: &Connection, what: &str, cred: &StoredCredential) -> Result<Written> {
+    let c = &cred.credential;
+    let audiences = json(what, &c.audiences)?;
+    let [sub, rg_key, id_key] = key_params(&cred.identity);
+    let cred_key = name_key(&c.name);
+    let (expression, version) = match &c.claims_matching_expression {
+        Some(e) => (Some(e.value.as_str()), Some(e.language_version)),
+        None => (None, None),
+    };
+    let identity_exists = exists(
+        tx,
+        what,
+        "SELECT 1 FROM identities WHERE subscription = ?1 AND rg_key = ?2 AND name_key = ?3",
+        params![sub, rg_key, id_key],
+    )?;
+    if !identity_exists {
+        return Err(StoreError::MissingParent(format!(
+            "identity '{}' does not exist in resource group '{}' of subscription {}",
+            cred.identity.name, cred.identity.resource_group, cred.identity.subscription
+        )));
+    }
+    let existed = exists(
+        tx,
+        what,
+        "SELECT 1 FROM credentials \
+         WHERE subscription = ?1 AND rg_key = ?2 AND identity_key = ?3 AND name_key = ?4",
+        params![sub, rg_key, id_key, cred_key],
+    )?;
+    tx.prepare_cached(
+        "INSERT INTO credentials (subscription, rg_key, identity_key, name_key, name, issuer, subject, \
+         expression, expression_version, audiences, description, created, updated) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
+         ON CONFLICT (subscription, rg_key, identity_key, name_key) DO UPDATE SET \
+         name = excluded.name, issuer = excluded.issuer, subject = excluded.subject, \
+         expression = excluded.expression, expression_version = excluded.expression_version, \
+         audiences = excluded.audiences, description = excluded.description, \
+         created = excluded.created, updated = excluded.updated",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            sub,
+            rg_key,
+            id_key,
+            cred_key,
+            c.name,
+            c.issuer,
+            c.subject,
+            expression,
+            version,
+            audiences,
+            c.description,
+            cred.created,
+            cred.updated,
+        ])
+    })
+    .map_err(sql(what))?;
+    log_changes(tx, what, [&Changed::Identity(cred.identity.clone())])?;
+    Ok(written(existed))
+}
+
+fn put_cluster(tx: &Connection, what: &str, cluster: &Cluster) -> Result<Written> {
+    let tags = json(what, &cluster.tags)?;
+    let key = cluster.key();
+    let [sub, rg_key, cl_key] = key_params(&key);
+    let (kind, url, kid, jwks) = match &cluster.issuer {
+        ClusterIssuer::Hosted { issuer_url, kid } => ("hosted", issuer_url, Some(kid), None),
+        ClusterIssuer::External { issuer_url, jwks } => ("external", issuer_url, None, jwks.as_ref()),
+    };
+    if !rg_exists(tx, what, key.subscription, &key.resource_group)? {
+        return Err(StoreError::MissingParent(format!(
+            "resource group '{}' does not exist in subscription {}",
+            cluster.resource_group, cluster.subscription
+        )));
+    }
+    let existed = exists(
+        tx,
+        what,
+        "SELECT 1 FROM clusters WHERE subscription = ?1 AND rg_key = ?2 AND name_key = ?3",
+        params![sub, rg_key, cl_key],
+    )?;
+    tx.prepare_cached(
+        "INSERT INTO clusters (subscription, rg_key, name_key, resource_group, name, location, tags, \
+         cluster_id, issuer_kind, issuer_url, issuer_kid, issuer_jwks, workload_identity, created, updated) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+         ON CONFLICT (subscription, rg_key, name_key) DO UPDATE SET \
+         resource_group = excluded.resource_group, name = excluded.name, location = excluded.location, \
+         tags = excluded.tags, cluster_id = excluded.cluster_id, issuer_kind = excluded.issuer_kind, \
+         issuer_url = excluded.issuer_url, issuer_kid = excluded.issuer_kid, \
+         issuer_jwks = excluded.issuer_jwks, workload_identity = excluded.workload_identity, \
+         created = excluded.created, updated = excluded.updated",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            sub,
+            rg_key,
+            cl_key,
+            cluster.resource_group,
+            cluster.name,
+            cluster.location,
+            tags,
+            uuid_text(cluster.cluster_id),
+            kind,
+            url,
+            kid,
+            jwks,
+            i64::from(cluster.workload_identity),
+            cluster.created,
+            cluster.updated,
+        ])
+    })
+    .map_err(sql(what))?;
+    log_changes(tx, what, [&Changed::Cluster(key.clone())])?;
+    Ok(written(existed))
+}
+
+fn put_app(tx: &Connection, what: &str, app: &AppPrincipal) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO apps (client_id, principal_id, display_name, secret_hash, created) \
+         VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (client_id) DO UPDATE SET principal_id = excluded.principal_id, \
+         display_name = excluded.display_name, secret_hash = excluded.secret_hash, \
+         created = excluded.created",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            uuid_text(app.client_id),
+            uuid_text(app.principal_id),
+            app.display_name,
+            app.secret_hash,
+            app.created,
+        ])
+    })
+    .map_err(sql(what))?;
+    log_changes(tx, what, [&Changed::App(app.client_id)])
+}
+
+fn insert_role_assignment(tx: &Connection, what: &str, ra: &RoleAssignment) -> Result<()> {
+    // The service validated the scope; a scope that does not parse cannot be stored consistently.
+    let scope = Scope::parse(&ra.scope)
+        .map_err(|e| StoreError::Corrupt(format!("role assignment {} cannot be stored: {e}", ra.id)))?;
+    let id = uuid_text(ra.id);
+    let principal = uuid_text(ra.principal_id);
+    let role = uuid_text(ra.role_definition_id);
+    if exists(tx, what, "SELECT 1 FROM role_assignments WHERE id = ?1", [&id])? {
+        return Err(StoreError::Conflict(format!("a role assignment with id {id} already exists")));
+    }
+    let twin = query_opt(
+        tx,
+        what,
+        "SELECT id FROM role_assignments \
+         WHERE principal_id = ?1 AND role_definition_id = ?2 AND scope_key = ?3",
+        params![principal, role, scope.key()],
+        |row| Cols { row, table: "role_assignments" }.text("id"),
+    )?;
+    if let Some(existing) = twin {
+        return Err(StoreError::Conflict(format!(
+            "principal {principal} already holds role {role} at scope '{}' (role assignment {existing})",
+            ra.scope
+        )));
+    }
+    tx.prepare_cached(
+        "INSERT INTO role_assignments (id, scope, scope_key, role_definition_id, principal_id, \
+         principal_type, description, created, updated, created_by) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            id,
+            ra.scope,
+            scope.key(),
+            role,
+            principal,
+            ra.principal_type.as_str(),
+            ra.description,
+            ra.created,
+            ra.updated,
+            opt_uuid_text(ra.created_by),
+        ])
+    })
+    .map_err(sql(what))?;
+    log_changes(tx, what, [&ra_changed(ra)])
+}
+
+/// Runs an export query, turning each row into a record.
+type ExportQuery<'a> = dyn FnMut(&str, &dyn Fn(&Row<'_>) -> Result<Record>) -> Result<()> + 'a;
+
+/// Appends change-log rows (see `migrations/0003_changes.sql`).
+fn log_changes<'c>(tx: &Connection, what: &str, changes: impl IntoIterator<Item = &'c Changed>) -> Result<()> {
+    let at = crate::unix_now();
+    let mut stmt = tx.prepare_cached("INSERT INTO changes (at, kind, key) VALUES (?1, ?2, ?3)").map_err(sql(what))?;
+    for change in changes {
+        let (kind, key) = change.encode();
+        stmt.execute(params![at, kind, key]).map_err(sql(what))?;
+    }
+    Ok(())
+}
+
+fn ra_changed(ra: &RoleAssignment) -> Changed {
+    Changed::RoleAssignment { id: ra.id, principal: ra.principal_id }
+}
+
+/// The process-wide named locks of a SQLite store.
+#[derive(Default)]
+struct NamedLocks {
+    held: Mutex<std::collections::HashSet<String>>,
+    freed: std::sync::Condvar,
+}
+
+/// Releases a named lock when dropped.
+struct NamedLockRelease {
+    locks: std::sync::Arc<NamedLocks>,
+    name: String,
+}
+
+impl Drop for NamedLockRelease {
+    fn drop(&mut self) {
+        let mut held = self.locks.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.remove(&self.name);
+        self.locks.freed.notify_all();
+    }
+}
+
 impl Store for SqliteStore {
     fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.read(|conn| {
@@ -584,14 +911,7 @@ impl Store for SqliteStore {
 
     fn meta_put(&self, key: &str, value: &[u8]) -> Result<()> {
         let what = format!("writing metadata '{key}'");
-        self.write(&what, |tx| {
-            tx.prepare_cached(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )
-            .and_then(|mut s| s.execute(params![key, value]))
-            .map_err(sql(&what))?;
-            Ok(())
-        })
+        self.write(&what, |tx| meta_put(tx, &what, key, value))
     }
 
     fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>> {
@@ -608,48 +928,26 @@ impl Store for SqliteStore {
 
     fn put_signing_key(&self, key: &SigningKeyRecord) -> Result<()> {
         let what = format!("writing signing key '{}'", key.kid);
-        self.write(&what, |tx| {
-            tx.prepare_cached(
-                "INSERT INTO signing_keys (kid, purpose, sealed_pkcs8, created, retired, expires) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                 ON CONFLICT (kid) DO UPDATE SET purpose = excluded.purpose, sealed_pkcs8 = excluded.sealed_pkcs8, \
-                 created = excluded.created, retired = excluded.retired, expires = excluded.expires",
-            )
-            .and_then(|mut s| {
-                s.execute(params![key.kid, key.purpose, key.sealed_pkcs8, key.created, key.retired, key.expires])
-            })
-            .map_err(sql(&what))?;
-            Ok(())
-        })
+        self.write(&what, |tx| put_signing_key(tx, &what, key))
     }
 
     fn delete_signing_key(&self, kid: &str) -> Result<()> {
         let what = format!("deleting signing key '{kid}'");
         self.write(&what, |tx| {
+            let purpose = query_opt(tx, &what, "SELECT purpose FROM signing_keys WHERE kid = ?1", [kid], |row| {
+                Cols { row, table: "signing_keys" }.text("purpose")
+            })?;
+            let Some(purpose) = purpose else { return Ok(()) };
             tx.prepare_cached("DELETE FROM signing_keys WHERE kid = ?1")
                 .and_then(|mut s| s.execute([kid]))
                 .map_err(sql(&what))?;
-            Ok(())
+            log_changes(tx, &what, [&Changed::SigningKeys(purpose)])
         })
     }
 
     fn put_resource_group(&self, rg: &ResourceGroup) -> Result<Written> {
         let what = format!("writing resource group '{}'", rg.name);
-        let tags = json(&what, &rg.tags)?;
-        let sub = uuid_text(rg.subscription);
-        let key = name_key(&rg.name);
-        self.write(&what, |tx| {
-            let existed = rg_exists(tx, &what, rg.subscription, &key)?;
-            tx.prepare_cached(
-                "INSERT INTO resource_groups (subscription, name_key, name, location, tags, created) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                 ON CONFLICT (subscription, name_key) DO UPDATE SET name = excluded.name, \
-                 location = excluded.location, tags = excluded.tags, created = excluded.created",
-            )
-            .and_then(|mut s| s.execute(params![sub, key, rg.name, rg.location, tags, rg.created]))
-            .map_err(sql(&what))?;
-            Ok(written(existed))
-        })
+        self.write(&what, |tx| put_resource_group(tx, &what, rg))
     }
 
     fn resource_group(&self, subscription: Uuid, name: &str) -> Result<Option<ResourceGroup>> {
@@ -722,56 +1020,20 @@ impl Store for SqliteStore {
             // Vaults outlive their group, soft-deleted (see `key_vault::soft_delete_group_vaults`).
             let vaults = key_vault::soft_delete_group_vaults(tx, &what, &sub, &key)?;
             run("DELETE FROM resource_groups WHERE subscription = ?1 AND name_key = ?2", params![sub, key])?;
+            let changes: Vec<Changed> = identities
+                .iter()
+                .map(|i| Changed::Identity(i.key()))
+                .chain(clusters.iter().map(|c| Changed::Cluster(c.key())))
+                .chain(role_assignments.iter().map(ra_changed))
+                .collect();
+            log_changes(tx, &what, &changes)?;
             Ok(Some(Removed { identities, clusters, role_assignments, vaults }))
         })
     }
 
     fn put_identity(&self, identity: &Identity) -> Result<Written> {
         let what = format!("writing identity '{}'", identity.name);
-        let tags = json(&what, &identity.tags)?;
-        let key = identity.key();
-        let [sub, rg_key, id_key] = key_params(&key);
-        self.write(&what, |tx| {
-            if !rg_exists(tx, &what, key.subscription, &key.resource_group)? {
-                return Err(StoreError::MissingParent(format!(
-                    "resource group '{}' does not exist in subscription {}",
-                    identity.resource_group, identity.subscription
-                )));
-            }
-            let existed = exists(
-                tx,
-                &what,
-                "SELECT 1 FROM identities WHERE subscription = ?1 AND rg_key = ?2 AND name_key = ?3",
-                params![sub, rg_key, id_key],
-            )?;
-            tx.prepare_cached(
-                "INSERT INTO identities (subscription, rg_key, name_key, resource_group, name, location, tags, \
-                 tenant_id, client_id, principal_id, created, updated) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
-                 ON CONFLICT (subscription, rg_key, name_key) DO UPDATE SET \
-                 resource_group = excluded.resource_group, name = excluded.name, location = excluded.location, \
-                 tags = excluded.tags, tenant_id = excluded.tenant_id, client_id = excluded.client_id, \
-                 principal_id = excluded.principal_id, created = excluded.created, updated = excluded.updated",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    sub,
-                    rg_key,
-                    id_key,
-                    identity.resource_group,
-                    identity.name,
-                    identity.location,
-                    tags,
-                    uuid_text(identity.tenant_id),
-                    uuid_text(identity.client_id),
-                    uuid_text(identity.principal_id),
-                    identity.created,
-                    identity.updated,
-                ])
-            })
-            .map_err(sql(&what))?;
-            Ok(written(existed))
-        })
+        self.write(&what, |tx| put_identity(tx, &what, identity))
     }
 
     fn identity(&self, key: &ResourceKey) -> Result<Option<Identity>> {
@@ -832,6 +1094,7 @@ impl Store for SqliteStore {
                 tx.prepare_cached("DELETE FROM identities WHERE subscription = ?1 AND rg_key = ?2 AND name_key = ?3")
                     .and_then(|mut s| s.execute(key_params(key)))
                     .map_err(sql(&what))?;
+                log_changes(tx, &what, [&Changed::Identity(key.clone())])?;
             }
             Ok(found)
         })
@@ -840,63 +1103,7 @@ impl Store for SqliteStore {
     fn put_credential(&self, cred: &StoredCredential) -> Result<Written> {
         let c = &cred.credential;
         let what = format!("writing federated credential '{}'", c.name);
-        let audiences = json(&what, &c.audiences)?;
-        let [sub, rg_key, id_key] = key_params(&cred.identity);
-        let cred_key = name_key(&c.name);
-        let (expression, version) = match &c.claims_matching_expression {
-            Some(e) => (Some(e.value.as_str()), Some(e.language_version)),
-            None => (None, None),
-        };
-        self.write(&what, |tx| {
-            let identity_exists = exists(
-                tx,
-                &what,
-                "SELECT 1 FROM identities WHERE subscription = ?1 AND rg_key = ?2 AND name_key = ?3",
-                params![sub, rg_key, id_key],
-            )?;
-            if !identity_exists {
-                return Err(StoreError::MissingParent(format!(
-                    "identity '{}' does not exist in resource group '{}' of subscription {}",
-                    cred.identity.name, cred.identity.resource_group, cred.identity.subscription
-                )));
-            }
-            let existed = exists(
-                tx,
-                &what,
-                "SELECT 1 FROM credentials \
-                 WHERE subscription = ?1 AND rg_key = ?2 AND identity_key = ?3 AND name_key = ?4",
-                params![sub, rg_key, id_key, cred_key],
-            )?;
-            tx.prepare_cached(
-                "INSERT INTO credentials (subscription, rg_key, identity_key, name_key, name, issuer, subject, \
-                 expression, expression_version, audiences, description, created, updated) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) \
-                 ON CONFLICT (subscription, rg_key, identity_key, name_key) DO UPDATE SET \
-                 name = excluded.name, issuer = excluded.issuer, subject = excluded.subject, \
-                 expression = excluded.expression, expression_version = excluded.expression_version, \
-                 audiences = excluded.audiences, description = excluded.description, \
-                 created = excluded.created, updated = excluded.updated",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    sub,
-                    rg_key,
-                    id_key,
-                    cred_key,
-                    c.name,
-                    c.issuer,
-                    c.subject,
-                    expression,
-                    version,
-                    audiences,
-                    c.description,
-                    cred.created,
-                    cred.updated,
-                ])
-            })
-            .map_err(sql(&what))?;
-            Ok(written(existed))
-        })
+        self.write(&what, |tx| put_credential(tx, &what, cred))
     }
 
     fn credentials(&self, identity: &ResourceKey) -> Result<Vec<StoredCredential>> {
@@ -931,6 +1138,7 @@ impl Store for SqliteStore {
                 tx.prepare_cached(&format!("DELETE FROM credentials WHERE {filter}"))
                     .and_then(|mut s| s.execute(params![sub, rg_key, id_key, cred_key]))
                     .map_err(sql(&what))?;
+                log_changes(tx, &what, [&Changed::Identity(identity.clone())])?;
             }
             Ok(found)
         })
@@ -938,59 +1146,7 @@ impl Store for SqliteStore {
 
     fn put_cluster(&self, cluster: &Cluster) -> Result<Written> {
         let what = format!("writing cluster '{}'", cluster.name);
-        let tags = json(&what, &cluster.tags)?;
-        let key = cluster.key();
-        let [sub, rg_key, cl_key] = key_params(&key);
-        let (kind, url, kid, jwks) = match &cluster.issuer {
-            ClusterIssuer::Hosted { issuer_url, kid } => ("hosted", issuer_url, Some(kid), None),
-            ClusterIssuer::External { issuer_url, jwks } => ("external", issuer_url, None, jwks.as_ref()),
-        };
-        self.write(&what, |tx| {
-            if !rg_exists(tx, &what, key.subscription, &key.resource_group)? {
-                return Err(StoreError::MissingParent(format!(
-                    "resource group '{}' does not exist in subscription {}",
-                    cluster.resource_group, cluster.subscription
-                )));
-            }
-            let existed = exists(
-                tx,
-                &what,
-                "SELECT 1 FROM clusters WHERE subscription = ?1 AND rg_key = ?2 AND name_key = ?3",
-                params![sub, rg_key, cl_key],
-            )?;
-            tx.prepare_cached(
-                "INSERT INTO clusters (subscription, rg_key, name_key, resource_group, name, location, tags, \
-                 cluster_id, issuer_kind, issuer_url, issuer_kid, issuer_jwks, workload_identity, created, updated) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
-                 ON CONFLICT (subscription, rg_key, name_key) DO UPDATE SET \
-                 resource_group = excluded.resource_group, name = excluded.name, location = excluded.location, \
-                 tags = excluded.tags, cluster_id = excluded.cluster_id, issuer_kind = excluded.issuer_kind, \
-                 issuer_url = excluded.issuer_url, issuer_kid = excluded.issuer_kid, \
-                 issuer_jwks = excluded.issuer_jwks, workload_identity = excluded.workload_identity, \
-                 created = excluded.created, updated = excluded.updated",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    sub,
-                    rg_key,
-                    cl_key,
-                    cluster.resource_group,
-                    cluster.name,
-                    cluster.location,
-                    tags,
-                    uuid_text(cluster.cluster_id),
-                    kind,
-                    url,
-                    kid,
-                    jwks,
-                    i64::from(cluster.workload_identity),
-                    cluster.created,
-                    cluster.updated,
-                ])
-            })
-            .map_err(sql(&what))?;
-            Ok(written(existed))
-        })
+        self.write(&what, |tx| put_cluster(tx, &what, cluster))
     }
 
     fn cluster(&self, key: &ResourceKey) -> Result<Option<Cluster>> {
@@ -1047,6 +1203,7 @@ impl Store for SqliteStore {
                 tx.prepare_cached(&format!("DELETE FROM clusters WHERE {filter}"))
                     .and_then(|mut s| s.execute(key_params(key)))
                     .map_err(sql(&what))?;
+                log_changes(tx, &what, [&Changed::Cluster(key.clone())])?;
             }
             Ok(found)
         })
@@ -1054,76 +1211,24 @@ impl Store for SqliteStore {
 
     fn put_app(&self, app: &AppPrincipal) -> Result<()> {
         let what = format!("writing application '{}'", app.display_name);
-        self.write(&what, |tx| {
-            tx.prepare_cached(
-                "INSERT INTO apps (client_id, principal_id, display_name, secret_hash, created) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) \
-                 ON CONFLICT (client_id) DO UPDATE SET principal_id = excluded.principal_id, \
-                 display_name = excluded.display_name, secret_hash = excluded.secret_hash, \
-                 created = excluded.created",
+        self.write(&what, |tx| put_app(tx, &what, app))
+    }
+
+    fn app(&self, client_id: Uuid) -> Result<Option<AppPrincipal>> {
+        self.read(|conn| {
+            query_opt(
+                conn,
+                "reading an application",
+                &format!("SELECT {APP_COLS} FROM apps WHERE client_id = ?1"),
+                [uuid_text(client_id)],
+                decode_app,
             )
-            .and_then(|mut s| {
-                s.execute(params![
-                    uuid_text(app.client_id),
-                    uuid_text(app.principal_id),
-                    app.display_name,
-                    app.secret_hash,
-                    app.created,
-                ])
-            })
-            .map_err(sql(&what))?;
-            Ok(())
         })
     }
 
     fn insert_role_assignment(&self, ra: &RoleAssignment) -> Result<()> {
         let what = format!("creating role assignment {}", ra.id);
-        // The service validated the scope; a scope that does not parse cannot be stored consistently.
-        let scope = Scope::parse(&ra.scope)
-            .map_err(|e| StoreError::Corrupt(format!("role assignment {} cannot be stored: {e}", ra.id)))?;
-        let id = uuid_text(ra.id);
-        let principal = uuid_text(ra.principal_id);
-        let role = uuid_text(ra.role_definition_id);
-        self.write(&what, |tx| {
-            if exists(tx, &what, "SELECT 1 FROM role_assignments WHERE id = ?1", [&id])? {
-                return Err(StoreError::Conflict(format!("a role assignment with id {id} already exists")));
-            }
-            let twin = query_opt(
-                tx,
-                &what,
-                "SELECT id FROM role_assignments \
-                 WHERE principal_id = ?1 AND role_definition_id = ?2 AND scope_key = ?3",
-                params![principal, role, scope.key()],
-                |row| Cols { row, table: "role_assignments" }.text("id"),
-            )?;
-            if let Some(existing) = twin {
-                return Err(StoreError::Conflict(format!(
-                    "principal {principal} already holds role {role} at scope '{}' (role assignment {existing})",
-                    ra.scope
-                )));
-            }
-            tx.prepare_cached(
-                "INSERT INTO role_assignments (id, scope, scope_key, role_definition_id, principal_id, \
-                 principal_type, description, created, updated, created_by) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    id,
-                    ra.scope,
-                    scope.key(),
-                    role,
-                    principal,
-                    ra.principal_type.as_str(),
-                    ra.description,
-                    ra.created,
-                    ra.updated,
-                    opt_uuid_text(ra.created_by),
-                ])
-            })
-            .map_err(sql(&what))?;
-            Ok(())
-        })
+        self.write(&what, |tx| insert_role_assignment(tx, &what, ra))
     }
 
     fn role_assignment(&self, id: Uuid) -> Result<Option<RoleAssignment>> {
@@ -1169,10 +1274,11 @@ impl Store for SqliteStore {
                 [&id],
                 decode_ra,
             )?;
-            if found.is_some() {
+            if let Some(ra) = &found {
                 tx.prepare_cached("DELETE FROM role_assignments WHERE id = ?1")
                     .and_then(|mut s| s.execute([&id]))
                     .map_err(sql(&what))?;
+                log_changes(tx, &what, [&ra_changed(ra)])?;
             }
             Ok(found)
         })
@@ -1216,6 +1322,9 @@ impl Store for SqliteStore {
                     [],
                     decode_ra,
                 )?,
+                change_head: tx
+                    .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))
+                    .map_err(sql(what))?,
             };
             tx.commit().map_err(sql(what))?;
             Ok(snapshot)
@@ -1310,7 +1419,11 @@ impl Store for SqliteStore {
 
     fn purge_expired(&self, now: i64) -> Result<Purged> {
         let what = "purging expired deleted secrets and vaults";
-        self.write(what, |tx| key_vault::purge_expired(tx, what, now))
+        self.write(what, |tx| {
+            let purged = key_vault::purge_expired(tx, what, now)?;
+            log_changes(tx, what, &purged.role_assignments.iter().map(ra_changed).collect::<Vec<_>>())?;
+            Ok(purged)
+        })
     }
 
     fn restore_secret(&self, versions: &[SecretVersion]) -> Result<()> {
@@ -1319,6 +1432,158 @@ impl Store for SqliteStore {
             None => "restoring a secret".to_string(),
         };
         self.write(&what, |tx| key_vault::restore_secret(tx, &what, versions))
+    }
+
+    fn changes_since(&self, seq: i64, limit: usize) -> Result<ChangeBatch> {
+        let what = "reading the change log";
+        self.read(|conn| {
+            let tx = conn.transaction().map_err(sql(what))?;
+            let pruned: i64 =
+                tx.query_row("SELECT through FROM changes_pruned", [], |r| r.get(0)).map_err(sql(what))?;
+            let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+            let rows = query_all(
+                &tx,
+                what,
+                "SELECT seq, kind, key FROM changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                params![seq, limit],
+                |row| {
+                    let c = Cols { row, table: "changes" };
+                    Ok((c.int("seq")?, c.text("kind")?, c.text("key")?))
+                },
+            )?;
+            tx.commit().map_err(sql(what))?;
+            let changes = rows.into_iter().filter_map(|(seq, kind, key)| Some((seq, Changed::decode(&kind, &key)?)));
+            Ok(ChangeBatch { changes: changes.collect(), resync: seq < pruned })
+        })
+    }
+
+    fn prune_changes(&self, before: i64) -> Result<usize> {
+        let what = "pruning the change log";
+        self.write(what, |tx| {
+            let through: Option<i64> = tx
+                .query_row(
+                    "SELECT max(seq) FROM changes WHERE at < ?1 AND seq < (SELECT max(seq) FROM changes)",
+                    [before],
+                    |r| r.get(0),
+                )
+                .map_err(sql(what))?;
+            let Some(through) = through else { return Ok(0) };
+            let n = tx.execute("DELETE FROM changes WHERE seq <= ?1", [through]).map_err(sql(what))?;
+            tx.execute("UPDATE changes_pruned SET through = max(through, ?1)", [through]).map_err(sql(what))?;
+            Ok(n)
+        })
+    }
+
+    fn wait_for_changes(&self, timeout: Duration) -> Result<()> {
+        // One process owns the file: every change was made here and is already applied.
+        std::thread::sleep(timeout);
+        Ok(())
+    }
+
+    fn lock(&self, name: &str, timeout: Duration) -> Result<LockGuard> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut held = self.locks.held.lock().map_err(|_| poisoned())?;
+        while held.contains(name) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(StoreError::Busy(format!("'{name}' is held by another writer")));
+            }
+            held = self.locks.freed.wait_timeout(held, left).map_err(|_| poisoned())?.0;
+        }
+        held.insert(name.to_string());
+        Ok(LockGuard::new(NamedLockRelease { locks: self.locks.clone(), name: name.to_string() }))
+    }
+
+    fn export(&self, out: &mut dyn FnMut(Record) -> Result<()>) -> Result<()> {
+        let what = "exporting";
+        self.read(|conn| {
+            // One read transaction: every query sees the same committed state.
+            let tx = conn.transaction().map_err(sql(what))?;
+            let each = |query: &str,
+                        out: &mut dyn FnMut(Record) -> Result<()>,
+                        decode: &dyn Fn(&Row<'_>) -> Result<Record>| {
+                let mut stmt = tx.prepare(query).map_err(sql(what))?;
+                let mut rows = stmt.query([]).map_err(sql(what))?;
+                while let Some(row) = rows.next().map_err(sql(what))? {
+                    out(decode(row)?)?;
+                }
+                Ok::<_, StoreError>(())
+            };
+            each("SELECT key, value FROM meta ORDER BY key", out, &|row| {
+                let c = Cols { row, table: "meta" };
+                Ok(Record::Meta { key: c.text("key")?, value: c.get("value")? })
+            })?;
+            each(&format!("SELECT {SIGNING_KEY_COLS} FROM signing_keys ORDER BY created, kid"), out, &|row| {
+                decode_signing_key(row).map(Record::SigningKey)
+            })?;
+            each(&format!("SELECT {RG_COLS} FROM resource_groups ORDER BY subscription, name_key"), out, &|row| {
+                decode_rg(row).map(Record::ResourceGroup)
+            })?;
+            each(
+                &format!("SELECT {IDENTITY_COLS} FROM identities ORDER BY subscription, rg_key, name_key"),
+                out,
+                &|row| decode_identity(row).map(Record::Identity),
+            )?;
+            each(
+                &format!(
+                    "SELECT {CREDENTIAL_COLS} FROM credentials ORDER BY subscription, rg_key, identity_key, name_key"
+                ),
+                out,
+                &|row| decode_credential(row).map(Record::Credential),
+            )?;
+            each(
+                &format!("SELECT {CLUSTER_COLS} FROM clusters ORDER BY subscription, rg_key, name_key"),
+                out,
+                &|row| decode_cluster(row).map(Record::Cluster),
+            )?;
+            each(&format!("SELECT {APP_COLS} FROM apps ORDER BY client_id"), out, &|row| {
+                decode_app(row).map(Record::App)
+            })?;
+            each(&format!("SELECT {RA_COLS} FROM role_assignments ORDER BY scope_key, id"), out, &|row| {
+                decode_ra(row).map(Record::RoleAssignment)
+            })?;
+            key_vault::export(&mut |query, decode| each(query, out, decode))?;
+            tx.commit().map_err(sql(what))
+        })
+    }
+
+    fn import(&self, records: &mut dyn Iterator<Item = Result<Record>>) -> Result<u64> {
+        let what = "importing";
+        self.write(what, |tx| {
+            let used: i64 = tx
+                .query_row(
+                    "SELECT (SELECT count(*) FROM identities) + (SELECT count(*) FROM resource_groups)                      + (SELECT count(*) FROM vaults) + (SELECT count(*) FROM apps)                      + (SELECT count(*) FROM role_assignments)",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(sql(what))?;
+            if used > 0 {
+                return Err(StoreError::Conflict(
+                    "the target store is not empty; import into a fresh database (no wid serve has started on it)"
+                        .into(),
+                ));
+            }
+            let mut n = 0u64;
+            for record in records {
+                match record? {
+                    Record::Meta { key, value } => meta_put(tx, what, &key, &value)?,
+                    Record::SigningKey(k) => put_signing_key(tx, what, &k)?,
+                    Record::ResourceGroup(rg) => drop(put_resource_group(tx, what, &rg)?),
+                    Record::Identity(i) => drop(put_identity(tx, what, &i)?),
+                    Record::Credential(c) => drop(put_credential(tx, what, &c)?),
+                    Record::Cluster(c) => drop(put_cluster(tx, what, &c)?),
+                    Record::App(a) => put_app(tx, what, &a)?,
+                    Record::RoleAssignment(ra) => insert_role_assignment(tx, what, &ra)?,
+                    Record::Vault(v) => drop(key_vault::put_vault(tx, what, &v)?),
+                    Record::SecretVersion(v) => key_vault::insert_secret_version(tx, what, &v)?,
+                    Record::DeletedSecret(d) => {
+                        key_vault::delete_secret(tx, what, &d.vault, &d.name, d.deleted, d.scheduled_purge)?;
+                    }
+                }
+                n += 1;
+            }
+            Ok(n)
+        })
     }
 }
 

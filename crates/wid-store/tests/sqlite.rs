@@ -20,7 +20,7 @@ use wid_core::model::{
 use wid_store::{SigningKeyRecord, SqliteStore, Store, StoreError};
 
 /// The schema version this build writes (the number of migrations).
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 fn file_store() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -34,6 +34,12 @@ mod file {
 
 mod memory {
     wid_store::conformance_tests!(((), wid_store::SqliteStore::open_in_memory().unwrap()));
+}
+
+#[test]
+fn export_then_import_into_a_new_file_gives_the_same_records() {
+    let ((_a, from), (_b, to)) = (file_store(), file_store());
+    wid_store::conformance::export_import_round_trip(&from, &to);
 }
 
 #[test]

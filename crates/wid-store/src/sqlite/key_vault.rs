@@ -14,7 +14,7 @@ use uuid::Uuid;
 use wid_core::model::{DeletedSecret, SecretVersion, Vault, name_key};
 
 use super::{Cols, exists, json, query_all, query_opt, rg_exists, sql, uuid_text, written};
-use crate::{Page, Purged, Result, StoreError, Written};
+use crate::{Page, Purged, Record, Result, StoreError, Written};
 
 // ---------------------------------------------------------------------------------------------------
 // Rows.
@@ -143,8 +143,8 @@ pub(super) fn put_vault(tx: &Connection, what: &str, v: &Vault) -> Result<Writte
     let rg_key = name_key(&v.resource_group);
     let existing = vault_by_key(tx, what, &key)?;
     // An active vault needs its group. A soft-deleted one may outlive it (deleting a group
-    // soft-deletes its vaults), so an update that leaves a vault soft-deleted does not.
-    if (existing.is_none() || v.deleted.is_none()) && !rg_exists(tx, what, v.subscription, &rg_key)? {
+    // soft-deletes its vaults; an import brings such vaults back), so one written soft-deleted does not.
+    if v.deleted.is_none() && !rg_exists(tx, what, v.subscription, &rg_key)? {
         return Err(StoreError::MissingParent(format!(
             "resource group '{}' does not exist in subscription {}",
             v.resource_group, v.subscription
@@ -610,6 +610,23 @@ pub(super) fn purge_expired(tx: &Connection, what: &str, now: i64) -> Result<Pur
     }
     run(&format!("DELETE FROM vaults WHERE {expired}"))?;
     Ok(Purged { secrets, vaults, role_assignments })
+}
+
+/// Streams vaults, secret versions (in insertion order) and soft-deleted secrets for an export.
+pub(super) fn export(each: &mut super::ExportQuery<'_>) -> Result<()> {
+    each(&format!("SELECT {VAULT_COLS} FROM vaults ORDER BY name_key"), &|row| decode_vault(row).map(Record::Vault))?;
+    each(&format!("SELECT {VERSION_COLS} FROM secrets s ORDER BY s.seq"), &|row| {
+        decode_latest(row).map(Record::SecretVersion)
+    })?;
+    each("SELECT vault, name, deleted, scheduled_purge FROM deleted_secrets ORDER BY vault, name_key", &|row| {
+        let c = Cols { row, table: "deleted_secrets" };
+        Ok(Record::DeletedSecret(DeletedSecret {
+            vault: c.text("vault")?,
+            name: c.text("name")?,
+            deleted: c.int("deleted")?,
+            scheduled_purge: c.int("scheduled_purge")?,
+        }))
+    })
 }
 
 pub(super) fn restore_secret(tx: &Connection, what: &str, versions: &[SecretVersion]) -> Result<()> {

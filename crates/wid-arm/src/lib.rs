@@ -16,8 +16,8 @@ pub mod route;
 mod shapes;
 pub mod vaults;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -29,7 +29,7 @@ use wid_core::model::{Cluster, ClusterIssuer, Identity, ResourceGroup, ResourceK
 use wid_core::rbac::{Action, Decision};
 use wid_core::scope::{Scope, ids};
 use wid_crypto::MasterKey;
-use wid_store::{Store, Written};
+use wid_store::{LockGuard, Store, StoreError, Written};
 use wid_sts::{Caller, TokenService};
 
 pub use error::{ArmError, ArmWire};
@@ -77,8 +77,6 @@ pub struct Management {
     clock: Arc<dyn Clock>,
     /// Seals each new vault's data key.
     master: Arc<MasterKey>,
-    /// Identities with a credential write in flight (Entra refuses concurrent writes with 409).
-    writing: InFlight,
 }
 
 const RG_TYPE: &str = "Microsoft.Resources/resourceGroups";
@@ -174,7 +172,7 @@ impl Management {
         clock: Arc<dyn Clock>,
         master: Arc<MasterKey>,
     ) -> Self {
-        Self { cfg, store, directory, sts, clock, master, writing: InFlight::default() }
+        Self { cfg, store, directory, sts, clock, master }
     }
 
     fn dir(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
@@ -183,6 +181,16 @@ impl Management {
 
     fn dir_mut(&self) -> std::sync::RwLockWriteGuard<'_, Directory> {
         self.directory.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Serialises read-modify-write sequences on one resource across every replica sharing the store
+    /// (e.g. two creates of one identity must agree on its client id).
+    fn exclusive(&self, kind: &str, key: &ResourceKey) -> Result<LockGuard> {
+        self.exclusive_name(&format!("{kind}/{}/{}/{}", key.subscription, key.resource_group, key.name))
+    }
+
+    fn exclusive_name(&self, name: &str) -> Result<LockGuard> {
+        Ok(self.store.lock(name, WRITE_WAIT)?)
     }
 
     fn subscription(&self, sub: &str) -> Result<String> {
@@ -384,6 +392,7 @@ impl Management {
         let location = body.location.unwrap_or_else(|| group.location.clone());
         names::location(&location)?;
         let key = ResourceKey::new(self.cfg.subscription_id, rg, name);
+        let _exclusive = self.exclusive("identity", &key)?;
         let now = self.clock.now();
         let identity = match self.store.identity(&key)? {
             Some(old) => Identity { location, tags: body.tags.unwrap_or(old.tags.clone()), updated: now, ..old },
@@ -447,6 +456,7 @@ impl Management {
             &ids::identity(&sub, rg, name),
         )?;
         let key = ResourceKey::new(self.cfg.subscription_id, rg, name);
+        let _exclusive = self.exclusive("identity", &key)?;
         match self.store.delete_identity(&key)? {
             Some(i) => {
                 self.dir_mut().remove_identity(&key);
@@ -518,13 +528,19 @@ impl Management {
         Ok((created_status(written), Some(shapes::credential(&parent, &stored.credential))))
     }
 
-    fn begin_credential_write(&self, key: &ResourceKey) -> Result<InFlightGuard<'_>> {
-        self.writing.begin(key).ok_or_else(|| ArmError::Conflict {
-            code: "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
-            message: format!(
-                "Too many Federated Identity Credentials are written concurrently for the managed identity '{}'. Concurrent Federated Identity Credentials writes under the same managed identity are not supported; retry after the other write finishes.",
-                key.name
-            ),
+    /// Federated credentials of one identity are written one at a time, as in Entra: a second writer
+    /// (on any replica) is turned away with 409, not queued.
+    fn begin_credential_write(&self, key: &ResourceKey) -> Result<LockGuard> {
+        let name = format!("credentials/{}/{}/{}", key.subscription, key.resource_group, key.name);
+        self.store.lock(&name, Duration::ZERO).map_err(|e| match e {
+            StoreError::Busy(_) => ArmError::Conflict {
+                code: "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
+                message: format!(
+                    "Too many Federated Identity Credentials are written concurrently for the managed identity '{}'. Concurrent Federated Identity Credentials writes under the same managed identity are not supported; retry after the other write finishes.",
+                    key.name
+                ),
+            },
+            other => other.into(),
         })
     }
 
@@ -601,6 +617,7 @@ impl Management {
         names::cluster(name)?;
         self.authorize(caller, "Microsoft.ContainerService/managedClusters/write", &ids::cluster(&sub, rg, name))?;
         let body: ClusterBody = parse_body(body)?;
+        let _exclusive = self.exclusive("cluster", &ResourceKey::new(self.cfg.subscription_id, rg, name))?;
         let group = self.group(&sub, rg)?;
         let props = body.properties.unwrap_or_default();
         let oidc = props.oidc_issuer_profile.unwrap_or_default();
@@ -738,6 +755,7 @@ impl Management {
         let sub = self.subscription(sub)?;
         self.authorize(caller, "Microsoft.ContainerService/managedClusters/delete", &ids::cluster(&sub, rg, name))?;
         let key = ResourceKey::new(self.cfg.subscription_id, rg, name);
+        let _exclusive = self.exclusive("cluster", &key)?;
         match self.store.delete_cluster(&key)? {
             Some(c) => {
                 self.dir_mut().remove_cluster(&key);
@@ -799,28 +817,8 @@ impl Management {
     }
 }
 
-/// Keys with a write in flight; a second writer for the same key is turned away, not queued.
-#[derive(Default)]
-struct InFlight(Mutex<HashSet<ResourceKey>>);
-
-impl InFlight {
-    fn begin(&self, key: &ResourceKey) -> Option<InFlightGuard<'_>> {
-        let inserted = self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone());
-        inserted.then(|| InFlightGuard { set: self, key: key.clone() })
-    }
-}
-
-/// Ends the write when dropped.
-struct InFlightGuard<'a> {
-    set: &'a InFlight,
-    key: ResourceKey,
-}
-
-impl Drop for InFlightGuard<'_> {
-    fn drop(&mut self) {
-        self.set.0.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.key);
-    }
-}
+/// How long a write waits for another one on the same resource.
+const WRITE_WAIT: Duration = Duration::from_secs(10);
 
 fn created_status(w: Written) -> u16 {
     match w {
@@ -856,20 +854,4 @@ fn validate_jwks(jwks: &Value) -> Result<String> {
         ));
     }
     Ok(text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn concurrent_writes_to_one_identity_are_refused_until_the_first_ends() {
-        let f = InFlight::default();
-        let a = ResourceKey::new(Uuid::nil(), "rg", "id");
-        let first = f.begin(&a).unwrap();
-        assert!(f.begin(&ResourceKey::new(Uuid::nil(), "RG", "ID")).is_none(), "same identity, any casing");
-        assert!(f.begin(&ResourceKey::new(Uuid::nil(), "rg", "other")).is_some(), "other identities are free");
-        drop(first);
-        assert!(f.begin(&a).is_some());
-    }
 }

@@ -111,6 +111,11 @@ impl Management {
         }
     }
 
+    /// Serialises writes to one vault name across replicas.
+    fn exclusive_vault(&self, name: &str) -> Result<wid_store::LockGuard> {
+        self.exclusive_name(&format!("vault/{}", wid_core::model::name_key(name)))
+    }
+
     /// `PUT|PATCH …/providers/Microsoft.KeyVault/vaults/{name}`: creates a vault (201) or updates
     /// one (200), answering with the final state (no long-running operation to poll).
     pub fn put_vault(&self, caller: &Actor, sub: &str, rg: &str, name: &str, body: &[u8]) -> Result<Reply> {
@@ -121,6 +126,7 @@ impl Management {
         let body: VaultBody = parse_body(body)?;
         let group = self.group(&sub, rg)?;
         let props = body.properties.unwrap_or_default();
+        let _exclusive = self.exclusive_vault(name)?;
         let existing = self.store.vault(name)?;
 
         if props.create_mode.as_deref().is_some_and(|m| m.eq_ignore_ascii_case("recover")) {
@@ -345,6 +351,7 @@ impl Management {
     pub fn delete_vault(&self, caller: &Actor, sub: &str, rg: &str, name: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         self.authorize(caller, "Microsoft.KeyVault/vaults/delete", &self.vault_scope(&sub, rg, name))?;
+        let _exclusive = self.exclusive_vault(name)?;
         let v = match self.load_vault(&sub, rg, name) {
             Ok(v) => v,
             Err(ArmError::ResourceNotFound { .. }) => return Ok((204, None)),
@@ -395,6 +402,7 @@ impl Management {
         let id = shapes::deleted_vault_id(&sub, location, name);
         let action = "Microsoft.KeyVault/locations/deletedVaults/purge/action";
         self.authorize(caller, action, &id)?;
+        let _exclusive = self.exclusive_vault(name)?;
         let v = self.load_deleted_vault(location, name)?;
         let now = self.clock.now();
         let scheduled = v.scheduled_purge().unwrap_or(now);

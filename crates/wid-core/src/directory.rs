@@ -197,7 +197,23 @@ impl Directory {
 
     /// Removes a role assignment.
     pub fn remove_role_assignment(&mut self, ra: &RoleAssignment) {
-        self.rbac.remove(&ra.principal_id, &ra.id);
+        self.remove_role_assignment_id(&ra.principal_id, &ra.id);
+    }
+
+    /// Removes a role assignment by its principal and id.
+    pub fn remove_role_assignment_id(&mut self, principal: &Uuid, id: &Uuid) {
+        self.rbac.remove(principal, id);
+    }
+
+    /// Makes an identity and its credentials what the store holds now (`None`: it is gone).
+    pub fn replace_identity(&mut self, key: &ResourceKey, now: Option<(Identity, Vec<FederatedCredential>)>) {
+        self.remove_identity(key);
+        if let Some((identity, credentials)) = now {
+            self.put_identity(identity);
+            for c in credentials {
+                self.put_credential(key, c);
+            }
+        }
     }
 }
 

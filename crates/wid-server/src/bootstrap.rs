@@ -1,9 +1,13 @@
-//! First start initialises the data dir; later starts reuse it.
+//! First start initialises the data dir and the database; later starts reuse them.
 //!
 //! Layout: `master.key` (32 random bytes, 0600) seals everything secret in the database; `wid.db`
 //! (SQLite); `ca.pem` (the local CA certificate, for clients to trust) and `ca.key` (0600). The tenant
 //! and subscription ids, the signing keys (sealed) and the bootstrap admin principal (Owner at `/`,
 //! its client secret sealed) live in the database.
+//!
+//! Replicas sharing a database start under the store's `bootstrap` lock, so exactly one of them
+//! creates the ids, the admin and the first signing key (or rotates an old one) and the others load
+//! what it made.
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -18,8 +22,10 @@ use wid_crypto::pki::LocalCa;
 use wid_store::{SqliteStore, Store, StoreError};
 use zeroize::Zeroizing;
 
-use crate::ServeError;
+use wid_sts::keys::KeyRing;
+
 use crate::profile::write_private;
+use crate::{ServeError, ServerConfig};
 
 /// The admin principal created on first start.
 pub struct Admin {
@@ -37,6 +43,11 @@ pub struct DataDir {
     pub subscription_id: Uuid,
     pub admin: Admin,
     pub ca: LocalCa,
+    pub keys: Arc<KeyRing>,
+    /// What the in-memory state starts from (and its change-log position).
+    pub snapshot: wid_store::Snapshot,
+    /// Other processes may write to the store (replicas on one database): follow its change log.
+    pub shared: bool,
 }
 
 impl DataDir {
@@ -50,16 +61,57 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> ServeError + '_ {
     move |source| ServeError::Io { path: path.to_path_buf(), source }
 }
 
-/// Opens (and on first start initialises) the data dir.
-pub fn open(dir: &Path, clock: &dyn Clock) -> Result<DataDir, ServeError> {
+/// How long a replica waits for another one's bootstrap.
+const BOOTSTRAP_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Opens (and on first start initialises) the data dir and the database, loads the signing keys
+/// (rotating the access-token key when due) and reads the snapshot the in-memory indexes start from.
+pub fn open(cfg: &ServerConfig, clock: &dyn Clock) -> Result<DataDir, ServeError> {
+    let dir = cfg.data_dir.as_path();
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
     let master = Arc::new(master_key(&dir.join("master.key"))?);
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("wid.db"))?);
+    let ca = local_ca(dir)?;
+    let guard = store.lock("bootstrap", BOOTSTRAP_WAIT)?;
     let tenant_id = meta_id(store.as_ref(), "tenant_id")?;
     let subscription_id = meta_id(store.as_ref(), "subscription_id")?;
-    let ca = local_ca(dir)?;
     let admin = admin(store.as_ref(), &master, clock)?;
-    Ok(DataDir { path: dir.to_path_buf(), store, master, tenant_id, subscription_id, admin, ca })
+    let keys = Arc::new(
+        KeyRing::load(store.clone(), master.clone(), clock.now()).map_err(|e| ServeError::Crypto(e.to_string()))?,
+    );
+    rotate_if_due(cfg, &keys, clock.now())?;
+    drop(guard);
+    let snapshot = store.snapshot()?;
+    Ok(DataDir {
+        path: dir.to_path_buf(),
+        store,
+        master,
+        tenant_id,
+        subscription_id,
+        admin,
+        ca,
+        keys,
+        snapshot,
+        shared: false,
+    })
+}
+
+/// Replaces the access-token signing key when asked or when it is older than the configured age. The
+/// old key stays in the JWKS until every token it signed has expired (plus the allowed clock skew).
+fn rotate_if_due(cfg: &ServerConfig, keys: &KeyRing, now: i64) -> Result<(), ServeError> {
+    let purpose = wid_sts::keys::STS_PURPOSE;
+    let age = keys.signer_created(purpose).map_or(0, |created| now - created);
+    let max_age = i64::try_from(cfg.signing_key_max_age.as_secs()).unwrap_or(i64::MAX);
+    if cfg.rotate_signing_key || age > max_age {
+        let keep_until = now + i64::try_from(cfg.token_lifetime.as_secs()).unwrap_or(86400).max(3600) + 300;
+        let kid = keys.rotate(purpose, now, Some(keep_until)).map_err(|e| ServeError::Crypto(e.to_string()))?;
+        tracing::info!(
+            kid,
+            age_days = age / 86400,
+            "rotated the access-token signing key; the previous key stays published until its tokens expire"
+        );
+    }
+    Ok(())
 }
 
 fn master_key(path: &Path) -> Result<MasterKey, ServeError> {

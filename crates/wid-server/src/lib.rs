@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod profile;
+pub mod replica;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -21,7 +22,6 @@ use wid_arm::{ArmConfig, Management};
 use wid_core::directory::Directory;
 use wid_core::{Clock, SystemClock};
 use wid_sts::issuer::FetchConfig;
-use wid_sts::keys::KeyRing;
 use wid_sts::{StsConfig, TokenService};
 use wid_vault::{VaultConfig, VaultService};
 
@@ -99,13 +99,14 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
     let public_url = format!("https://{authority}");
     let vault_suffix = format!("vault.{authority}");
 
-    let data_dir = cfg.data_dir.clone();
-    let clock2 = clock.clone();
-    let data = tokio::task::spawn_blocking(move || bootstrap::open(&data_dir, clock2.as_ref()))
+    let boot_cfg = cfg.clone();
+    let boot_clock = clock.clone();
+    let mut data = tokio::task::spawn_blocking(move || bootstrap::open(&boot_cfg, boot_clock.as_ref()))
         .await
         .map_err(|e| ServeError::Config(e.to_string()))??;
 
-    let snapshot = data.store.snapshot()?;
+    let snapshot = std::mem::take(&mut data.snapshot);
+    let change_head = snapshot.change_head;
     let directory = Arc::new(RwLock::new(Directory::build(
         snapshot.identities,
         snapshot.credentials,
@@ -113,11 +114,7 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
         snapshot.apps,
         &snapshot.role_assignments,
     )));
-    let keys = Arc::new(
-        KeyRing::load(data.store.clone(), data.master.clone(), clock.now())
-            .map_err(|e| ServeError::Crypto(e.to_string()))?,
-    );
-    rotate_if_due(&cfg, &keys, clock.now())?;
+    let keys = data.keys.clone();
     let extra_ca_pem = match &cfg.issuer_ca_file {
         Some(p) => Some(std::fs::read(p).map_err(|source| ServeError::Io { path: p.clone(), source })?),
         None => None,
@@ -132,7 +129,9 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
         max_assertion_bytes: 32 * 1024,
         fetch: FetchConfig { extra_ca_pem, ..FetchConfig::default() },
     };
-    let sts = Arc::new(TokenService::new(sts_cfg, directory.clone(), keys, clock.clone()).map_err(ServeError::Config)?);
+    let sts = Arc::new(
+        TokenService::new(sts_cfg, directory.clone(), keys.clone(), clock.clone()).map_err(ServeError::Config)?,
+    );
     let arm_cfg = ArmConfig {
         tenant_id: data.tenant_id,
         subscription_id: data.subscription_id,
@@ -188,8 +187,8 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
         sts,
         arm,
         vault: vault.clone(),
-        directory,
-        clock,
+        directory: directory.clone(),
+        clock: clock.clone(),
         metrics: Arc::default(),
         ready: ready.clone(),
         public_url: public_url.clone(),
@@ -197,6 +196,18 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
     };
     let app = router(state);
     let (shutdown, rx) = tokio::sync::watch::channel(false);
+    if data.shared {
+        let stop = Arc::new(AtomicBool::new(false));
+        let follower = replica::Follower { store: data.store.clone(), directory, keys, clock: clock.clone() };
+        follower
+            .spawn(change_head, stop.clone())
+            .map_err(|source| ServeError::Io { path: PathBuf::from("wid-replica thread"), source })?;
+        let mut rx = rx.clone();
+        tokio::spawn(async move {
+            let _ = rx.changed().await;
+            stop.store(true, std::sync::atomic::Ordering::Release);
+        });
+    }
     tokio::spawn(http::vault::purge_expired_periodically(vault, PURGE_INTERVAL, rx.clone()));
     let task = tokio::spawn(tls::serve(listener, tls, app, rx, cfg.shutdown_grace));
     ready.store(true, std::sync::atomic::Ordering::Release);
@@ -211,24 +222,6 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
         shutdown,
         task,
     })
-}
-
-/// Replaces the access-token signing key when asked or when it is older than the configured age. The
-/// old key stays in the JWKS until every token it signed has expired (plus the allowed clock skew).
-fn rotate_if_due(cfg: &ServerConfig, keys: &KeyRing, now: i64) -> Result<(), ServeError> {
-    let purpose = wid_sts::keys::STS_PURPOSE;
-    let age = keys.signer_created(purpose).map_or(0, |created| now - created);
-    let max_age = i64::try_from(cfg.signing_key_max_age.as_secs()).unwrap_or(i64::MAX);
-    if cfg.rotate_signing_key || age > max_age {
-        let keep_until = now + i64::try_from(cfg.token_lifetime.as_secs()).unwrap_or(86400).max(3600) + 300;
-        let kid = keys.rotate(purpose, now, Some(keep_until)).map_err(|e| ServeError::Crypto(e.to_string()))?;
-        tracing::info!(
-            kid,
-            age_days = age / 86400,
-            "rotated the access-token signing key; the previous key stays published until its tokens expire"
-        );
-    }
-    Ok(())
 }
 
 /// Writes the profile unless it belongs to another server (a different tenant or client).

@@ -234,7 +234,7 @@ pub trait Store: Send + Sync + 'static {
     /// Sets a metadata value.
     fn meta_put(&self, key: &str, value: &[u8]) -> Result<()>;
 
-    /// All signing keys (active, retired and not yet expired).
+    /// All signing keys (active, retired and not yet expired), oldest first (by `created`, then `kid`).
     fn signing_keys(&self) -> Result<Vec<SigningKeyRecord>>;
     /// Inserts or replaces a signing key by `kid`.
     fn put_signing_key(&self, key: &SigningKeyRecord) -> Result<()>;

@@ -72,18 +72,60 @@ impl KeyRing {
     /// Loads every stored key; creates the access-token key on first start.
     pub fn load(store: Arc<dyn Store>, master: Arc<MasterKey>, now: i64) -> Result<Self, KeyError> {
         let ring = Self { master, store, sets: RwLock::new(HashMap::new()) };
-        for rec in ring.store.signing_keys()? {
-            if rec.expires.is_some_and(|e| e <= now) {
-                ring.store.delete_signing_key(&rec.kid)?;
-                continue;
-            }
-            let key = ring.unseal(&rec)?;
-            ring.add(&rec.purpose, key, rec.retired.is_none().then_some(rec.created), rec.expires);
-        }
+        ring.reload_all(now)?;
         if ring.signer(STS_PURPOSE).is_none() {
             ring.create(STS_PURPOSE, now)?;
         }
         Ok(ring)
+    }
+
+    /// Rebuilds every purpose's keys from the store (a replica fell behind the change log).
+    pub fn reload_all(&self, now: i64) -> Result<(), KeyError> {
+        let records = self.store.signing_keys()?;
+        let mut purposes: Vec<&str> = records.iter().map(|r| r.purpose.as_str()).collect();
+        purposes.sort_unstable();
+        purposes.dedup();
+        let mut sets = HashMap::new();
+        for purpose in purposes {
+            sets.insert(purpose.to_string(), self.build(records.iter().filter(|r| r.purpose == purpose), now)?);
+        }
+        *self.sets.write().unwrap_or_else(|p| p.into_inner()) = sets;
+        Ok(())
+    }
+
+    /// Rebuilds one purpose's keys from the store (another replica created, rotated or removed them).
+    pub fn reload(&self, purpose: &str, now: i64) -> Result<(), KeyError> {
+        let records = self.store.signing_keys()?;
+        let set = self.build(records.iter().filter(|r| r.purpose == purpose), now)?;
+        let mut sets = self.sets.write().unwrap_or_else(|p| p.into_inner());
+        if set.published.is_empty() {
+            sets.remove(purpose);
+        } else {
+            sets.insert(purpose.to_string(), set);
+        }
+        Ok(())
+    }
+
+    /// A purpose's key set from its records (oldest first): every unexpired key is published and the
+    /// newest one not retired signs, so replicas that load the same rows agree on the signer.
+    /// Expired keys are deleted.
+    fn build<'a>(&self, records: impl Iterator<Item = &'a SigningKeyRecord>, now: i64) -> Result<Set, KeyError> {
+        let mut set = Set::default();
+        for rec in records {
+            if rec.expires.is_some_and(|e| e <= now) {
+                self.store.delete_signing_key(&rec.kid)?;
+                continue;
+            }
+            let key = self.unseal(rec)?;
+            let jwk = key.public_jwk();
+            let Ok(verifier) = VerifyingKey::from_jwk(&jwk) else { continue };
+            set.published.push(Published { jwk, verifier: Arc::new(verifier), expires: rec.expires });
+            if rec.retired.is_none() {
+                set.signer = Some(Arc::new(key));
+                set.signer_created = rec.created;
+            }
+        }
+        Ok(set)
     }
 
     fn unseal(&self, rec: &SigningKeyRecord) -> Result<SigningKey, KeyError> {

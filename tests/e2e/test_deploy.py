@@ -7,6 +7,11 @@
   its Service, PDB and RBAC) and as the brief asks for wid serve (probes, PVC, security context);
 - `wid serve` runs with the StatefulSet's own arguments and environment and answers kubelet-style
   probes, with a certificate valid for its in-cluster names;
+- with server.database (several replicas on PostgreSQL) the chart renders a Deployment instead: its
+  shape (initContainer `wid migrate`, `wid serve --no-migrate`, the URL from a Secret, the shared
+  master key, PDB, anti-affinity), the values it refuses, and, when WID_TEST_DATABASE_URL names a
+  PostgreSQL server (scripts/postgres.sh), `wid migrate` and two `wid serve` replicas run with the
+  Deployment's own arguments, environment and volumes, and share the admin and their writes;
 - the Go tools (certgen, helm-render) pass their unit tests.
 
 Helm itself is not installable here; deploy/tools/helm-render renders the chart with the subset of
@@ -21,17 +26,28 @@ from __future__ import annotations
 
 import base64
 import filecmp
+import glob
+import http.client
+import json
 import os
+import re
+import shutil
 import socket
 import ssl
 import subprocess
+import textwrap
+import time
+import urllib.parse
+import uuid
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import yaml
 
 from conftest import (
-    CHART, KUBE_SH, MANIFESTS, REPO, Kube, find, free_port, load_docs, read_env_file, start_wid, stop_process,
+    CHART, KUBE_SH, MANIFESTS, REPO, Kube, certgen, find, free_port, load_docs, read_env_file, start_wid,
+    stop_process, wid_bin,
 )
 
 PDB_V1 = "apiVersion: policy/v1\nkind: PodDisruptionBudget"
@@ -54,6 +70,17 @@ def render(*sets: str, values: Path | None = None, namespace: str = CHART_NS) ->
     proc = subprocess.run([*args, str(CHART)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+def render_error(*sets: str) -> str:
+    """Renders values the chart must refuse; returns the error (and checks nothing was written)."""
+    args = [tool("helm-render"), "-name", "wid", "-namespace", CHART_NS]
+    for s in sets:
+        args += ["-set", s]
+    proc = subprocess.run([*args, str(CHART)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0, f"the chart rendered:\n{proc.stdout}"
+    assert proc.stdout == ""
+    return proc.stderr
 
 
 def for_kubernetes_120(text: str) -> str:
@@ -120,6 +147,13 @@ def test_cert_manager_manifest_server_dry_run(kube: Kube, namespaces: None, cert
     dry_run(kube, (MANIFESTS / "cert-manager" / "webhook-certificate.yaml").read_text())
 
 
+# The least that turns on several replicas on PostgreSQL (deploy/README.md).
+POSTGRES = [
+    "server.database.existingSecret=wid-database",
+    "server.masterKey.existingSecret=wid-master-key",
+    "server.tlsSecretName=wid-tls",
+]
+
 CHART_VARIANTS = {
     "defaults": [],
     "cert-manager": ["webhook.certManager.enabled=true", "webhook.mutatingWebhookAnnotations.team=platform"],
@@ -145,6 +179,20 @@ CHART_VARIANTS = {
     ],
     "server-only": ["webhook.enabled=false"],
     "webhook-only": ["server.enabled=false"],
+    "postgres": [*POSTGRES],
+    "postgres-options": [
+        *POSTGRES,
+        "server.replicas=3",
+        "server.database.urlKey=uri",
+        "server.database.caConfigMap=wid-database-ca",
+        "server.database.caKey=root.crt",
+        "server.database.poolSize=4",
+        "server.masterKey.key=key",
+        "server.host=wid.example.internal",
+        "server.issuerCAConfigMap=kube-root-ca.crt",
+        "image.repository=registry.invalid/wid",
+    ],
+    "postgres-no-migrate": [*POSTGRES, "server.database.migrate=false", "webhook.enabled=false"],
 }
 
 
@@ -156,8 +204,9 @@ def test_chart_server_dry_run(kube: Kube, namespaces: None, cert_manager_crds: N
         "server": {"extraArgs": ["--token-lifetime=1h", "--vault-throttle=4000"]},
         "imagePullSecrets": [{"name": "regcred"}],
     }))
-    text = render("webhook.podDisruptionBudget.apiVersion=policy/v1beta1", *CHART_VARIANTS[variant],
-                  values=values if variant == "options" else None)
+    text = render("webhook.podDisruptionBudget.apiVersion=policy/v1beta1",
+                  "server.podDisruptionBudget.apiVersion=policy/v1beta1", *CHART_VARIANTS[variant],
+                  values=values if variant.endswith("options") else None)
     dry_run(kube, text)
 
 
@@ -279,12 +328,197 @@ def test_chart_server_shape():
     assert svc["spec"]["ports"] == [{"name": "https", "port": 8443, "targetPort": "https", "protocol": "TCP"}]
 
 
-def probe(port: int, path: str, host_header: str) -> int:
+def test_chart_server_sqlite_replicas_and_master_key():
+    # server.replicas is empty by default: one replica with SQLite, and only 0 or 1 is accepted.
+    assert find(rendered(), "StatefulSet", "wid-server")["spec"]["replicas"] == 1
+    assert find(rendered("server.replicas=0"), "StatefulSet", "wid-server")["spec"]["replicas"] == 0
+    assert not [d for d in rendered() if d["kind"] == "PodDisruptionBudget" and d["metadata"]["name"] == "wid-server"]
+    # The master key may come from a Secret with SQLite too (default: DATA_DIR/master.key on the volume).
+    sts = find(rendered("server.masterKey.existingSecret=wid-master-key"), "StatefulSet", "wid-server")
+    pod = sts["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert "--master-key-file=/etc/wid/master-key/master.key" in c["args"]
+    assert "--no-migrate" not in c["args"] and "initContainers" not in pod
+    assert {"name": "master-key", "mountPath": "/etc/wid/master-key", "readOnly": True} in c["volumeMounts"]
+    assert {"name": "master-key", "secret": {"secretName": "wid-master-key", "defaultMode": 0o400,
+                                             "items": [{"key": "master.key", "path": "master.key"}]}} in pod["volumes"]
+
+
+def test_chart_replicas_on_postgres_shape():
+    docs = rendered(*POSTGRES)
+    assert not [d for d in docs if d["kind"] == "StatefulSet"]
+    dep = find(docs, "Deployment", "wid-server")
+    assert dep["metadata"]["namespace"] == CHART_NS
+    assert dep["spec"]["replicas"] == 2
+    assert dep["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    selector = dep["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= dep["spec"]["template"]["metadata"]["labels"].items()
+    pod = dep["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    (c,) = pod["containers"]
+
+    # The database URL holds a password: only ever from the Secret, in both containers.
+    url = {"name": "WID_DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "wid-database", "key": "url"}}}
+    for container in (init, c):
+        assert url in container["env"]
+        assert [e for e in container["env"] if e["name"] == "WID_DATABASE_URL"] == [url]
+    assert c["args"] == [
+        "serve",
+        "--data-dir=/var/lib/wid",
+        "--listen=0.0.0.0:8443",
+        f"--host=wid-server.{CHART_NS}.svc",
+        "--no-migrate",
+        "--database-pool-size=8",
+        "--master-key-file=/etc/wid/master-key/master.key",
+        "--tls-cert=/etc/wid/tls/tls.crt",
+        "--tls-key=/etc/wid/tls/tls.key",
+    ]
+    assert {e["name"]: e.get("value") for e in c["env"]} == {
+        "HOME": "/var/lib/wid", "WID_CONFIG": "/var/lib/wid/profile.json", "WID_LOG": "info",
+        "WID_LOG_FORMAT": "json", "WID_DATABASE_URL": None}
+    # Migrations run once per new pod, before wid serve, with the same image and database.
+    assert init["name"] == "migrate"
+    assert init["args"] == ["migrate"]
+    assert init["image"] == c["image"] and init["imagePullPolicy"] == c["imagePullPolicy"]
+    assert init["securityContext"] == c["securityContext"]
+    assert "volumeMounts" not in init
+
+    # Stateless: the data dir (local CA, CLI profile) is an emptyDir; the master key and the
+    # certificate are shared Secrets, mounted read-only.
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["data"] == {"name": "data", "emptyDir": {}}
+    assert volumes["master-key"]["secret"] == {"secretName": "wid-master-key", "defaultMode": 0o400,
+                                               "items": [{"key": "master.key", "path": "master.key"}]}
+    assert volumes["tls"]["secret"] == {"secretName": "wid-tls"}
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    assert mounts["data"] == {"name": "data", "mountPath": "/var/lib/wid"}
+    assert mounts["master-key"] == {"name": "master-key", "mountPath": "/etc/wid/master-key", "readOnly": True}
+    assert mounts["tls"] == {"name": "tls", "mountPath": "/etc/wid/tls", "readOnly": True}
+    assert set(volumes) == set(mounts) == {"data", "tmp", "master-key", "tls"}
+
+    # The rest of the pod is the StatefulSet's (same probes, resources, security, service account).
+    sts_pod = find(rendered("server.tlsSecretName=wid-tls"), "StatefulSet", "wid-server")["spec"]["template"]["spec"]
+    (sts_c,) = sts_pod["containers"]
+    for key in ("image", "ports", "livenessProbe", "readinessProbe", "resources", "securityContext"):
+        assert c[key] == sts_c[key], key
+    for key in ("serviceAccountName", "automountServiceAccountToken", "securityContext", "nodeSelector"):
+        assert pod[key] == sts_pod[key], key
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "https", "scheme": "HTTPS"}
+
+    # Replicas prefer different nodes.
+    assert pod["affinity"] == {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+        "weight": 100,
+        "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": selector}},
+    }]}}
+    pdb = find(docs, "PodDisruptionBudget", "wid-server")
+    assert pdb["apiVersion"] == "policy/v1"
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+    svc = find(docs, "Service", "wid-server")
+    assert svc["spec"]["selector"] == selector
+    # The webhook is unchanged by the server's mode.
+    assert find(docs, "Deployment", "azure-wi-webhook-controller-manager") == find(
+        rendered("server.tlsSecretName=wid-tls"), "Deployment", "azure-wi-webhook-controller-manager")
+
+
+def test_chart_replicas_on_postgres_options():
+    docs = rendered(*CHART_VARIANTS["postgres-options"], "server.affinity.nodeAffinity.x=y",
+                    "server.podDisruptionBudget.maxUnavailable=2")
+    dep = find(docs, "Deployment", "wid-server")
+    assert dep["spec"]["replicas"] == 3
+    pod = dep["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    (c,) = pod["containers"]
+    ca = "--database-ca-file=/etc/wid/database-ca/ca.crt"
+    assert init["args"] == ["migrate", ca]
+    assert c["args"][4:] == ["--no-migrate", "--database-pool-size=4", ca,
+                             "--master-key-file=/etc/wid/master-key/master.key",
+                             "--issuer-ca-file=/etc/wid/issuer-ca/ca.crt",
+                             "--tls-cert=/etc/wid/tls/tls.crt", "--tls-key=/etc/wid/tls/tls.key"]
+    url = {"name": "WID_DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "wid-database", "key": "uri"}}}
+    assert url in init["env"] and url in c["env"]
+    ca_mount = {"name": "database-ca", "mountPath": "/etc/wid/database-ca", "readOnly": True}
+    assert init["volumeMounts"] == [ca_mount]
+    assert ca_mount in c["volumeMounts"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["database-ca"]["configMap"] == {"name": "wid-database-ca",
+                                                   "items": [{"key": "root.crt", "path": "ca.crt"}]}
+    assert volumes["master-key"]["secret"]["items"] == [{"key": "key", "path": "master.key"}]
+    # An affinity of one's own replaces the default anti-affinity.
+    assert pod["affinity"] == {"nodeAffinity": {"x": "y"}}
+    assert find(docs, "PodDisruptionBudget", "wid-server")["spec"]["maxUnavailable"] == 2
+
+    # Migrations run by hand: no initContainer, and the pods still never migrate by themselves.
+    dep = find(rendered(*POSTGRES, "server.database.migrate=false"), "Deployment", "wid-server")
+    pod = dep["spec"]["template"]["spec"]
+    assert "initContainers" not in pod
+    assert "--no-migrate" in pod["containers"][0]["args"]
+    # 0 replicas is a stopped server, not the default.
+    assert find(rendered(*POSTGRES, "server.replicas=0"), "Deployment", "wid-server")["spec"]["replicas"] == 0
+    # Only the server's objects change with the mode.
+    assert not [d for d in rendered(*POSTGRES, "server.enabled=false") if d["metadata"]["name"] == "wid-server"]
+
+
+@pytest.mark.parametrize("sets,message", [
+    ([POSTGRES[0], POSTGRES[2]], "server.database.existingSecret needs server.masterKey.existingSecret"),
+    ([POSTGRES[0], POSTGRES[1]], "server.database.existingSecret needs server.tlsSecretName"),
+    ([POSTGRES[0]], "server.database.existingSecret needs server.masterKey.existingSecret"),
+    (["server.replicas=2"], "server.replicas=2 needs server.database.existingSecret"),
+    (["server.replicas=3", "server.tlsSecretName=wid-tls", "server.masterKey.existingSecret=k"],
+     "server.replicas=3 needs server.database.existingSecret"),
+], ids=["no-master-key", "no-tls", "database-only", "sqlite-2-replicas", "sqlite-3-replicas"])
+def test_chart_refuses_what_cannot_work(sets: list[str], message: str):
+    error = render_error(*sets)
+    assert message in error, error
+    assert "deploy/README.md" in error, error
+
+
+def readme_move_job() -> dict:
+    """The Job of deploy/README.md that moves a SQLite data dir to PostgreSQL."""
+    text = (REPO / "deploy" / "README.md").read_text()
+    for block in re.findall(r"^( *)```yaml\n(.*?)^\1```", text, flags=re.S | re.M):
+        indent, body = block
+        doc = yaml.safe_load(textwrap.dedent(body))
+        if isinstance(doc, dict) and doc.get("kind") == "Job":
+            return doc
+    raise AssertionError("deploy/README.md has no Job")
+
+
+def test_readme_move_job_matches_the_chart():
+    job = readme_move_job()
+    pod = job["spec"]["template"]["spec"]
+    (export,) = pod["initContainers"]
+    (imp,) = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    # The export reads the StatefulSet's volume where the StatefulSet mounts it.
+    sts = find(rendered(), "StatefulSet", "wid-server")
+    (claim,) = sts["spec"]["volumeClaimTemplates"]
+    assert volumes["data"]["persistentVolumeClaim"]["claimName"] == f"{claim['metadata']['name']}-wid-server-0"
+    sts_c = sts["spec"]["template"]["spec"]["containers"][0]
+    assert "--data-dir=/var/lib/wid" in sts_c["args"] and "--data-dir=/var/lib/wid" in export["args"]
+    assert {"name": "data", "mountPath": "/var/lib/wid"} in export["volumeMounts"]
+    assert job["spec"]["template"]["spec"]["securityContext"] == sts["spec"]["template"]["spec"]["securityContext"]
+    # The import writes where the Deployment reads: the same Secrets, keys and mount paths.
+    dep = find(rendered(*POSTGRES), "Deployment", "wid-server")
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    (url,) = [e for e in c["env"] if e["name"] == "WID_DATABASE_URL"]
+    assert url in imp["env"]
+    assert "--master-key-file=/etc/wid/master-key/master.key" in c["args"] and \
+        "--master-key-file=/etc/wid/master-key/master.key" in imp["args"]
+    assert volumes["master-key"]["secret"]["secretName"] == "wid-master-key"
+    assert imp["args"][0] == "import" and export["args"][0] == "export"
+    assert export["args"][-1] == imp["args"][-1]
+
+
+def test_readme_move_job_server_dry_run(kube: Kube, namespaces: None):
+    dry_run(kube, yaml.safe_dump(readme_move_job()))
+
+
+def probe(port: int, path: str, host_header: str, ip: str = "127.0.0.1") -> int:
     """GET as kubelet probes: to the pod IP (no SNI), certificate not verified, Host = IP:port."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+    with socket.create_connection((ip, port), timeout=5) as raw:
         with ctx.wrap_socket(raw) as s:
             s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: kube-probe/1.20\r\n"
                       "Connection: close\r\n\r\n".encode())
@@ -319,6 +553,213 @@ def test_server_runs_with_the_statefulset_arguments(tmp_path: Path):
                     assert s.version() in ("TLSv1.2", "TLSv1.3")
     finally:
         stop_process(w.proc)
+
+
+# --- The Deployment's arguments against a real PostgreSQL -------------------------------------------
+
+
+def database_url() -> str:
+    """WID_TEST_DATABASE_URL (a superuser URL, from scripts/postgres.sh); skip without it, fail in CI."""
+    url = os.environ.get("WID_TEST_DATABASE_URL")
+    if not url:
+        why = "WID_TEST_DATABASE_URL is not set (eval \"$(bash scripts/postgres.sh start DIR)\" sets it)"
+        if os.environ.get("CI"):
+            pytest.fail(f"required in CI: {why}")
+        pytest.skip(why)
+    return url
+
+
+def psql(url: str, sql: str) -> None:
+    found = shutil.which("psql") or next(iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/psql"))), None)
+    assert found, "psql not found (Debian's postgresql-client, installed with scripts/postgres.sh's postgresql)"
+    proc = subprocess.run([found, url, "-v", "ON_ERROR_STOP=1", "-qc", sql], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, f"psql {sql}: {proc.stderr}"
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server and options, another database."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def materialize(pod: dict, container: dict, root: Path, secrets: dict, config_maps: dict) -> dict[str, str]:
+    """Local directories standing in for a container's volume mounts (shared by the pod's
+    containers, as volumes are), filled from `secrets`/`config_maps` ({name: {key: bytes}}) with the
+    volume's items; returns {mountPath: directory}."""
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {}
+    for m in container.get("volumeMounts", []):
+        volume, d = volumes[m["name"]], root / m["name"]
+        if not d.exists():
+            d.mkdir(parents=True)
+            if "secret" in volume or "configMap" in volume:
+                source = volume.get("secret") or volume["configMap"]
+                data = (secrets if "secret" in volume else config_maps)[source.get("secretName") or source["name"]]
+                for item in source.get("items") or [{"key": k, "path": k} for k in data]:
+                    (d / item["path"]).write_bytes(data[item["key"]])
+                    (d / item["path"]).chmod(0o600)
+            else:
+                assert volume.get("emptyDir") == {}, volume
+        mounts[m["mountPath"]] = str(d)
+    return mounts
+
+
+def localize(text: str, mounts: dict[str, str], listen: Optional[str] = None) -> str:
+    """In-pod paths (under a mount path, at the start of the value or after `=`) and the listening
+    address replaced for a local process, in one pass (local paths may lie under /tmp, a mount path)."""
+    if mounts:
+        paths = "|".join(re.escape(p) for p in sorted(mounts, key=len, reverse=True))
+        text = re.sub(f"(^|=)({paths})(?=/|$)", lambda m: m.group(1) + mounts[m.group(2)], text)
+    return text.replace("0.0.0.0:8443", listen) if listen else text
+
+
+def container_env(container: dict, mounts: dict[str, str], secrets: dict) -> dict[str, str]:
+    env = {}
+    for e in container["env"]:
+        if "value" in e:
+            env[e["name"]] = localize(e["value"], mounts)
+        else:
+            ref = e["valueFrom"]["secretKeyRef"]
+            env[e["name"]] = secrets[ref["name"]][ref["key"]].decode()
+    return env
+
+
+def https(ip: str, port: int, name: str, ca: Path, method: str, path: str, body: Optional[bytes] = None,
+          headers: Optional[dict] = None) -> tuple[int, dict]:
+    """A request to one replica (IP), as a client of the Service name sends it (SNI, Host)."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    conn = http.client.HTTPSConnection(name, port, context=ctx, timeout=30)
+    conn.sock = ctx.wrap_socket(socket.create_connection((ip, port), timeout=30), server_hostname=name)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        raw = resp.read()
+        return resp.status, json.loads(raw) if raw.strip() else {}
+    finally:
+        conn.close()
+
+
+def test_server_runs_with_the_deployment_arguments(tmp_path: Path):
+    """`wid migrate` and two `wid serve` replicas with the Deployment's own arguments, environment
+    and volumes on one database, as pods behind the Service: the same port on two loopback addresses,
+    the same public name, the same master key and certificate."""
+    admin_url = database_url()
+    name = f"wid_e2e_{uuid.uuid4().hex[:12]}"
+    psql(admin_url, f"CREATE DATABASE {name}")
+    try:
+        run_replicas(tmp_path, admin_url, name)
+    finally:
+        psql(admin_url, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def run_replicas(tmp_path: Path, admin_url: str, name: str) -> None:
+    # The database as the chart documents it: TLS and its CA from a ConfigMap, when the test server
+    # offers both.
+    tls_url, db_ca = os.environ.get("WID_TEST_DATABASE_TLS_URL"), os.environ.get("WID_TEST_DATABASE_CA")
+    sets = [*POSTGRES]
+    config_maps: dict = {}
+    if tls_url and db_ca:
+        url = with_database(tls_url, name)
+        sets.append("server.database.caConfigMap=wid-database-ca")
+        config_maps["wid-database-ca"] = {"ca.crt": Path(db_ca).read_bytes()}
+    else:
+        url = with_database(admin_url, name)
+    host = f"wid-server.{CHART_NS}.svc"
+    certs = tmp_path / "certs"
+    gen = certgen()
+    subprocess.run([gen, "ca", "-out", str(certs), "-cn", "e2e-ca"], check=True, capture_output=True, timeout=60)
+    subprocess.run([gen, "server", "-ca-cert", str(certs / "ca.crt"), "-ca-key", str(certs / "ca.key"),
+                    "-out", str(certs), "-dns", f"{host},*.vault.{host}"], check=True, capture_output=True, timeout=60)
+    secrets = {
+        "wid-database": {"url": url.encode()},
+        "wid-master-key": {"master.key": os.urandom(32)},
+        "wid-tls": {"tls.crt": (certs / "tls.crt").read_bytes(), "tls.key": (certs / "tls.key").read_bytes()},
+    }
+
+    dep = find(rendered(*sets), "Deployment", "wid-server")
+    pod = dep["spec"]["template"]["spec"]
+    (init,) = pod["initContainers"]
+    (c,) = pod["containers"]
+    port = free_port()
+    binary = str(wid_bin())
+    base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+
+    def pod_dir(i: int) -> Path:
+        return tmp_path / f"pod-{i}"
+
+    def command(container: dict, i: int, ip: Optional[str] = None) -> tuple[list[str], dict, dict]:
+        """Pod i's container as a local process: argv, environment, {mountPath: directory}."""
+        mounts = materialize(pod, container, pod_dir(i), secrets, config_maps)
+        args = [localize(a, mounts, f"{ip}:{port}" if ip else None) for a in container["args"]]
+        env = {**base_env, "HOME": str(pod_dir(i)), **container_env(container, mounts, secrets)}
+        return [binary, *args], env, mounts
+
+    # Without the initContainer, wid serve --no-migrate refuses the empty database.
+    serve, env, _ = command(c, 0, "127.0.0.2")
+    proc = subprocess.run(serve, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0 and "wid migrate" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+    # The initContainers of two pods starting together: both succeed (one migrates, under the lock).
+    runs = []
+    for i in (0, 1):
+        args, env, _ = command(init, i)
+        runs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    for run in runs:
+        out, _ = run.communicate(timeout=120)
+        assert run.returncode == 0, out
+
+    replicas = []
+    try:
+        for i, ip in enumerate(("127.0.0.2", "127.0.0.3")):
+            args, env, mounts = command(c, i, ip)
+            assert args[1] == "serve"
+            data = Path(mounts["/var/lib/wid"])
+            # The profile is on the data volume (WID_CONFIG), where start_wid looks for it.
+            assert env["WID_CONFIG"] == str(data / "profile.json")
+            # The public name does not resolve here: readiness as kubelet checks it, on the pod's address.
+            ready = lambda profile, ca, ip=ip: probe(port, "/readyz", f"10.244.0.7:{port}", ip) == 200  # noqa: E731
+            replicas.append(start_wid(data, args[2:], env=env, data=data, ready=ready))
+        a, b = replicas
+        for ip in ("127.0.0.2", "127.0.0.3"):
+            for path in (c["livenessProbe"]["httpGet"]["path"], c["readinessProbe"]["httpGet"]["path"]):
+                assert probe(port, path, f"10.244.0.7:{port}", ip) == 200
+            # Both serve the Secret's certificate, valid for the Service name and the vaults'.
+            ctx = ssl.create_default_context(cafile=str(certs / "ca.crt"))
+            for server_name in (host, f"kv-e2e.vault.{host}"):
+                with socket.create_connection((ip, port), timeout=5) as raw:
+                    with ctx.wrap_socket(raw, server_hostname=server_name) as s:
+                        assert s.version() in ("TLSv1.2", "TLSv1.3")
+
+        # One admin, one tenant and subscription: every replica wrote the same profile.
+        assert a.server == b.server == f"https://{host}:{port}"
+        for key in ("tenantId", "subscriptionId", "clientId", "clientSecret"):
+            assert a.profile[key] == b.profile[key], key
+
+        # A token from one replica works on the other, and a write through one is read on the other.
+        status, token = https("127.0.0.2", port, host, certs / "ca.crt", "POST", f"/{a.tenant}/oauth2/v2.0/token",
+                              body=urllib.parse.urlencode({
+                                  "grant_type": "client_credentials", "client_id": a.profile["clientId"],
+                                  "client_secret": a.profile["clientSecret"],
+                                  "scope": f"{a.profile.get('managementResource') or a.server}/.default",
+                              }).encode(),
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+        assert status == 200, token
+        auth = {"Authorization": f"Bearer {token['access_token']}", "Content-Type": "application/json"}
+        rg = f"/subscriptions/{a.profile['subscriptionId']}/resourcegroups/rg-replicas?api-version=2024-11-01"
+        status, body = https("127.0.0.3", port, host, certs / "ca.crt", "PUT", rg,
+                             body=json.dumps({"location": "westeurope"}).encode(), headers=auth)
+        assert status in (200, 201), body
+        deadline = time.monotonic() + 10  # documented: in effect everywhere within 1 s
+        while True:
+            status, body = https("127.0.0.2", port, host, certs / "ca.crt", "GET", rg, headers=auth)
+            if status == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert status == 200 and body["name"] == "rg-replicas", body
+    finally:
+        for w in replicas:
+            stop_process(w.proc)
 
 
 def test_deploy_tools_unit_tests(tmp_path: Path):

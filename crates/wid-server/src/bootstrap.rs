@@ -19,11 +19,12 @@ use wid_core::model::{AppPrincipal, PrincipalType, RoleAssignment};
 use wid_core::rbac::roles;
 use wid_crypto::envelope::MasterKey;
 use wid_crypto::pki::LocalCa;
-use wid_store::{SqliteStore, Store, StoreError};
+use wid_store::{PostgresStore, SqliteStore, Store, StoreError};
 use zeroize::Zeroizing;
 
 use wid_sts::keys::KeyRing;
 
+use crate::config::Database;
 use crate::profile::write_private;
 use crate::{ServeError, ServerConfig};
 
@@ -69,8 +70,11 @@ const BOOTSTRAP_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 pub fn open(cfg: &ServerConfig, clock: &dyn Clock) -> Result<DataDir, ServeError> {
     let dir = cfg.data_dir.as_path();
     std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
-    let master = Arc::new(master_key(&dir.join("master.key"))?);
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.join("wid.db"))?);
+    let master = Arc::new(match &cfg.master_key_file {
+        Some(path) => read_master_key(path)?,
+        None => master_key(&dir.join("master.key"))?,
+    });
+    let (store, shared) = open_store(dir, &cfg.database, cfg.migrate)?;
     let ca = local_ca(dir)?;
     let guard = store.lock("bootstrap", BOOTSTRAP_WAIT)?;
     let tenant_id = meta_id(store.as_ref(), "tenant_id")?;
@@ -92,7 +96,7 @@ pub fn open(cfg: &ServerConfig, clock: &dyn Clock) -> Result<DataDir, ServeError
         ca,
         keys,
         snapshot,
-        shared: false,
+        shared,
     })
 }
 
@@ -114,11 +118,35 @@ fn rotate_if_due(cfg: &ServerConfig, keys: &KeyRing, now: i64) -> Result<(), Ser
     Ok(())
 }
 
+/// Opens the store `database` names (SQLite: `DATA_DIR/wid.db`); `true` if other processes may
+/// share it. `migrate` applies pending schema migrations (SQLite always does).
+pub fn open_store(dir: &Path, database: &Database, migrate: bool) -> Result<(Arc<dyn Store>, bool), ServeError> {
+    Ok(match database {
+        Database::Sqlite => (Arc::new(SqliteStore::open(&dir.join("wid.db"))?), false),
+        Database::Postgres(pg) => (Arc::new(PostgresStore::connect(pg, migrate)?), true),
+    })
+}
+
+/// Reads a master key that must exist (a replica's shared key, or the key an import checks against).
+pub fn read_master_key(path: &Path) -> Result<MasterKey, ServeError> {
+    if !path.exists() {
+        return Err(ServeError::Config(format!(
+            "the master key file {} does not exist; replicas sharing a database need the same 32-byte key \
+             (copy the first replica's DATA_DIR/master.key, or create one with `head -c 32 /dev/urandom`)",
+            path.display()
+        )));
+    }
+    master_key(path)
+}
+
 fn master_key(path: &Path) -> Result<MasterKey, ServeError> {
     if path.exists() {
         let mode = std::fs::metadata(path).map_err(io(path))?.permissions().mode();
-        if mode & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "the master key is readable by others; chmod 600 it");
+        // Group read is how Kubernetes mounts a Secret for a non-root pod (fsGroup); others never.
+        if mode & 0o007 != 0 {
+            tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "the master key is readable by every user; chmod 600 it");
+        } else if mode & 0o070 != 0 {
+            tracing::info!(path = %path.display(), mode = format!("{mode:o}"), "the master key is readable by its group");
         }
         let bytes = Zeroizing::new(std::fs::read(path).map_err(io(path))?);
         return MasterKey::from_bytes(&bytes).map_err(|e| ServeError::Crypto(format!("{}: {e}", path.display())));
@@ -159,6 +187,20 @@ struct AdminMeta {
     client_id: Uuid,
     principal_id: Uuid,
     sealed_secret: String,
+}
+
+/// Checks that `master` opens the admin secret sealed in an `admin` metadata value (an import's
+/// guard against loading data sealed under another key).
+pub fn check_master_key(master: &MasterKey, admin_meta: &[u8]) -> Result<(), ServeError> {
+    use base64::Engine;
+    let meta: AdminMeta =
+        serde_json::from_slice(admin_meta).map_err(|e| ServeError::Store(StoreError::Corrupt(e.to_string())))?;
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(&meta.sealed_secret)
+        .map_err(|e| ServeError::Store(StoreError::Corrupt(e.to_string())))?;
+    master.open(&sealed, ADMIN_AAD).map(drop).map_err(|_| {
+        ServeError::Crypto("the master key does not open the data (it was sealed with another key)".into())
+    })
 }
 
 fn admin(store: &dyn Store, master: &MasterKey, clock: &dyn Clock) -> Result<Admin, ServeError> {

@@ -32,6 +32,23 @@ pub struct ServerConfig {
     pub rotate_signing_key: bool,
     /// Key Vault requests per 10 s per vault before 429 `Throttled`; `None` (the default): no limit.
     pub vault_throttle_per_10s: Option<u32>,
+    /// Where the state lives.
+    pub database: Database,
+    /// The master key (32 bytes) sealing keys and secrets; `None`: `DATA_DIR/master.key`, created on
+    /// first start. Replicas sharing a database must share it.
+    pub master_key_file: Option<PathBuf>,
+    /// Apply pending schema migrations at start; `false` refuses a database that needs them.
+    pub migrate: bool,
+}
+
+/// Where the state lives.
+#[derive(Debug, Clone, Default)]
+pub enum Database {
+    /// SQLite in `DATA_DIR/wid.db`, for one process.
+    #[default]
+    Sqlite,
+    /// PostgreSQL, shared by any number of replicas.
+    Postgres(wid_store::PostgresConfig),
 }
 
 impl ServerConfig {
@@ -51,6 +68,9 @@ impl ServerConfig {
             signing_key_max_age: Duration::from_secs(90 * 86400),
             rotate_signing_key: false,
             vault_throttle_per_10s: None,
+            database: Database::Sqlite,
+            master_key_file: None,
+            migrate: true,
         }
     }
 }

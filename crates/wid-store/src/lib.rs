@@ -10,8 +10,10 @@
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+mod postgres;
 mod sqlite;
 
+pub use postgres::{PostgresConfig, PostgresStore};
 pub use sqlite::SqliteStore;
 
 use uuid::Uuid;

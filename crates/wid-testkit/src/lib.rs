@@ -11,17 +11,43 @@ use serde_json::{Value, json};
 use wid_core::{Clock, SystemClock};
 use wid_server::{RunningServer, ServerConfig};
 
-/// A server for one test.
+/// A server for one test. Derefs to the [`Client`] that talks to it.
 pub struct TestServer {
     server: Option<RunningServer>,
     /// The data dir (removed on drop).
     pub dir: tempfile::TempDir,
-    /// A client trusting the server's CA.
+    client: Client,
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// Talks to one wid server as its bootstrap admin (from the profile the server wrote).
+pub struct Client {
+    /// Trusts the server's CA.
     pub http: reqwest::Client,
     pub url: String,
     pub tenant: String,
     pub subscription: String,
     pub profile: wid_server::profile::Profile,
+}
+
+impl Client {
+    /// A client for the server a CLI profile names, trusting the CA file it names.
+    pub fn from_profile(profile: wid_server::profile::Profile) -> Self {
+        let ca = profile.ca_cert_file.clone().expect("the profile names a CA file");
+        Self {
+            http: client_trusting(&ca),
+            url: profile.server.clone(),
+            tenant: profile.tenant_id.clone(),
+            subscription: profile.subscription_id.clone(),
+            profile,
+        }
+    }
 }
 
 impl TestServer {
@@ -38,16 +64,14 @@ impl TestServer {
         cfg.profile_path = Some(dir.path().join("profile.json"));
         tweak(&mut cfg);
         let server = wid_server::start_with_clock(cfg, clock).await.expect("server starts");
-        let http = client_trusting(&server.ca_pem);
-        Self {
+        let client = Client {
+            http: client_trusting(&server.ca_pem),
             url: server.public_url.clone(),
             tenant: server.tenant_id.to_string(),
             subscription: server.subscription_id.to_string(),
             profile: server.profile.clone(),
-            server: Some(server),
-            dir,
-            http,
-        }
+        };
+        Self { server: Some(server), dir, client }
     }
 
     /// Stops the server and starts it again on the same data dir and port.
@@ -59,8 +83,8 @@ impl TestServer {
         cfg.profile_path = Some(self.dir.path().join("profile.json"));
         tweak(&mut cfg);
         let server = wid_server::start_with_clock(cfg, clock).await.expect("server restarts");
-        self.url = server.public_url.clone();
-        self.profile = server.profile.clone();
+        self.client.url = server.public_url.clone();
+        self.client.profile = server.profile.clone();
         self.server = Some(server);
     }
 
@@ -75,7 +99,9 @@ impl TestServer {
             s.shutdown().await;
         }
     }
+}
 
+impl Client {
     /// `POST /{tenant}/oauth2/v2.0/token` with a form; returns status and JSON.
     pub async fn token(&self, tenant: &str, form: &[(&str, &str)]) -> (u16, Value) {
         let resp = self
@@ -136,7 +162,7 @@ pub struct WorkloadIdentity {
     pub token: String,
 }
 
-impl TestServer {
+impl Client {
     /// The jwt-bearer exchange: `assertion` for `client_id`, a token for `scope`.
     pub async fn exchange(&self, client_id: &str, assertion: &str, scope: &str) -> (u16, Value) {
         self.token(

@@ -6,5 +6,6 @@
 //! in-process.
 
 pub mod cli;
+pub mod data;
 pub mod serve;
 pub mod webhook;

@@ -14,9 +14,12 @@ use clap::Args;
 /// Flags of `wid serve`.
 #[derive(Debug, Args, Default)]
 pub struct ServeArgs {
-    /// Data directory (database, master key, CA). Env: WID_DATA_DIR. Default: ~/.wid/data
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub db: crate::data::DatabaseArgs,
+    /// Do not apply pending database schema migrations at start (run `wid migrate` first); refuse
+    /// to start if some are pending
+    #[arg(long)]
+    pub no_migrate: bool,
     /// Address to listen on. Env: WID_LISTEN. Default: 127.0.0.1:8443
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Option<String>,
@@ -70,18 +73,12 @@ pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_secs(secs))
 }
 
-fn home(env: &HashMap<String, String>) -> PathBuf {
-    env.get("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
-}
-
 /// Builds the server configuration from flags, environment and defaults.
 pub fn config(args: &ServeArgs, env: &HashMap<String, String>) -> anyhow::Result<wid_server::ServerConfig> {
-    let data_dir = args
-        .data_dir
-        .clone()
-        .or_else(|| env.get("WID_DATA_DIR").map(PathBuf::from))
-        .unwrap_or_else(|| home(env).join(".wid").join("data"));
-    let mut cfg = wid_server::ServerConfig::new(data_dir);
+    let mut cfg = wid_server::ServerConfig::new(args.db.data_dir(env));
+    cfg.database = args.db.database(env)?;
+    cfg.master_key_file = args.db.master_key_file(env);
+    cfg.migrate = !args.no_migrate;
     if let Some(listen) = args.listen.as_deref().or(env.get("WID_LISTEN").map(String::as_str)) {
         cfg.listen = listen
             .parse::<SocketAddr>()
@@ -177,11 +174,19 @@ pub async fn run(args: ServeArgs, env: &HashMap<String, String>) -> anyhow::Resu
     init_logging(env, audit_log.as_deref())?;
     let cfg = config(&args, env)?;
     let data_dir = cfg.data_dir.clone();
+    let tls_cert = cfg.tls_cert.clone();
     let server = wid_server::start(cfg)
         .await
         .with_context(|| format!("starting wid serve with data dir {}", data_dir.display()))?;
     eprintln!("wid serve: listening on {} (tenant {})", server.public_url, server.tenant_id);
-    eprintln!("wid serve: clients trust {}; the CLI is ready (try: wid account show)", server.ca_pem.display());
+    match &tls_cert {
+        Some(cert) => {
+            eprintln!("wid serve: serving the certificate {}; the CLI is ready (try: wid account show)", cert.display())
+        }
+        None => {
+            eprintln!("wid serve: clients trust {}; the CLI is ready (try: wid account show)", server.ca_pem.display())
+        }
+    }
     let trigger = server.shutdown_trigger();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -9,8 +9,10 @@
 // -f files and -set overrides (.Values), .Release (.Name, .Namespace, .Service, .IsInstall,
 // .IsUpgrade, .Revision), text/template with Helm's missing-key behaviour, every file under
 // templates/ parsed into one template set (named templates in _*.tpl), and the functions include,
-// toYaml, nindent, indent, quote, default, plus text/template's built-ins (if, range, with, eq, and,
-// or, not, printf, ...). Anything else is a template error, so the chart stays inside this subset.
+// toYaml, nindent, indent, quote, default, required, fail, plus text/template's built-ins (if, range,
+// with, eq, and, or, not, printf, ...). Anything else is a template error, so the chart stays inside
+// this subset. `required` and `fail` stop rendering as Helm does, with the chart's message:
+// "execution error at (CHART/templates/FILE:LINE:COL): MESSAGE" (exit 1, nothing on stdout).
 //
 // Output: each rendered template that is not blank, as "---\n# Source: CHART/templates/FILE\n..."
 // in file-name order, on stdout. -only keeps the templates whose file names start with one of the
@@ -25,6 +27,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strings"
 	"text/template"
@@ -193,7 +196,7 @@ func render(chartDir, release, namespace, service string, valueFiles, sets, only
 	for _, name := range toRender {
 		var buf bytes.Buffer
 		if err := t.ExecuteTemplate(&buf, name, top); err != nil {
-			return "", err
+			return "", chartError(err)
 		}
 		// As Helm: values that are missing print nothing.
 		text := strings.ReplaceAll(buf.String(), "<no value>", "")
@@ -203,6 +206,27 @@ func render(chartDir, release, namespace, service string, valueFiles, sets, only
 		fmt.Fprintf(&out, "---\n# Source: %s\n%s\n", name, strings.TrimRight(strings.TrimLeft(text, "\n"), "\n "))
 	}
 	return out.String(), nil
+}
+
+// failure is the error of `fail` and `required`: the chart refuses its values.
+type failure struct{ msg string }
+
+func (f failure) Error() string { return f.msg }
+
+var templateLocation = regexp.MustCompile(`template: ([^ ]+:[0-9]+:[0-9]+): executing `)
+
+// chartError turns a `fail`/`required` failure into Helm's wording, which names the place in the
+// chart and then the chart's own message (text/template would quote the whole call first). The
+// place is the innermost one, i.e. inside the named template when the failure is in an include.
+func chartError(err error) error {
+	var f failure
+	if !errors.As(err, &f) {
+		return err
+	}
+	if m := templateLocation.FindAllStringSubmatch(err.Error(), -1); m != nil {
+		return fmt.Errorf("execution error at (%s): %s", m[len(m)-1][1], f.msg)
+	}
+	return fmt.Errorf("execution error: %s", f.msg)
 }
 
 func selected(base string, prefixes []string) bool {
@@ -240,6 +264,15 @@ func funcs(set func() *template.Template) template.FuncMap {
 			}
 			return strings.Join(parts, " ")
 		},
+		// required MESSAGE VALUE: VALUE, or a failure with MESSAGE when VALUE is nil or "" (Helm's).
+		"required": func(msg string, v interface{}) (interface{}, error) {
+			if s, isString := v.(string); v == nil || (isString && s == "") {
+				return v, failure{msg}
+			}
+			return v, nil
+		},
+		// fail MESSAGE: stops rendering with MESSAGE (sprig's).
+		"fail": func(msg string) (string, error) { return "", failure{msg} },
 		// default DEFAULT VALUE: VALUE unless it is empty (nil, "", 0, false, empty map/list).
 		"default": func(d interface{}, given ...interface{}) interface{} {
 			if len(given) == 0 || empty(given[0]) {

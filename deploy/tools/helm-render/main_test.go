@@ -143,6 +143,49 @@ q: "a\"b"
 	}
 }
 
+func TestRenderRequiredAndFail(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("Chart.yaml", "name: demo\nversion: 1.0.0\n")
+	write("values.yaml", "name: \"\"\nzero: 0\nflag: false\nmode: single\n")
+	write("templates/_h.tpl", `{{- define "demo.check" -}}
+{{- if eq .Values.mode "broken" }}{{ fail "mode broken is not supported" }}{{ end -}}
+{{- end -}}`)
+	write("templates/a.yaml", `{{- include "demo.check" . -}}
+name: {{ required "name is required: set it with -set name=X" .Values.name }}
+zero: {{ required "zero is present" .Values.zero }}
+flag: {{ required "flag is present" .Values.flag }}
+`)
+	out, err := render(dir, "rel", "ns", "Helm", nil, []string{"name=n1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As Helm: only nil and "" are missing; 0 and false are values.
+	if want := "---\n# Source: demo/templates/a.yaml\nname: n1\nzero: 0\nflag: false\n"; out != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", out, want)
+	}
+	for _, c := range []struct {
+		sets []string
+		want string
+	}{
+		{nil, "execution error at (demo/templates/a.yaml:2:9): name is required: set it with -set name=X"},
+		{[]string{"name=null"}, "execution error at (demo/templates/a.yaml:2:9): name is required"},
+		{[]string{"name=n1", "mode=broken"}, "execution error at (demo/templates/_h.tpl:2:37): mode broken is not supported"},
+	} {
+		_, err := render(dir, "rel", "ns", "Helm", nil, c.sets, nil)
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("-set %v: got error %v, want %q", c.sets, err, c.want)
+		}
+	}
+}
+
 func TestRenderTheChart(t *testing.T) {
 	out, err := render("../../helm/wid", "wid", "wid-system", "Helm", nil, []string{"webhook.certManager.enabled=true"}, nil)
 	if err != nil {

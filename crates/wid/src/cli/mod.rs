@@ -77,6 +77,13 @@ pub enum Command {
     Serve(crate::serve::ServeArgs),
     /// Run the admission webhook (drop-in for azure-workload-identity's).
     Webhook(crate::webhook::WebhookArgs),
+    /// Apply pending database schema migrations (wid serve also does at start unless --no-migrate).
+    Migrate(crate::data::MigrateArgs),
+    /// Write every record of a wid database as JSON lines, secrets still sealed (stop wid serve first
+    /// when it uses SQLite).
+    Export(crate::data::ExportArgs),
+    /// Load an export into an empty database (e.g. move a SQLite data dir to PostgreSQL).
+    Import(crate::data::ImportArgs),
 }
 
 /// Arguments az accepts on every command.
@@ -203,6 +210,9 @@ pub async fn run_with(
     let process = match command {
         Command::Serve(args) => Err(crate::serve::run(args, &env).await),
         Command::Webhook(args) => Err(crate::webhook::run(args, &env).await),
+        Command::Migrate(args) => Err(crate::data::migrate(&args, &env, stdout)),
+        Command::Export(args) => Err(crate::data::export(&args, &env, stdout, stderr)),
+        Command::Import(args) => Err(crate::data::import(&args, &env, stderr)),
         client => Ok(client),
     };
     let command = match process {
@@ -335,7 +345,9 @@ impl Command {
             Command::Role(a) => Some(&a.global),
             Command::Jwks(a) => Some(&a.global),
             Command::Run(a) => Some(&a.global),
-            Command::Serve(_) | Command::Webhook(_) => None,
+            Command::Serve(_) | Command::Webhook(_) | Command::Migrate(_) | Command::Export(_) | Command::Import(_) => {
+                None
+            }
         }
     }
 }
@@ -351,7 +363,12 @@ async fn dispatch(command: Command, ctx: &mut Ctx<'_>) -> Result<Outcome, CliErr
         Command::Keyvault(a) => cmd::keyvault::run(a.cmd, ctx).await,
         Command::Role(a) => cmd::role::run(a.cmd, ctx).await,
         Command::Jwks(a) => cmd::jwks::run(a, ctx).await,
-        Command::Run(_) | Command::Serve(_) | Command::Webhook(_) => Err(CliError::failed("not a client command")),
+        Command::Run(_)
+        | Command::Serve(_)
+        | Command::Webhook(_)
+        | Command::Migrate(_)
+        | Command::Export(_)
+        | Command::Import(_) => Err(CliError::failed("not a client command")),
     }
 }
 

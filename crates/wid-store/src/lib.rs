@@ -380,5 +380,6 @@ pub trait Store: Send + Sync + 'static {
     fn export(&self, out: &mut dyn FnMut(Record) -> Result<()>) -> Result<()>;
     /// Loads an export into an empty store in one transaction (`Conflict` if the store holds any
     /// identity, group, vault, application or role assignment); returns how many records it wrote.
+    /// The change log is not exported; replicas of the new store start from a snapshot.
     fn import(&self, records: &mut dyn Iterator<Item = Result<Record>>) -> Result<u64>;
 }

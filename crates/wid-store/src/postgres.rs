@@ -5,9 +5,11 @@
 //! a task there and the calling thread waits for it, which works from any thread (`tokio-postgres`
 //! underneath; the sync `postgres` crate would start a runtime inside the caller's). Connections
 //! come from a bounded pool of the store's own, re-opened when broken; each session gets a statement
-//! timeout, a shorter lock timeout and the server's durable commit. TLS is rustls (aws-lc-rs) and
+//! timeout, a shorter lock timeout and `synchronous_commit = on`. TLS is rustls (aws-lc-rs) and
 //! always verifies: `sslmode` `verify-ca`/`verify-full` mean `require`; roots come from the CA file,
 //! else the system bundle. Messages name the database as `user@host:port/db`, never with the password.
+//! Sessions carry state (prepared statements, `LISTEN`, named locks), so connect to PostgreSQL
+//! directly or through a session-mode pooler, not a transaction-mode one.
 //!
 //! Each write is one READ COMMITTED transaction. What SQLite gets from its single writer, this gets
 //! from locks: a parent row is locked (`FOR KEY SHARE`) while a child is written and (`FOR UPDATE`)
@@ -68,8 +70,9 @@ const ROLE_ASSIGNMENT_LOCK: i32 = 3;
 #[derive(Clone)]
 pub struct PostgresConfig {
     /// `postgres://user:password@host:port/dbname?sslmode=…` (or libpq's `key=value` form).
-    /// `sslmode`: `disable`, `prefer` (the default: TLS if the server offers it), `require`,
-    /// `verify-ca`, `verify-full` (the last three alike: TLS, certificate and host name verified).
+    /// `sslmode`: `disable`; `prefer` (the default: TLS if the server offers it, verified like the
+    /// rest, so a server with a certificate the roots do not cover is refused, not used unverified);
+    /// `require`, `verify-ca`, `verify-full` (alike: TLS, certificate chain and host name verified).
     /// `sslrootcert=FILE` is taken as the CA file when `ca_file` is not set.
     pub url: String,
     /// PEM CA certificates the server's certificate must chain to; else the system bundle.
@@ -326,7 +329,7 @@ async fn migrate_schema(shared: Arc<Shared>) -> Result<(i64, i64)> {
             db.execute("INSERT INTO wid_schema (version, applied) VALUES ($1, $2)", &[&to, &crate::unix_now()]).await?;
         }
         tx.commit().await.map_err(|e| pg_error(what, &e, timeout))?;
-        Ok((from, known.max(from)))
+        Ok((from, known))
     }
     .await;
     if result.is_err() {
@@ -528,6 +531,11 @@ fn uuid_text(id: Uuid) -> String {
 /// The scope key under which role assignments belong to a resource group.
 fn resource_group_scope_key(subscription: Uuid, rg_key: &str) -> String {
     format!("/subscriptions/{subscription}/resourcegroups/{rg_key}")
+}
+
+/// A key as the log records it: lower-case, whatever casing the caller's key was built with.
+fn key_of(key: &ResourceKey) -> ResourceKey {
+    ResourceKey::new(key.subscription, &key.resource_group, &key.name)
 }
 
 fn ra_changed(ra: &RoleAssignment) -> Changed {
@@ -996,7 +1004,7 @@ impl Store for PostgresStore {
                 );
                 let found = db.query_opt(&sql, &[&sub, &rg, &name]).await?.as_ref().map(decode_identity).transpose()?;
                 if found.is_some() {
-                    replica::log_changes(db, &[Changed::Identity(key)]).await?;
+                    replica::log_changes(db, &[Changed::Identity(key_of(&key))]).await?;
                 }
                 Ok(found)
             })
@@ -1008,7 +1016,7 @@ impl Store for PostgresStore {
         self.write(format!("writing federated credential '{}'", cred.credential.name), move |db| {
             Box::pin(async move {
                 let written = put_credential(db, &cred).await?;
-                replica::log_changes(db, &[Changed::Identity(cred.identity.clone())]).await?;
+                replica::log_changes(db, &[Changed::Identity(key_of(&cred.identity))]).await?;
                 Ok(written)
             })
         })
@@ -1108,7 +1116,7 @@ impl Store for PostgresStore {
                 );
                 let found = db.query_opt(&sql, &[&sub, &rg, &name]).await?.as_ref().map(decode_cluster).transpose()?;
                 if found.is_some() {
-                    replica::log_changes(db, &[Changed::Cluster(key)]).await?;
+                    replica::log_changes(db, &[Changed::Cluster(key_of(&key))]).await?;
                 }
                 Ok(found)
             })

@@ -450,6 +450,12 @@ fn tls_verifies_the_server_against_the_ca() {
         .unwrap();
     let in_url = format!("{verify_full}&sslrootcert={}", ca.display());
     PostgresStore::connect(&PostgresConfig::new(in_url), false).unwrap();
+    // The default (prefer) takes the TLS the server offers, verified the same way: never unverified.
+    let prefer = url.replacen("?sslmode=require", "", 1);
+    assert!(!prefer.contains("sslmode"));
+    PostgresStore::connect(&PostgresConfig { ca_file: Some(ca.clone()), ..PostgresConfig::new(&prefer) }, false)
+        .unwrap();
+    assert!(backend_error(PostgresStore::connect(&PostgresConfig::new(&prefer), false)).contains("TLS"));
 
     // Another CA, or none (the system bundle does not hold the test CA): refused, saying why.
     let dir = tempfile::tempdir().unwrap();

@@ -106,6 +106,14 @@ impl Target {
         }
         secrets.retain(|s| !s.is_empty());
         pg.connect_timeout(config.connect_timeout);
+        // A peer that vanished (a failed-over server, a dropped route) ends the connection within
+        // about a minute instead of the kernel's quarter of an hour, unless the URL says otherwise.
+        if !url.contains("keepalives_idle") {
+            pg.keepalives_idle(Duration::from_secs(30));
+        }
+        if pg.get_tcp_user_timeout().is_none() {
+            pg.tcp_user_timeout(Duration::from_secs(30));
+        }
         if pg.get_application_name().is_none() {
             pg.application_name("wid");
         }

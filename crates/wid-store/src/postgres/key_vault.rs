@@ -541,6 +541,17 @@ pub(super) async fn purge_secret(db: &Db<'_>, vault: &str, name: &str) -> Result
 /// secrets purged on their own schedule; the secrets of a purged vault go with it uncounted. The
 /// caller holds the role-assignment lock exclusively (the grants of purged vaults go too).
 pub(super) async fn purge_expired(db: &Db<'_>, now: i64) -> Result<Purged> {
+    // Vault::scheduled_purge, in SQL.
+    let expired = "deleted IS NOT NULL AND deleted + soft_delete_retention_days * 86400 <= $1";
+    // Every vault it touches, locked first: writers of a vault's secrets lock the vault before them.
+    db.execute(
+        &format!(
+            "SELECT 1 FROM vaults WHERE name_key IN (SELECT vault FROM deleted_secrets WHERE scheduled_purge <= $1) \
+             OR ({expired}) ORDER BY name_key FOR UPDATE"
+        ),
+        &[&now],
+    )
+    .await?;
     db.execute(
         "DELETE FROM secrets WHERE (vault, name_key) IN \
          (SELECT vault, name_key FROM deleted_secrets WHERE scheduled_purge <= $1)",
@@ -549,9 +560,7 @@ pub(super) async fn purge_expired(db: &Db<'_>, now: i64) -> Result<Purged> {
     .await?;
     let secrets = db.execute("DELETE FROM deleted_secrets WHERE scheduled_purge <= $1", &[&now]).await?;
     let secrets = usize::try_from(secrets).unwrap_or(usize::MAX);
-    // Vault::scheduled_purge, in SQL. Locked, so a concurrent purge reports each vault once.
-    let expired = "deleted IS NOT NULL AND deleted + soft_delete_retention_days * 86400 <= $1";
-    let sql = format!("SELECT {VAULT_COLS}, name_key FROM vaults WHERE {expired} ORDER BY name_key FOR UPDATE");
+    let sql = format!("SELECT {VAULT_COLS}, name_key FROM vaults WHERE {expired} ORDER BY name_key");
     let rows = db.query(&sql, &[&now]).await?;
     let vaults = decode_all(&rows, decode_vault)?;
     let keys: Vec<String> =

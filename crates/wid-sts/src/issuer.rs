@@ -146,19 +146,8 @@ impl IssuerCache {
 
     async fn fetch(&self, issuer: &str) -> Result<Vec<IssuerKey>, String> {
         let discovery = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
-        let doc: serde_json::Value = serde_json::from_slice(&self.get(&discovery).await?)
-            .map_err(|e| format!("the discovery document at {discovery} is not JSON: {e}"))?;
-        if doc.get("issuer").and_then(|v| v.as_str()) != Some(issuer) {
-            return Err(format!("the discovery document at {discovery} names a different issuer"));
-        }
-        let jwks_uri = doc
-            .get("jwks_uri")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| format!("the discovery document at {discovery} has no jwks_uri"))?;
-        if !jwks_uri.starts_with("https://") {
-            return Err(format!("jwks_uri '{jwks_uri}' is not https"));
-        }
-        let set = JwkSet::parse(&self.get(jwks_uri).await?, self.cfg.max_bytes)
+        let jwks_uri = jwks_uri_of(&self.get(&discovery).await?, issuer, &discovery)?;
+        let set = JwkSet::parse(&self.get(&jwks_uri).await?, self.cfg.max_bytes)
             .map_err(|e| format!("the JWKS at {jwks_uri} is invalid: {e}"))?;
         Ok(keys_from_jwks(&set))
     }
@@ -180,6 +169,24 @@ impl IssuerCache {
         }
         Ok(body)
     }
+}
+
+/// The `jwks_uri` of an issuer's discovery document (fetched from `discovery_url`): the document must
+/// be JSON, name `issuer` exactly, and point at an `https://` JWKS.
+pub fn jwks_uri_of(doc: &[u8], issuer: &str, discovery_url: &str) -> Result<String, String> {
+    let doc: serde_json::Value = serde_json::from_slice(doc)
+        .map_err(|e| format!("the discovery document at {discovery_url} is not JSON: {e}"))?;
+    if doc.get("issuer").and_then(|v| v.as_str()) != Some(issuer) {
+        return Err(format!("the discovery document at {discovery_url} names a different issuer"));
+    }
+    let jwks_uri = doc
+        .get("jwks_uri")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| format!("the discovery document at {discovery_url} has no jwks_uri"))?;
+    if !jwks_uri.starts_with("https://") {
+        return Err(format!("jwks_uri '{jwks_uri}' is not https"));
+    }
+    Ok(jwks_uri.to_string())
 }
 
 fn describe(e: &reqwest::Error) -> String {

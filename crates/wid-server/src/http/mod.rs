@@ -30,6 +30,11 @@ use crate::metrics::Metrics;
 /// Largest request body accepted anywhere (ARM bodies, token forms, uploaded JWKS).
 pub const MAX_BODY: usize = 1024 * 1024;
 
+/// Longest a request may take from its headers to its response, body upload included: a client
+/// trickling a declared body cannot hold a connection (and its memory) open for longer. Three times
+/// the longest wait inside a request (a store lock, or an issuer's discovery + JWKS fetches).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Shared state of every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -72,7 +77,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(arm::handle)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state.clone());
-    Router::new().fallback_service(main).layer(axum::middleware::from_fn_with_state(state, vault::by_host))
+    Router::new()
+        .fallback_service(main)
+        .layer(axum::middleware::from_fn_with_state(state, vault::by_host))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, REQUEST_TIMEOUT))
 }
 
 async fn readyz(State(st): State<AppState>) -> Response {

@@ -360,7 +360,7 @@ async fn full_and_read_only_data_dir_fail_clearly_without_corruption() {
     s.stop().await;
     fs.remount("ro");
     let before = digest_dir(&dir.join("data"));
-    let out = Serve::command(&dir, port, &[]).output().unwrap();
+    let out = Serve::command(&dir, [127, 0, 0, 1], port, &[]).output().unwrap();
     let log = support::log_of(&dir);
     assert!(!out.status.success(), "wid serve started on a read-only data dir");
     let last = log.lines().rev().take(5).collect::<Vec<_>>().join("\n");

@@ -13,20 +13,18 @@
 //! and `scripts/test` exports it). Each test creates its own database with `psql`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::net::SocketAddr;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::{RG, SECRETS_USER, Serve, assign, put, wid};
 use wid_store::Store;
-use wid_testkit::Client;
 
-const RG: &str = "/subscriptions/{sub}/resourceGroups/rg";
 const VAULT: &str = "kvr";
-const SECRETS_OFFICER: &str = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7";
-const SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
 /// The staleness bound the follower documents is 1 s; tests allow for a loaded machine.
 const BOUND: Duration = Duration::from_secs(5);
 
@@ -67,148 +65,19 @@ fn psql(url: &str, sql: &str) {
     assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// A `wid serve` process.
-struct Replica {
-    child: Child,
-    dir: PathBuf,
-    ip: [u8; 4],
-    port: u16,
-    client: Client,
-    /// Reaches the vault host on this replica.
-    vault_http: reqwest::Client,
-}
-
-impl Replica {
-    /// Starts a replica in `dir` listening on `ip:port` (port 0: any), and waits until it is ready.
-    async fn start(db: &Db, master_key: &Path, dir: &Path, ip: [u8; 4], port: u16, extra: &[&str]) -> Replica {
-        let mut args = vec!["--database-url", db.url.as_str(), "--master-key-file", master_key.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        Replica::spawn(dir, ip, port, &args).await
-    }
-
-    /// Starts `wid serve` with `args` (SQLite in `dir` unless they name a database).
-    async fn spawn(dir: &Path, ip: [u8; 4], port: u16, args: &[&str]) -> Replica {
-        std::fs::create_dir_all(dir).unwrap();
-        let profile = dir.join("profile.json");
-        let _ = std::fs::remove_file(&profile);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("serve.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_wid"))
-            .arg("serve")
-            .arg("--listen")
-            .arg(SocketAddr::from((ip, port)).to_string())
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .args(args)
-            .env_clear()
-            .env("WID_CONFIG", &profile)
-            .env("WID_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        let profile: wid_server::profile::Profile = loop {
-            if let Ok(p) = wid_server::profile::Profile::load(&profile) {
-                break p;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "replica in {} did not start: {}",
-                dir.display(),
-                log_of(dir)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let port = profile.server.rsplit_once(':').unwrap().1.parse().unwrap();
-        let ca = std::fs::read(profile.ca_cert_file.clone().unwrap()).unwrap();
-        let client = |hosts: &[&str]| {
-            let mut b = reqwest::Client::builder().tls_certs_merge(reqwest::Certificate::from_pem_bundle(&ca).unwrap());
-            for h in hosts {
-                b = b.resolve(h, SocketAddr::from((ip, port)));
-            }
-            b.build().unwrap()
-        };
-        let http = client(&["localhost"]);
-        let vault_http = client(&[&format!("{VAULT}.vault.localhost")]);
-        let client = Client {
-            http,
-            url: profile.server.clone(),
-            tenant: profile.tenant_id.clone(),
-            subscription: profile.subscription_id.clone(),
-            profile,
-        };
-        let replica = Replica { child, dir: dir.to_path_buf(), ip, port, client, vault_http };
-        replica.wait_ready().await;
-        replica
-    }
-
-    async fn wait_ready(&self) {
-        let started = Instant::now();
-        loop {
-            if let Ok(r) = self.client.http.get(format!("{}/readyz", self.client.url)).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(started.elapsed() < Duration::from_secs(30), "not ready: {}", log_of(&self.dir));
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn vault_resource(&self) -> String {
-        format!("https://vault.localhost:{}", self.port)
-    }
-
-    /// A Key Vault data-plane call on this replica.
-    async fn kv(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("https://{VAULT}.vault.localhost:{}{path}?api-version=7.5", self.port);
-        let mut req = self.vault_http.request(method.parse().unwrap(), url).bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("vault request");
-        let status = resp.status().as_u16();
-        let bytes = resp.bytes().await.unwrap();
-        (status, if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap() })
-    }
-
-    /// An access token for the bootstrap admin (client secret) to `resource`.
-    async fn admin_token_for(&self, resource: &str) -> String {
-        let secret = self.client.profile.client_secret.clone().unwrap();
-        let scope = format!("{resource}/.default");
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.client.profile.client_id.as_str()),
-            ("client_secret", secret.as_str()),
-            ("scope", scope.as_str()),
-        ];
-        let (st, body) = self.client.token(&self.client.tenant, &form).await;
-        assert_eq!(st, 200, "{body}");
-        body["access_token"].as_str().unwrap().to_string()
-    }
-
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn log_of(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+/// Starts a replica in `dir` on `ip:port` (port 0: any) on the test's database, with the shared
+/// master key; waits until it is ready.
+async fn replica(db: &Db, master_key: &Path, dir: &Path, ip: [u8; 4], port: u16, extra: &[&str]) -> Serve {
+    let mut args = vec!["--database-url", db.url.as_str(), "--master-key-file", master_key.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Serve::spawn_at(dir, ip, port, &args, &[VAULT]).await
 }
 
 /// Two replicas on a fresh database: A bootstraps it, B starts with A's master key and CA. Fields
 /// drop in order: the replicas stop before their files and database go.
 struct Pair {
-    a: Replica,
-    b: Replica,
+    a: Serve,
+    b: Serve,
     key: PathBuf,
     _tmp: tempfile::TempDir,
     db: Db,
@@ -219,13 +88,13 @@ async fn pair() -> Option<Pair> {
     let tmp = tempfile::tempdir().unwrap();
     let key = tmp.path().join("master.key");
     std::fs::write(&key, rand_bytes()).unwrap();
-    let a = Replica::start(&db, &key, &tmp.path().join("a"), [127, 0, 0, 2], 0, &[]).await;
+    let a = replica(&db, &key, &tmp.path().join("a"), [127, 0, 0, 2], 0, &[]).await;
     let b_data = tmp.path().join("b").join("data");
     std::fs::create_dir_all(&b_data).unwrap();
     for f in ["ca.pem", "ca.key"] {
         std::fs::copy(tmp.path().join("a").join("data").join(f), b_data.join(f)).unwrap();
     }
-    let b = Replica::start(&db, &key, &tmp.path().join("b"), [127, 0, 0, 3], a.port, &[]).await;
+    let b = replica(&db, &key, &tmp.path().join("b"), [127, 0, 0, 3], a.port, &[]).await;
     Some(Pair { a, b, key, _tmp: tmp, db })
 }
 
@@ -250,25 +119,6 @@ async fn within_bound<T, F: std::future::Future<Output = Option<T>>>(
     }
 }
 
-async fn put(c: &Client, token: &str, path: &str, body: Value) -> Value {
-    let (st, body) = c.arm(token, "PUT", path, Some(body)).await;
-    assert!(st == 200 || st == 201, "PUT {path}: {st} {body}");
-    body
-}
-
-async fn assign(c: &Client, token: &str, scope: &str, role: &str, principal: &str) -> String {
-    let id = uuid::Uuid::new_v4();
-    let body = json!({"properties": {
-        "roleDefinitionId": format!("/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{role}", c.subscription),
-        "principalId": principal,
-        "principalType": "ServicePrincipal",
-    }});
-    put(c, token, &format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{id}"), body).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test]
 async fn writes_on_one_replica_are_in_effect_on_the_other() {
     let Some(p) = pair().await else { return };
@@ -280,13 +130,9 @@ async fn writes_on_one_replica_are_in_effect_on_the_other() {
     let (st, _) = b.client.arm(&admin, "GET", "/subscriptions/{sub}/resourcegroups", None).await;
     assert_eq!(st, 200);
 
-    put(&a.client, &admin, RG, json!({"location": "local"})).await;
-    let vault_path = format!("{RG}/providers/Microsoft.KeyVault/vaults/{VAULT}");
-    let vault = put(&a.client, &admin, &vault_path, json!({"location": "local", "properties": {"tenantId": a.client.tenant, "sku": {"family": "A", "name": "standard"}, "enableRbacAuthorization": true}})).await;
-    let vault_id = vault["id"].as_str().unwrap().to_string();
-    assign(&a.client, &admin, &vault_id, SECRETS_OFFICER, a.client.profile.principal_id.as_deref().unwrap()).await;
+    let vault_id = a.vault_with_officer(&admin, VAULT).await;
     let admin_kv = a.admin_token_for(&a.vault_resource()).await;
-    let (st, body) = a.kv(&admin_kv, "PUT", "/secrets/db", Some(json!({"value": "s3cret"}))).await;
+    let (st, body) = a.kv(VAULT, &admin_kv, "PUT", "/secrets/db", Some(json!({"value": "s3cret"}))).await;
     assert_eq!(st, 200, "{body}");
 
     // A workload identity created on A; the pod's exchange happens on B.
@@ -318,9 +164,9 @@ async fn writes_on_one_replica_are_in_effect_on_the_other() {
     .await;
 
     // A grant made on A lets the pod read on B.
-    let ra = assign(&a.client, &admin, &vault_id, SECRETS_USER, &principal).await;
+    let ra = assign(&a.client, &admin, &vault_id, SECRETS_USER, &principal, None).await;
     let (value, grant_wait) = within_bound("role assignment", || async {
-        let (st, body) = b.kv(&token, "GET", "/secrets/db", None).await;
+        let (st, body) = b.kv(VAULT, &token, "GET", "/secrets/db", None).await;
         (st == 200).then(|| body["value"].as_str().unwrap().to_string())
     })
     .await;
@@ -329,7 +175,7 @@ async fn writes_on_one_replica_are_in_effect_on_the_other() {
     let (st, body) = b.client.arm(&admin, "DELETE", &ra, None).await;
     assert_eq!(st, 200, "{body}");
     let (code, revoke_wait) = within_bound("revocation", || async {
-        let (st, body) = a.kv(&token, "GET", "/secrets/db", None).await;
+        let (st, body) = a.kv(VAULT, &token, "GET", "/secrets/db", None).await;
         (st == 403).then(|| body["error"]["innererror"]["code"].as_str().unwrap_or_default().to_string())
     })
     .await;
@@ -371,19 +217,12 @@ async fn concurrent_writers_on_two_replicas_behave_as_azure() {
     assert_eq!(st, 201, "{body}");
 
     // Secret versions written on both at once all land.
-    let vault_path = format!("{RG}/providers/Microsoft.KeyVault/vaults/{VAULT}");
-    let vault = put(&a.client, &admin, &vault_path, json!({"location": "local", "properties": {"tenantId": a.client.tenant, "sku": {"family": "A", "name": "standard"}}})).await;
-    assign(
-        &a.client,
-        &admin,
-        vault["id"].as_str().unwrap(),
-        SECRETS_OFFICER,
-        a.client.profile.principal_id.as_deref().unwrap(),
-    )
-    .await;
+    a.vault_with_officer(&admin, VAULT).await;
     let kv = a.admin_token_for(&a.vault_resource()).await;
-    within_bound("the grant", || async { (b.kv(&kv, "GET", "/secrets/shared", None).await.0 != 403).then_some(()) })
-        .await;
+    within_bound("the grant", || async {
+        (b.kv(VAULT, &kv, "GET", "/secrets/shared", None).await.0 != 403).then_some(())
+    })
+    .await;
     let (va, vb) = tokio::join!(write_versions(a, &kv, 20), write_versions(b, &kv, 20));
     let listed = all_versions(b, &kv).await;
     for v in va.iter().chain(&vb) {
@@ -393,10 +232,10 @@ async fn concurrent_writers_on_two_replicas_behave_as_azure() {
 }
 
 /// Writes `n` versions of the secret `shared`; returns their ids.
-async fn write_versions(r: &Replica, token: &str, n: usize) -> Vec<String> {
+async fn write_versions(r: &Serve, token: &str, n: usize) -> Vec<String> {
     let mut versions = Vec::new();
     for i in 0..n {
-        let (st, body) = r.kv(token, "PUT", "/secrets/shared", Some(json!({"value": format!("v{i}")}))).await;
+        let (st, body) = r.kv(VAULT, token, "PUT", "/secrets/shared", Some(json!({"value": format!("v{i}")}))).await;
         assert_eq!(st, 200, "{body}");
         versions.push(body["id"].as_str().unwrap().rsplit('/').next().unwrap().to_string());
     }
@@ -404,9 +243,9 @@ async fn write_versions(r: &Replica, token: &str, n: usize) -> Vec<String> {
 }
 
 /// Every version id of the secret `shared`, following `nextLink`.
-async fn all_versions(r: &Replica, token: &str) -> Vec<String> {
+async fn all_versions(r: &Serve, token: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let (st, mut page) = r.kv(token, "GET", "/secrets/shared/versions", None).await;
+    let (st, mut page) = r.kv(VAULT, token, "GET", "/secrets/shared/versions", None).await;
     assert_eq!(st, 200, "{page}");
     loop {
         for item in page["value"].as_array().unwrap() {
@@ -423,11 +262,7 @@ async fn all_versions(r: &Replica, token: &str) -> Vec<String> {
 async fn a_replica_killed_mid_write_loses_nothing_it_acknowledged() {
     let Some(mut p) = pair().await else { return };
     let admin = p.a.client.admin_token().await;
-    put(&p.a.client, &admin, RG, json!({"location": "local"})).await;
-    let vault_path = format!("{RG}/providers/Microsoft.KeyVault/vaults/{VAULT}");
-    let vault = put(&p.a.client, &admin, &vault_path, json!({"location": "local", "properties": {"tenantId": p.a.client.tenant, "sku": {"family": "A", "name": "standard"}}})).await;
-    let principal = p.a.client.profile.principal_id.clone().unwrap();
-    assign(&p.a.client, &admin, vault["id"].as_str().unwrap(), SECRETS_OFFICER, &principal).await;
+    p.a.vault_with_officer(&admin, VAULT).await;
 
     let mut acknowledged: Vec<(String, String)> = Vec::new();
     let mut identities: Vec<String> = Vec::new();
@@ -480,7 +315,7 @@ async fn a_replica_killed_mid_write_loses_nothing_it_acknowledged() {
             tokio::time::sleep(Duration::from_millis(u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20))).await;
             let pid = a.child.id();
             // SIGKILL: no shutdown, no flush beyond what was committed.
-            Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+            support::signal(pid, "KILL");
         };
         let (secrets, ids, ()) = tokio::join!(secret_writer, identity_writer, killer);
         assert!(!secrets.is_empty() && !ids.is_empty(), "round {round}: writes were acknowledged before the kill");
@@ -499,7 +334,7 @@ async fn a_replica_killed_mid_write_loses_nothing_it_acknowledged() {
         let listed = all_versions(&p.b, &kv_b).await;
         for (version, value) in &acknowledged {
             assert!(listed.contains(version), "acknowledged version {version} is lost");
-            let (st, body) = p.b.kv(&kv_b, "GET", &format!("/secrets/shared/{version}"), None).await;
+            let (st, body) = p.b.kv(VAULT, &kv_b, "GET", &format!("/secrets/shared/{version}"), None).await;
             assert_eq!((st, body["value"].as_str()), (200, Some(value.as_str())));
         }
         for path in &identities {
@@ -510,20 +345,14 @@ async fn a_replica_killed_mid_write_loses_nothing_it_acknowledged() {
         // A comes back on the same address, ready, rotating its signing key on the way; B accepts
         // tokens signed with the new key.
         let (dir, ip, port) = (p.a.dir.clone(), p.a.ip, p.a.port);
-        p.a = Replica::start(&p.db, &p.key, &dir, ip, port, &["--rotate-signing-key"]).await;
+        p.a = replica(&p.db, &p.key, &dir, ip, port, &["--rotate-signing-key"]).await;
         let fresh = p.a.client.admin_token().await;
         within_bound("the rotated signing key", || async {
             (p.b.client.arm(&fresh, "GET", "/subscriptions/{sub}/resourcegroups", None).await.0 == 200).then_some(())
         })
         .await;
     }
-    p.b.kill();
-}
-
-/// Runs a `wid` command to completion; returns its exit code and stderr.
-fn wid(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wid")).args(args).env_clear().output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    p.b.sigkill();
 }
 
 #[tokio::test]
@@ -535,32 +364,23 @@ async fn a_sqlite_data_dir_moves_to_postgresql_with_its_secrets_sealed() {
     let dump = tmp.path().join("wid.jsonl");
 
     // A SQLite server with an identity, a hosted cluster, a vault and a secret.
-    let mut sqlite = Replica::spawn(&old, [127, 0, 0, 2], 0, &[]).await;
+    let mut sqlite = Serve::spawn_at(&old, [127, 0, 0, 2], 0, &[], &[VAULT]).await;
     let c = &sqlite.client;
     let admin = c.admin_token().await;
-    put(c, &admin, RG, json!({"location": "local"})).await;
-    let vault_path = format!("{RG}/providers/Microsoft.KeyVault/vaults/{VAULT}");
-    let vault = put(
-        c,
-        &admin,
-        &vault_path,
-        json!({"location": "local", "properties": {"tenantId": c.tenant, "sku": {"family": "A", "name": "standard"}}}),
-    )
-    .await;
-    assign(c, &admin, vault["id"].as_str().unwrap(), SECRETS_OFFICER, c.profile.principal_id.as_deref().unwrap()).await;
+    sqlite.vault_with_officer(&admin, VAULT).await;
     let kv = sqlite.admin_token_for(&sqlite.vault_resource()).await;
-    let (st, body) = sqlite.kv(&kv, "PUT", "/secrets/moved", Some(json!({"value": "it moved"}))).await;
+    let (st, body) = sqlite.kv(VAULT, &kv, "PUT", "/secrets/moved", Some(json!({"value": "it moved"}))).await;
     assert_eq!(st, 200, "{body}");
     let cluster_path = format!("{RG}/providers/Microsoft.ContainerService/managedClusters/aks");
     put(c, &admin, &cluster_path, json!({})).await;
     let (port, client_id) = (sqlite.port, c.profile.client_id.clone());
 
     // The export needs the database to itself.
-    let (code, err) = wid(&["export", "--data-dir", old_data.to_str().unwrap(), "-f", dump.to_str().unwrap()]);
+    let (code, _, err) = wid(&["export", "--data-dir", old_data.to_str().unwrap(), "-f", dump.to_str().unwrap()]);
     assert_eq!(code, 1, "exporting a database in use is refused: {err}");
     assert!(err.contains("in use"), "{err}");
-    sqlite.kill();
-    let (code, err) = wid(&["export", "--data-dir", old_data.to_str().unwrap(), "-f", dump.to_str().unwrap()]);
+    sqlite.sigkill();
+    let (code, _, err) = wid(&["export", "--data-dir", old_data.to_str().unwrap(), "-f", dump.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("secret versions"), "{err}");
     let text = std::fs::read_to_string(&dump).unwrap();
@@ -582,21 +402,17 @@ async fn a_sqlite_data_dir_moves_to_postgresql_with_its_secrets_sealed() {
             dump.to_str().unwrap(),
         ])
     };
-    let (code, err) = import(&other_key);
+    let (code, _, err) = import(&other_key);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("master key"), "{err}");
-    let (code, err) = import(&old_data.join("master.key"));
+    let (code, _, err) = import(&old_data.join("master.key"));
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("imported"), "{err}");
-    let (code, err) = import(&old_data.join("master.key"));
+    let (code, _, err) = import(&old_data.join("master.key"));
     assert_eq!(code, 1, "a second import into a database in use is refused: {err}");
-    let out = Command::new(env!("CARGO_BIN_EXE_wid"))
-        .args(["migrate", "--database-url", &db.url])
-        .env_clear()
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("up to date"));
+    let (code, out, err) = wid(&["migrate", "--database-url", &db.url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("up to date"), "{out}");
 
     // wid serve on PostgreSQL with the old master key: the same admin, the secret, the cluster's key.
     let new = tmp.path().join("new");
@@ -604,10 +420,10 @@ async fn a_sqlite_data_dir_moves_to_postgresql_with_its_secrets_sealed() {
     for f in ["ca.pem", "ca.key"] {
         std::fs::copy(old_data.join(f), new.join("data").join(f)).unwrap();
     }
-    let pg = Replica::start(&db, &old_data.join("master.key"), &new, [127, 0, 0, 3], port, &[]).await;
+    let pg = replica(&db, &old_data.join("master.key"), &new, [127, 0, 0, 3], port, &[]).await;
     assert_eq!(pg.client.profile.client_id, client_id);
     let kv = pg.admin_token_for(&pg.vault_resource()).await;
-    let (st, body) = pg.kv(&kv, "GET", "/secrets/moved", None).await;
+    let (st, body) = pg.kv(VAULT, &kv, "GET", "/secrets/moved", None).await;
     assert_eq!((st, body["value"].as_str()), (200, Some("it moved")), "{body}");
     let admin = pg.client.admin_token().await;
     let (st, sa) = pg

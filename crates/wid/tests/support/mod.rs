@@ -16,10 +16,13 @@ pub const SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
 pub const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
 pub const RG: &str = "/subscriptions/{sub}/resourceGroups/rg";
 
-/// A `wid serve` process on SQLite in `dir/data`, logging to `dir/serve.log`.
+/// A `wid serve` process with its data dir in `dir/data` (SQLite unless its arguments name a
+/// database), logging to `dir/serve.log`.
 pub struct Serve {
     pub child: Child,
     pub dir: PathBuf,
+    /// The loopback address it listens on (replicas use 127.0.0.2, 127.0.0.3… on one port).
+    pub ip: [u8; 4],
     pub port: u16,
     pub client: Client,
     /// Reaches `{vault}.vault.localhost` for the vault names given at spawn.
@@ -33,8 +36,13 @@ pub struct Serve {
 impl Serve {
     /// Starts `wid serve` on 127.0.0.1:`port` (0: any) with `args`; waits until it is ready.
     pub async fn spawn(dir: &Path, port: u16, args: &[&str], vaults: &[&str]) -> Serve {
+        Self::spawn_at(dir, [127, 0, 0, 1], port, args, vaults).await
+    }
+
+    /// As [`Serve::spawn`], on the loopback address `ip`.
+    pub async fn spawn_at(dir: &Path, ip: [u8; 4], port: u16, args: &[&str], vaults: &[&str]) -> Serve {
         let started = Instant::now();
-        let child = Self::command(dir, port, args).spawn().unwrap();
+        let child = Self::command(dir, ip, port, args).spawn().unwrap();
         let profile_path = dir.join("profile.json");
         let profile: wid_server::profile::Profile = loop {
             if let Ok(p) = wid_server::profile::Profile::load(&profile_path) {
@@ -45,9 +53,9 @@ impl Serve {
         };
         let port = profile.server.rsplit_once(':').unwrap().1.parse().unwrap();
         let ca = std::fs::read(profile.ca_cert_file.clone().unwrap()).unwrap();
-        let http = https_client(&ca, port, &["localhost".to_string()]);
+        let http = https_client(&ca, ip, port, &["localhost".to_string()]);
         let vault_hosts: Vec<String> = vaults.iter().map(|v| format!("{v}.vault.localhost")).collect();
-        let vault_http = https_client(&ca, port, &vault_hosts);
+        let vault_http = https_client(&ca, ip, port, &vault_hosts);
         let client = Client {
             http,
             url: profile.server.clone(),
@@ -55,21 +63,30 @@ impl Serve {
             subscription: profile.subscription_id.clone(),
             profile,
         };
-        let mut s =
-            Serve { child, dir: dir.to_path_buf(), port, client, vault_http, startup: Duration::ZERO, ca, vault_hosts };
+        let mut s = Serve {
+            child,
+            dir: dir.to_path_buf(),
+            ip,
+            port,
+            client,
+            vault_http,
+            startup: Duration::ZERO,
+            ca,
+            vault_hosts,
+        };
         s.wait_ready(started).await;
         s
     }
 
     /// The `wid serve` command line (env cleared: no user environment leaks into the test).
-    pub fn command(dir: &Path, port: u16, args: &[&str]) -> Command {
+    pub fn command(dir: &Path, ip: [u8; 4], port: u16, args: &[&str]) -> Command {
         std::fs::create_dir_all(dir).unwrap();
         let _ = std::fs::remove_file(dir.join("profile.json"));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("serve.log")).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wid"));
         cmd.arg("serve")
             .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(SocketAddr::from((ip, port)).to_string())
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(args)
@@ -99,8 +116,8 @@ impl Serve {
 
     /// Replaces the HTTP clients (dropping the old ones closes their pooled connections).
     pub fn renew_clients(&mut self) {
-        self.client.http = https_client(&self.ca, self.port, &["localhost".to_string()]);
-        self.vault_http = https_client(&self.ca, self.port, &self.vault_hosts);
+        self.client.http = https_client(&self.ca, self.ip, self.port, &["localhost".to_string()]);
+        self.vault_http = https_client(&self.ca, self.ip, self.port, &self.vault_hosts);
     }
 
     pub fn pid(&self) -> u32 {
@@ -202,13 +219,13 @@ impl Drop for Serve {
     }
 }
 
-/// An HTTPS client trusting `ca` that resolves `hosts` to 127.0.0.1:`port`.
-fn https_client(ca: &[u8], port: u16, hosts: &[String]) -> reqwest::Client {
+/// An HTTPS client trusting `ca` that resolves `hosts` to `ip`:`port`.
+fn https_client(ca: &[u8], ip: [u8; 4], port: u16, hosts: &[String]) -> reqwest::Client {
     let mut b = reqwest::Client::builder()
         .tls_certs_merge(reqwest::Certificate::from_pem_bundle(ca).unwrap())
         .timeout(Duration::from_secs(60));
     for h in hosts {
-        b = b.resolve(h, SocketAddr::from(([127, 0, 0, 1], port)));
+        b = b.resolve(h, SocketAddr::from((ip, port)));
     }
     b.build().unwrap()
 }

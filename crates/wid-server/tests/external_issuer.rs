@@ -24,6 +24,8 @@ enum Mode {
     Down,
     Huge,
     Redirect,
+    /// Accepts the request and never answers.
+    Stall,
 }
 
 #[derive(Clone)]
@@ -37,7 +39,12 @@ struct Issuer {
 async fn discovery(State(i): State<Issuer>) -> Response {
     i.fetches.fetch_add(1, Ordering::SeqCst);
     let url = i.url.lock().unwrap().clone();
-    match *i.mode.lock().unwrap() {
+    let mode = *i.mode.lock().unwrap();
+    if mode == Mode::Stall {
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+    match mode {
+        Mode::Stall => unreachable!("the stall never ends"),
         Mode::Down => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down").into_response(),
         Mode::Redirect => (axum::http::StatusCode::FOUND, [("location", "https://169.254.169.254/latest")]).into_response(),
         Mode::Normal | Mode::Huge => {
@@ -210,4 +217,30 @@ async fn hostile_issuer_documents_are_refused() {
     let (st, code, _) = w.exchange(&w.assertion(&key)).await;
     assert_eq!((st, code), (401, 700211));
     assert_eq!(w.fetches(), before);
+}
+
+#[tokio::test]
+async fn a_stalled_issuer_costs_one_bounded_wait_and_blocks_nobody_else() {
+    let key = SigningKey::generate_rsa(2048).unwrap();
+    let w = world(&key).await;
+    *w.issuer.mode.lock().unwrap() = Mode::Stall;
+    let started = std::time::Instant::now();
+    let assertion = w.assertion(&key);
+    let stalled = w.exchange(&assertion);
+    // While that exchange waits on the issuer, the server answers everyone else.
+    let others = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let t = std::time::Instant::now();
+        let admin = w.s.admin_token().await;
+        let (st, _) = w.s.arm(&admin, "GET", "/subscriptions/{sub}/resourcegroups", None).await;
+        (st, t.elapsed())
+    };
+    let ((st, code, body), (other_status, other_wait)) = tokio::join!(stalled, others);
+    let waited = started.elapsed();
+    assert_eq!((st, code), (400, 90061), "{body}");
+    assert!(body["error_description"].as_str().unwrap().contains("timed out"), "{body}");
+    // The fetch limit is 10 s (connect and whole response); the exchange ends with it.
+    assert!(waited < std::time::Duration::from_secs(20), "the stalled fetch was not cut off: {waited:?}");
+    assert_eq!(other_status, 200);
+    eprintln!("stalled issuer: exchange refused after {waited:?}; another client served in {other_wait:?} meanwhile");
 }

@@ -560,3 +560,37 @@ async fn role_commands() {
     wid.ok(&["role", "assignment", "delete", "--ids", ra["id"].as_str().unwrap()]).await;
     assert!(wid.json(&["role", "assignment", "list", "-g", "rg"]).await.as_array().unwrap().is_empty());
 }
+
+/// The admin's client secret (from the profile) never shows in anything the CLI prints: normal
+/// output, `--debug` request logs (which carry the token form), error messages, every output format.
+#[tokio::test]
+async fn the_cli_never_prints_the_profiles_secret() {
+    let s = TestServer::start().await;
+    let wid = Cli::new(&s);
+    let secret = s.profile.client_secret.clone().unwrap();
+    let mut printed = String::new();
+    let runs: &[&[&str]] = &[
+        &["account", "show"],
+        &["account", "show", "-o", "yaml"],
+        &["account", "list", "-o", "table"],
+        &["ad", "signed-in-user", "show"],
+        &["group", "create", "--name", "rg", "--location", "eastus", "--debug"],
+        &["identity", "create", "--name", "id", "--resource-group", "rg", "--debug"],
+        &["identity", "show", "--name", "nope", "--resource-group", "rg", "--debug"],
+        &["keyvault", "create", "--name", "kvsecret", "--resource-group", "rg", "--debug"],
+        &["role", "assignment", "list", "--all", "-o", "tsv"],
+        &["keyvault", "secret", "show", "--vault-name", "kvsecret", "--name", "x", "--debug"],
+        &["group", "show", "--name", "missing"],
+        &["login", "--debug"],
+    ];
+    for args in runs {
+        let (code, out, err) = wid.run(args).await;
+        printed.push_str(&format!("$ wid {args:?} → {code}\n{out}{err}"));
+    }
+    assert!(
+        printed.contains("client_secret=") || printed.contains("client_secret"),
+        "the --debug logs show the token form"
+    );
+    assert!(!printed.contains(&secret), "the client secret was printed:\n{printed}");
+    assert!(printed.contains("ResourceGroupNotFound") || printed.contains("could not be found"), "errors were printed");
+}

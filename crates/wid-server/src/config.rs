@@ -20,6 +20,8 @@ pub struct ServerConfig {
     pub token_lifetime: Duration,
     /// Federated credentials per identity.
     pub max_credentials_per_identity: usize,
+    /// Access tokens kept for warm exchanges (same client, assertion and resource); 0: off.
+    pub token_cache_entries: usize,
     /// Extra CA bundle (PEM) trusted when fetching external issuers' keys.
     pub issuer_ca_file: Option<PathBuf>,
     /// Where to write the CLI profile (`None`: do not write one).
@@ -62,6 +64,7 @@ impl ServerConfig {
             tls_key: None,
             token_lifetime: Duration::from_secs(24 * 3600),
             max_credentials_per_identity: wid_core::fic::DEFAULT_MAX_PER_IDENTITY,
+            token_cache_entries: 4096,
             issuer_ca_file: None,
             profile_path: None,
             shutdown_grace: Duration::from_secs(10),

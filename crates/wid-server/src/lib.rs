@@ -127,6 +127,7 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
         app_token_lifetime_secs: 3600,
         clock_skew_secs: 300,
         max_assertion_bytes: 32 * 1024,
+        token_cache_entries: cfg.token_cache_entries,
         fetch: FetchConfig { extra_ca_pem, ..FetchConfig::default() },
     };
     let sts = Arc::new(
@@ -193,6 +194,7 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
         ready: ready.clone(),
         public_url: public_url.clone(),
         tenant_id: data.tenant_id,
+        inline_secret_reads: !data.shared,
     };
     let app = router(state);
     let (shutdown, rx) = tokio::sync::watch::channel(false);

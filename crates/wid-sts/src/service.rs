@@ -10,8 +10,10 @@ use wid_core::directory::Directory;
 use wid_core::fic::{self, FederatedCredential, NoMatch, Presented};
 use wid_core::model::{Cluster, ClusterIssuer};
 use wid_crypto::jwk::JwkSet;
+use wid_crypto::keys::SigningKey;
 use wid_crypto::{JoseError, Jws, parse_compact};
 
+use crate::cache::{KeyParts, TokenCache};
 use crate::error::StsError;
 use crate::issuer::{FetchConfig, IssuerCache, IssuerKey, LookupError, keys_from_jwks, select};
 use crate::keys::{KeyRing, STS_PURPOSE, cluster_purpose};
@@ -39,6 +41,9 @@ pub struct StsConfig {
     pub clock_skew_secs: i64,
     /// Largest assertion accepted.
     pub max_assertion_bytes: usize,
+    /// Access tokens kept for warm exchanges (the same client, assertion and resource again); 0 turns
+    /// the cache off. See [`crate::cache`].
+    pub token_cache_entries: usize,
     pub fetch: FetchConfig,
 }
 
@@ -97,6 +102,7 @@ pub struct TokenService {
     issuers: IssuerCache,
     uploaded: Mutex<HashMap<String, (String, Vec<IssuerKey>)>>,
     clock: Arc<dyn Clock>,
+    cache: TokenCache,
 }
 
 struct Assertion {
@@ -115,7 +121,8 @@ impl TokenService {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, String> {
         let issuers = IssuerCache::new(cfg.fetch.clone())?;
-        Ok(Self { cfg, directory, keys, issuers, uploaded: Mutex::new(HashMap::new()), clock })
+        let cache = TokenCache::new(cfg.token_cache_entries);
+        Ok(Self { cfg, directory, keys, issuers, uploaded: Mutex::new(HashMap::new()), clock, cache })
     }
 
     /// The configuration.
@@ -192,32 +199,75 @@ impl TokenService {
         resource: &str,
         cp1: bool,
     ) -> Result<TokenResponse, StsError> {
-        let (principal_id, mirid, creds) = {
+        let known = {
             let dir = self.read_dir();
             match dir.identity_by_client(&client_id) {
-                Some(e) => (e.identity.principal_id, e.identity.arm_id(), e.credentials.clone()),
-                None if dir.app_by_client(&client_id).is_some() => {
-                    return Err(StsError::NoFederatedCredentials { client_id: client_id.to_string() });
-                }
+                Some(_) => true,
+                None if dir.app_by_client(&client_id).is_some() => false,
                 None => return Err(StsError::UnknownClient(client_id.to_string())),
             }
         };
-        let a = self.parse_assertion(raw)?;
-        self.check_times(&a.jws)?;
-        if creds.is_empty() {
+        if !known {
             return Err(StsError::NoFederatedCredentials { client_id: client_id.to_string() });
         }
-        let auds: Vec<&str> = a.aud.iter().map(String::as_str).collect();
-        let presented = Presented { issuer: &a.iss, subject: &a.sub, audiences: &auds, claims: &a.jws.claims };
-        if creds.iter().all(|c| c.issuer != a.iss) {
-            return Err(no_match(&creds, &presented, &a));
-        }
+        let a = self.parse_assertion(raw)?;
+        self.check_times(&a.jws)?;
+        // Decide against the credentials under the read lock (no copy of them per exchange); the
+        // outcome of the subject/audience match is kept and revealed only after the signature.
+        let (principal_id, mirid, matched) = {
+            let dir = self.read_dir();
+            let Some(e) = dir.identity_by_client(&client_id) else {
+                return Err(StsError::UnknownClient(client_id.to_string()));
+            };
+            let creds = &e.credentials;
+            if creds.is_empty() {
+                return Err(StsError::NoFederatedCredentials { client_id: client_id.to_string() });
+            }
+            let auds: Vec<&str> = a.aud.iter().map(String::as_str).collect();
+            let presented = Presented { issuer: &a.iss, subject: &a.sub, audiences: &auds, claims: &a.jws.claims };
+            if creds.iter().all(|c| c.issuer != a.iss) {
+                return Err(no_match(creds, &presented, &a));
+            }
+            let matched =
+                fic::find_match(creds, &presented).map(|c| c.name.clone()).map_err(|_| no_match(creds, &presented, &a));
+            (e.identity.principal_id, e.identity.arm_id(), matched)
+        };
         // Only a token genuinely signed by a trusted issuer learns which subject/audience is expected.
         self.verify_signature(&a).await?;
-        let matched = fic::find_match(&creds, &presented).map_err(|_| no_match(&creds, &presented, &a))?;
-        let admitted_by = format!("federated credential '{}'", matched.name);
+        let matched = matched?;
+        let admitted_by = format!("federated credential '{matched}'");
         let subject = AccessSubject { client_id, principal_id, mirid: Some(&mirid), appidacr: "2", cp1 };
-        self.mint(resource, &subject, self.cfg.token_lifetime_secs, admitted_by)
+        let key = self.keys.signer(STS_PURPOSE).ok_or_else(|| StsError::Internal("no active signing key".into()))?;
+        // Everything above ran against the current configuration; the cache only saves the signature.
+        let cache_key = self.cache.enabled().then(|| {
+            KeyParts {
+                client_id: &client_id,
+                principal_id: &principal_id,
+                mirid: &mirid,
+                resource,
+                cp1,
+                kid: key.kid(),
+                credential: &matched,
+                assertion: raw,
+            }
+            .key()
+        });
+        let now = self.clock.now();
+        if let Some(hit) = cache_key.as_ref().and_then(|k| self.cache.get(k, now)) {
+            return Ok(TokenResponse {
+                access_token: hit.token,
+                expires_in: hit.remaining,
+                principal_id,
+                admitted_by: format!("{admitted_by} (token reused)"),
+                resource: resource.to_string(),
+            });
+        }
+        let lifetime = self.cfg.token_lifetime_secs;
+        let resp = self.mint_with(&key, now, resource, &subject, lifetime, admitted_by)?;
+        if let Some(k) = cache_key {
+            self.cache.put(k, &resp.access_token, now, now.saturating_add(lifetime));
+        }
+        Ok(resp)
     }
 
     fn parse_assertion(&self, raw: &str) -> Result<Assertion, StsError> {
@@ -323,15 +373,20 @@ impl TokenService {
         admitted_by: String,
     ) -> Result<TokenResponse, StsError> {
         let key = self.keys.signer(STS_PURPOSE).ok_or_else(|| StsError::Internal("no active signing key".into()))?;
-        let claims = access_claims(
-            &self.cfg.access_issuer(),
-            &self.cfg.tenant_id,
-            resource,
-            subject,
-            self.clock.now(),
-            lifetime,
-        );
-        let access_token = sign(&key, &claims, true).map_err(|e| StsError::Internal(e.to_string()))?;
+        self.mint_with(&key, self.clock.now(), resource, subject, lifetime, admitted_by)
+    }
+
+    fn mint_with(
+        &self,
+        key: &SigningKey,
+        now: i64,
+        resource: &str,
+        subject: &AccessSubject<'_>,
+        lifetime: i64,
+        admitted_by: String,
+    ) -> Result<TokenResponse, StsError> {
+        let claims = access_claims(&self.cfg.access_issuer(), &self.cfg.tenant_id, resource, subject, now, lifetime);
+        let access_token = sign(key, &claims, true).map_err(|e| StsError::Internal(e.to_string()))?;
         Ok(TokenResponse {
             access_token,
             expires_in: lifetime,

@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// Federated credentials allowed per identity. Default: 20 (as Entra)
     #[arg(long, value_name = "N")]
     pub max_federated_credentials: Option<usize>,
+    /// Access tokens kept for warm exchanges (the same client presenting the same assertion for the
+    /// same resource gets its token again while it keeps 90% of its lifetime); 0 turns it off. Default: 4096
+    #[arg(long, value_name = "N")]
+    pub token_cache_entries: Option<usize>,
     /// Extra CA bundle (PEM) trusted when fetching external issuers' OIDC documents. Env: WID_ISSUER_CA_FILE
     #[arg(long, value_name = "FILE")]
     pub issuer_ca_file: Option<PathBuf>,
@@ -104,6 +108,9 @@ pub fn config(args: &ServeArgs, env: &HashMap<String, String>) -> anyhow::Result
             bail!("--max-federated-credentials must be at least 1");
         }
         cfg.max_credentials_per_identity = n;
+    }
+    if let Some(n) = args.token_cache_entries {
+        cfg.token_cache_entries = n;
     }
     cfg.rotate_signing_key = args.rotate_signing_key;
     cfg.vault_throttle_per_10s = match args.vault_throttle {

@@ -48,6 +48,9 @@ pub struct AppState {
     /// `https://HOST[:PORT]`.
     pub public_url: String,
     pub tenant_id: Uuid,
+    /// Secret reads may run on the async worker: the store is local (SQLite), a read takes
+    /// microseconds. Off for a networked database, whose round trips would block the worker.
+    pub inline_secret_reads: bool,
 }
 
 impl AppState {

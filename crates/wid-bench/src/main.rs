@@ -1,0 +1,374 @@
+//! `wid-bench`: wid beside its peers on one machine. `wid serve` (and OpenBao, when measured) run
+//! pinned to core 0; this process — the load generator and the in-process micro-benchmarks — is
+//! meant to run pinned to core 1 (`taskset -c 1 wid-bench …`, as `scripts/bench.sh` does).
+//!
+//! ```text
+//! wid-bench --wid target/release/wid [--bao PATH] [--quick] [--work DIR] [--json FILE] [--results FILE]
+//! ```
+//! Prints a markdown table, writes the JSON of every figure, and with `--results` the full report.
+
+mod bao;
+mod client;
+mod cluster;
+mod load;
+mod procs;
+mod report;
+mod scale;
+mod wid;
+mod workloads;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use http::Method;
+
+use crate::client::{Proto, Req};
+use crate::cluster::Cluster;
+use crate::load::{Spec, Stats};
+use crate::procs::{RssSampler, free_port, fresh_dir};
+use crate::report::{Report, Row, ScaleRun};
+use crate::wid::{Identities, KV_API, SECRET, Wid};
+use crate::workloads::{once_each, round_robin};
+
+/// Bench identities (the ones requests come from) at either scale.
+const IDENTITIES: usize = 10;
+
+struct Opts {
+    quick: bool,
+    wid: PathBuf,
+    bao: Option<PathBuf>,
+    work: PathBuf,
+    json: Option<PathBuf>,
+    results: Option<PathBuf>,
+    large: usize,
+    /// Measured window per workload (overrides the mode's).
+    seconds: Option<f64>,
+    /// Run one in-process micro-benchmark and print its JSON (the parent pins this to core 0).
+    only: Option<String>,
+    command: String,
+}
+
+fn parse_args() -> anyhow::Result<Opts> {
+    let mut o = Opts {
+        quick: false,
+        wid: PathBuf::from("target/release/wid"),
+        bao: None,
+        work: PathBuf::from("target/bench-work"),
+        json: None,
+        results: None,
+        large: 0,
+        seconds: None,
+        only: None,
+        command: std::env::var("WID_BENCH_COMMAND").unwrap_or_default(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().with_context(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--wid" => o.wid = PathBuf::from(val()?),
+            "--bao" => o.bao = Some(PathBuf::from(val()?)),
+            "--work" => o.work = PathBuf::from(val()?),
+            "--json" => o.json = Some(PathBuf::from(val()?)),
+            "--results" => o.results = Some(PathBuf::from(val()?)),
+            "--identities" => o.large = val()?.parse().context("--identities N")?,
+            "--seconds" => o.seconds = Some(val()?.parse().context("--seconds S")?),
+            "--only" => o.only = Some(val()?),
+            "-h" | "--help" => {
+                println!(
+                    "wid-bench --wid BIN [--bao BIN] [--quick] [--work DIR] [--json FILE] [--results FILE] [--identities N] [--seconds S]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other}"),
+        }
+    }
+    if o.large == 0 {
+        o.large = if o.quick { 2_000 } else { 100_000 };
+    }
+    Ok(o)
+}
+
+fn main() -> anyhow::Result<()> {
+    let opts = parse_args()?;
+    if let Some(what) = &opts.only {
+        let secs = Duration::from_secs_f64(opts.seconds.unwrap_or(2.0));
+        let json = match what.as_str() {
+            "crypto" => serde_json::to_string(&workloads::crypto(secs)?)?,
+            "admission" => serde_json::to_string(&workloads::admission(secs / 4, secs)?)?,
+            other => bail!("--only {other}: crypto or admission"),
+        };
+        println!("{json}");
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(run(opts))
+}
+
+struct Phase {
+    warmup: Duration,
+    duration: Duration,
+}
+
+impl Phase {
+    fn spec(&self, proto: Proto, concurrency: usize, expect: &'static [u16]) -> Spec {
+        Spec { proto, concurrency, h2_connections: 2, warmup: self.warmup, duration: self.duration, expect }
+    }
+}
+
+async fn run(o: Opts) -> anyhow::Result<()> {
+    let all = Instant::now();
+    std::fs::create_dir_all(&o.work)?;
+    let mut phase = if o.quick {
+        Phase { warmup: Duration::from_millis(300), duration: Duration::from_secs(1) }
+    } else {
+        Phase { warmup: Duration::from_secs(2), duration: Duration::from_secs(10) }
+    };
+    if let Some(s) = o.seconds {
+        phase.duration = Duration::from_secs_f64(s);
+    }
+    let mut rep = Report::new(o.quick, &o.command);
+    let load_start = report::loadavg();
+    let c = 16;
+
+    // The in-process figures are taken on core 0, where the servers run, in a child process.
+    let micro_secs = if o.quick { 0.5 } else { 3.0 };
+    eprintln!("wid-bench: crypto micro-benchmark (core 0)");
+    rep.crypto = serde_json::from_slice(&on_core0("crypto", micro_secs)?).context("crypto figures")?;
+
+    eprintln!("wid-bench: admission decision in process (core 0)");
+    let adm: Stats = serde_json::from_slice(&on_core0("admission", phase.duration.as_secs_f64())?)?;
+    rep.push(Row::new("admission review (mutate path, in process)", "wid", None, 1, adm));
+
+    let cluster = Arc::new(Cluster::new()?);
+    // Enough one-use tokens for the cold runs at up to ~5,000/s.
+    let pool_size = (5_000.0 * (phase.warmup + phase.duration).as_secs_f64()).ceil() as usize;
+    eprintln!("wid-bench: signing {pool_size} one-use service-account tokens");
+    let pool = cluster.token_pool(IDENTITIES, pool_size, cluster::unix_now())?;
+
+    // ---- wid, 10 identities ------------------------------------------------------------------------
+    let data = fresh_dir(&o.work, "wid-data")?;
+    // wid serve keeps a profile that names another server: a previous run's must go.
+    let _ = std::fs::remove_file(data.with_extension("profile.json"));
+    let port = free_port()?;
+    eprintln!("wid-bench: wid serve, first start (initialises {})", data.display());
+    let w = Wid::start(&o.wid, &data, port, &[]).await?;
+    rep.memory.first_start_ms = ms(w.cold_start);
+    let ids = w.setup(&cluster, IDENTITIES, cluster::unix_now()).await?;
+    w.server.stop()?;
+    let w = Wid::start(&o.wid, &data, port, &[]).await?;
+    rep.memory.cold_start_ms = ms(w.cold_start);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rep.memory.wid_idle_mb = w.server.rss_mb();
+    let small = wid_runs(&w, &ids, &pool, &phase, c, &mut rep, "").await?;
+    rep.memory.wid_load_mb = small.peak_mb;
+    let (subscription, tenant, vault_id) = (w.subscription.clone(), w.tenant.clone(), w.vault_id());
+    w.server.stop()?;
+
+    // ---- wid, the large data set -------------------------------------------------------------------
+    eprintln!(
+        "wid-bench: writing {} identities and {} role assignments into the stopped server's database",
+        o.large, o.large
+    );
+    let t = Instant::now();
+    let added = scale::grow(
+        &data,
+        uuid::Uuid::parse_str(&subscription)?,
+        uuid::Uuid::parse_str(&tenant)?,
+        wid::RG,
+        &vault_id,
+        o.large,
+        o.large,
+    )?;
+    eprintln!("wid-bench: loaded in {:.1} s", t.elapsed().as_secs_f64());
+    let w = Wid::start(&o.wid, &data, port, &[]).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let large_idle = w.server.rss_mb();
+    let large = wid_runs(&w, &ids, &pool, &phase, c, &mut rep, " [large]").await?;
+    // Management writes last, on the large data set (they add identities of their own).
+    eprintln!("wid-bench: management writes [large]");
+    let admin = {
+        let mut conn = w.target.connect(Proto::H1).await?;
+        w.admin_token(&mut conn, &w.mgmt_resource()).await?
+    };
+    let st = load::run(&w.target, &phase.spec(Proto::H1, 4, &[200, 201]), mgmt_op(&w, &admin)).await?;
+    rep.push(Row::new("management: create identity + federated credential [large]", "wid", Some(Proto::H1), 4, st));
+    rep.scale = Some(ScaleRun {
+        added,
+        cold_start_ms: ms(w.cold_start),
+        idle_mb: large_idle,
+        load_mb: large.peak_mb,
+        small: small.figures,
+        large: large.figures,
+    });
+    w.server.stop()?;
+
+    // ---- OpenBao -----------------------------------------------------------------------------------
+    match &o.bao {
+        Some(bin) => {
+            eprintln!("wid-bench: OpenBao");
+            let b = bao::Bao::start(bin, &o.work).await?;
+            rep.bao_version = b.version.clone();
+            rep.memory.bao_cold_start_ms = Some(ms(b.cold_start));
+            let tokens = b.setup(&cluster, IDENTITIES).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            rep.memory.bao_idle_mb = Some(b.server.rss_mb());
+            let sampler = RssSampler::start(b.server.pid());
+            for proto in [Proto::H1, Proto::H2] {
+                let reads: Vec<Req> = tokens.iter().map(|t| bao::read_req(t)).collect();
+                let st = load::run(&b.target, &phase.spec(proto, c, &[200]), round_robin(reads)).await?;
+                rep.push(Row::new("KV v2 read", "OpenBao", Some(proto), c, st));
+            }
+            let tokens = Arc::new(tokens);
+            let writes: load::MakeOp = Arc::new(move |seq| {
+                let t = tokens.get(usize::try_from(seq).unwrap_or(0) % tokens.len().max(1))?;
+                Some(vec![bao::write_req(t, &format!("set-{}", seq % 8), &format!("value-{seq}"))])
+            });
+            let st = load::run(&b.target, &phase.spec(Proto::H1, c, &[200]), writes).await?;
+            rep.push(Row::new("KV v2 write", "OpenBao", Some(Proto::H1), c, st));
+            // Logins last: each one leaves a token and a lease behind, which would slow the KV runs.
+            let logins: Vec<Req> = pool.iter().map(|(i, t)| bao::login_req(*i, t)).collect();
+            let st = load::run(&b.target, &phase.spec(Proto::H1, c, &[200]), once_each(logins)).await?;
+            rep.push(Row::new("JWT auth login (fresh SA token each)", "OpenBao", Some(Proto::H1), c, st));
+            rep.memory.bao_load_mb = Some(sampler.peak_mb());
+            drop(sampler);
+            b.server.stop()?;
+        }
+        None => eprintln!("wid-bench: no --bao given: OpenBao not measured"),
+    }
+
+    rep.binary_mb = std::fs::metadata(&o.wid).map(|m| m.len() as f64 / 1_048_576.0).unwrap_or(0.0);
+    rep.seconds = all.elapsed().as_secs_f64();
+    rep.machine = report::Machine { load_start, ..report::machine() };
+    println!("{}", rep.markdown_summary());
+    if let Some(p) = &o.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&rep)?).with_context(|| format!("write {}", p.display()))?;
+        eprintln!("wid-bench: wrote {}", p.display());
+    }
+    if let Some(p) = &o.results {
+        std::fs::write(p, rep.results_md()).with_context(|| format!("write {}", p.display()))?;
+        eprintln!("wid-bench: wrote {}", p.display());
+    }
+    let errors: u64 = rep.rows.iter().map(|r| r.stats.errors).sum();
+    if errors > 0 {
+        bail!("{errors} requests failed (see the table)");
+    }
+    Ok(())
+}
+
+/// Runs `wid-bench --only WHAT` pinned to core 0 and returns its stdout.
+fn on_core0(what: &str, secs: f64) -> anyhow::Result<Vec<u8>> {
+    let me = std::env::current_exe()?;
+    let out = std::process::Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(me)
+        .args(["--only", what, "--seconds", &secs.to_string()])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .context("taskset -c 0 wid-bench --only")?;
+    if !out.status.success() {
+        bail!("wid-bench --only {what} failed");
+    }
+    Ok(out.stdout)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// What one scale's runs gave (for the 10 vs large comparison).
+struct ScaleFigures {
+    figures: Vec<(String, Stats)>,
+    peak_mb: f64,
+}
+
+async fn wid_runs(
+    w: &Wid,
+    ids: &Identities,
+    pool: &[(usize, String)],
+    phase: &Phase,
+    c: usize,
+    rep: &mut Report,
+    tag: &str,
+) -> anyhow::Result<ScaleFigures> {
+    let sampler = RssSampler::start(w.server.pid());
+    let mut figures = Vec::new();
+    let client = |i: usize| ids.client_ids.get(i).map_or("", String::as_str);
+
+    eprintln!("wid-bench: token exchange, cold{tag}");
+    let cold: Vec<Req> = pool.iter().map(|(i, t)| w.exchange_req(client(*i), t)).collect();
+    let st = load::run(&w.target, &phase.spec(Proto::H1, c, &[200]), once_each(cold)).await?;
+    figures.push(("exchange cold".to_string(), st.clone()));
+    rep.push(Row::new(&format!("token exchange, cold (fresh SA token each){tag}"), "wid", Some(Proto::H1), c, st));
+
+    let warm: Vec<Req> = ids.warm_assertions.iter().enumerate().map(|(i, a)| w.exchange_req(client(i), a)).collect();
+    for proto in [Proto::H1, Proto::H2] {
+        if !tag.is_empty() && proto == Proto::H2 {
+            continue;
+        }
+        eprintln!("wid-bench: token exchange, warm, {proto:?}{tag}");
+        let st = load::run(&w.target, &phase.spec(proto, c, &[200]), round_robin(warm.clone())).await?;
+        if proto == Proto::H1 {
+            figures.push(("exchange warm".to_string(), st.clone()));
+        }
+        rep.push(Row::new(&format!("token exchange, warm (same SA token again){tag}"), "wid", Some(proto), c, st));
+    }
+
+    let gets: Vec<Req> = ids
+        .vault_tokens
+        .iter()
+        .map(|t| Req::get(format!("/secrets/{SECRET}?api-version={KV_API}")).bearer(t))
+        .collect();
+    for proto in [Proto::H1, Proto::H2] {
+        if !tag.is_empty() && proto == Proto::H2 {
+            continue;
+        }
+        eprintln!("wid-bench: secret GET, {proto:?}{tag}");
+        let st = load::run(&w.vault, &phase.spec(proto, c, &[200]), round_robin(gets.clone())).await?;
+        if proto == Proto::H1 {
+            figures.push(("secret GET".to_string(), st.clone()));
+        }
+        rep.push(Row::new(&format!("secret GET (bearer + RBAC){tag}"), "wid", Some(proto), c, st));
+    }
+
+    if tag.is_empty() {
+        eprintln!("wid-bench: secret SET");
+        let tokens = Arc::new(ids.vault_tokens.clone());
+        let sets: load::MakeOp = Arc::new(move |seq| {
+            let t = tokens.get(usize::try_from(seq).unwrap_or(0) % tokens.len().max(1))?;
+            let body = serde_json::json!({"value": format!("value-{seq}")});
+            Some(vec![
+                Req::json(Method::PUT, format!("/secrets/set-{}?api-version={KV_API}", seq % 8), &body).bearer(t),
+            ])
+        });
+        let st = load::run(&w.vault, &phase.spec(Proto::H1, c, &[200]), sets).await?;
+        rep.push(Row::new("secret SET (durable)", "wid", Some(Proto::H1), c, st));
+    }
+    Ok(ScaleFigures { figures, peak_mb: sampler.peak_mb() })
+}
+
+/// Create an identity, then a federated credential on it (two durable writes), as one operation.
+fn mgmt_op(w: &Wid, admin: &str) -> load::MakeOp {
+    let (admin, sub) = (admin.to_string(), w.subscription.clone());
+    Arc::new(move |seq| {
+        let base = format!(
+            "/subscriptions/{sub}/resourceGroups/{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/m-{seq}",
+            wid::RG
+        );
+        let id = Req::json(
+            Method::PUT,
+            format!("{base}?api-version={}", wid::ARM_API),
+            &serde_json::json!({"location": "eastus"}),
+        )
+        .bearer(&admin);
+        let fic = Req::json(
+            Method::PUT,
+            format!("{base}/federatedIdentityCredentials/fic?api-version={}", wid::ARM_API),
+            &serde_json::json!({"properties": wid::credential(usize::try_from(seq).unwrap_or(0), 19)}),
+        )
+        .bearer(&admin);
+        Some(vec![id, fic])
+    })
+}

@@ -1,0 +1,116 @@
+//! The large data set, written straight into wid's SQLite database while `wid serve` is stopped:
+//! everything the server wrote is exported, a fresh database gets that plus the generated
+//! identities, credentials and role assignments in one transaction (`Store::import`, what
+//! `wid import` uses), and the server starts on it. Creating 100,000 identities through the
+//! management API would take an hour of fsyncs and measures nothing the small run does not.
+
+use std::path::Path;
+
+use anyhow::Context;
+use uuid::Uuid;
+use wid_core::fic::FederatedCredential;
+use wid_core::model::{Identity, PrincipalType, ResourceKey, RoleAssignment, StoredCredential};
+use wid_store::{Record, SqliteStore, Store};
+
+use crate::cluster::{AUDIENCE, ISSUER};
+
+/// What was added.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Added {
+    pub identities: usize,
+    pub credentials: usize,
+    pub role_assignments: usize,
+}
+
+/// Credentials of generated identity `i`: 20 for one identity in 100, 1–3 for the others (a
+/// workload federated with one to three clusters or namespaces); mean ≈ 2.2.
+pub fn credentials_of(i: usize) -> usize {
+    if i.is_multiple_of(100) { 20 } else { 1 + i % 3 }
+}
+
+/// Adds `identities` identities (with their credentials) and `role_assignments` assignments to the
+/// SQLite database in `data_dir` (the server must be stopped).
+pub fn grow(
+    data_dir: &Path,
+    subscription: Uuid,
+    tenant: Uuid,
+    rg: &str,
+    vault_id: &str,
+    identities: usize,
+    role_assignments: usize,
+) -> anyhow::Result<Added> {
+    let db = data_dir.join("wid.db");
+    let mut records = Vec::new();
+    {
+        let store = SqliteStore::open(&db).context("open wid.db")?;
+        store.export(&mut |r| {
+            records.push(r);
+            Ok(())
+        })?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let p = data_dir.join(format!("wid.db{suffix}"));
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("remove {}", p.display()))?;
+        }
+    }
+    let now = crate::cluster::unix_now();
+    let mut added = Added::default();
+    let mut principals = Vec::with_capacity(identities);
+    for i in 0..identities {
+        let name = format!("scale-{i}");
+        let identity = Identity {
+            subscription,
+            resource_group: rg.to_string(),
+            name: name.clone(),
+            location: "eastus".into(),
+            tags: Default::default(),
+            tenant_id: tenant,
+            client_id: Uuid::new_v4(),
+            principal_id: Uuid::new_v4(),
+            created: now,
+            updated: now,
+        };
+        principals.push(identity.principal_id);
+        records.push(Record::Identity(identity));
+        added.identities += 1;
+        for j in 0..credentials_of(i) {
+            let issuer = if j % 2 == 0 { ISSUER.to_string() } else { format!("https://oidc.cluster-{}.example/", j) };
+            records.push(Record::Credential(StoredCredential {
+                identity: ResourceKey::new(subscription, rg, &name),
+                credential: FederatedCredential {
+                    name: format!("fic-{j}"),
+                    issuer,
+                    subject: Some(format!("system:serviceaccount:ns-{}:sa-{i}-{j}", i % 50)),
+                    claims_matching_expression: None,
+                    audiences: vec![AUDIENCE.to_string()],
+                    description: None,
+                },
+                created: now,
+                updated: now,
+            }));
+            added.credentials += 1;
+        }
+    }
+    let user = Uuid::parse_str(wid_core::rbac::roles::KEY_VAULT_SECRETS_USER).context("role id")?;
+    for n in 0..role_assignments {
+        let principal = principals.get(n % principals.len().max(1)).copied().unwrap_or_else(Uuid::new_v4);
+        // Half at the vault, half at secrets of it (the scopes a vault read walks).
+        let scope = if n % 2 == 0 { vault_id.to_string() } else { format!("{vault_id}/secrets/s-{n}") };
+        records.push(Record::RoleAssignment(RoleAssignment {
+            id: Uuid::new_v4(),
+            scope,
+            role_definition_id: user,
+            principal_id: principal,
+            principal_type: PrincipalType::ServicePrincipal,
+            description: None,
+            created: now,
+            updated: now,
+            created_by: None,
+        }));
+        added.role_assignments += 1;
+    }
+    let store = SqliteStore::open(&db).context("create wid.db")?;
+    store.import(&mut records.into_iter().map(Ok)).context("import")?;
+    Ok(added)
+}

@@ -270,7 +270,8 @@ impl Decision {
 #[derive(Debug, Clone)]
 struct Grant {
     assignment: Uuid,
-    scope_key: String,
+    /// Interned in [`RbacIndex::scopes`]: many assignments share a scope (a vault, a resource group).
+    scope_key: Arc<str>,
     role: Uuid,
 }
 
@@ -279,6 +280,9 @@ struct Grant {
 pub struct RbacIndex {
     roles: HashMap<Uuid, Arc<RoleDefinition>>,
     by_principal: HashMap<Uuid, Vec<Grant>>,
+    /// Each scope key some grant names, with the number of grants naming it; an entry goes with its
+    /// last grant, so the map never outgrows the assignments.
+    scopes: HashMap<Arc<str>, usize>,
 }
 
 impl RbacIndex {
@@ -305,19 +309,50 @@ impl RbacIndex {
     pub fn insert(&mut self, ra: &RoleAssignment) {
         self.remove(&ra.principal_id, &ra.id);
         let Ok(scope) = Scope::parse(&ra.scope) else { return };
+        let scope_key = self.intern_scope(scope.key());
         self.by_principal.entry(ra.principal_id).or_default().push(Grant {
             assignment: ra.id,
-            scope_key: scope.key().to_string(),
+            scope_key,
             role: ra.role_definition_id,
         });
     }
 
     /// Removes an assignment.
     pub fn remove(&mut self, principal: &Uuid, assignment: &Uuid) {
-        if let Some(grants) = self.by_principal.get_mut(principal) {
-            grants.retain(|g| g.assignment != *assignment);
-            if grants.is_empty() {
-                self.by_principal.remove(principal);
+        let Some(grants) = self.by_principal.get_mut(principal) else { return };
+        let Some(pos) = grants.iter().position(|g| g.assignment == *assignment) else { return };
+        let removed = grants.remove(pos);
+        if grants.is_empty() {
+            self.by_principal.remove(principal);
+        }
+        self.release_scope(&removed.scope_key);
+    }
+
+    /// Releases memory the maps no longer need (after a bulk load).
+    pub fn shrink_to_fit(&mut self) {
+        self.by_principal.values_mut().for_each(Vec::shrink_to_fit);
+        self.by_principal.shrink_to_fit();
+        self.scopes.shrink_to_fit();
+    }
+
+    /// The shared copy of `key`, counting one more grant naming it.
+    fn intern_scope(&mut self, key: &str) -> Arc<str> {
+        if let Some((shared, count)) = self.scopes.get_key_value(key) {
+            let shared = shared.clone();
+            self.scopes.insert(shared.clone(), count + 1);
+            return shared;
+        }
+        let shared: Arc<str> = Arc::from(key);
+        self.scopes.insert(shared.clone(), 1);
+        shared
+    }
+
+    /// Counts one grant naming `key` fewer, forgetting the key with its last grant.
+    fn release_scope(&mut self, key: &str) {
+        if let Some(count) = self.scopes.get_mut(key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.scopes.remove(key);
             }
         }
     }
@@ -326,7 +361,7 @@ impl RbacIndex {
     pub fn check(&self, principal: &Uuid, action: Action<'_>, scope: &Scope) -> Decision {
         let Some(grants) = self.by_principal.get(principal) else { return Decision::Denied };
         for ancestor in scope.ancestor_keys() {
-            for g in grants.iter().filter(|g| g.scope_key == ancestor) {
+            for g in grants.iter().filter(|g| *g.scope_key == *ancestor) {
                 if let Some(role) = self.roles.get(&g.role).filter(|r| r.allows(action)) {
                     return Decision::Allowed { assignment: g.assignment, role: role.name.clone() };
                 }
@@ -408,6 +443,35 @@ mod tests {
             idx.check(&p, Action::Control("Microsoft.Resources/subscriptions/resourceGroups/read"), &rg),
             Decision::Denied
         );
+    }
+
+    #[test]
+    fn scope_keys_are_shared_and_go_with_their_last_grant() {
+        let (p, q) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut idx = RbacIndex::with_builtin_roles();
+        let a = assign(p, VAULT, roles::KEY_VAULT_SECRETS_USER);
+        let b = assign(q, &VAULT.to_uppercase(), roles::KEY_VAULT_READER);
+        let c = assign(q, "/subscriptions/s", roles::READER);
+        for ra in [&a, &b, &c] {
+            idx.insert(ra);
+        }
+        idx.insert(&a); // replacing an assignment does not count its scope twice
+        assert_eq!(idx.scopes.len(), 2);
+        let key = Scope::parse(VAULT).unwrap().key().to_string();
+        assert_eq!(idx.scopes.get(key.as_str()), Some(&2));
+        let shared = |i: &RbacIndex, who: &Uuid| i.by_principal[who].iter().find(|g| *g.scope_key == *key).cloned();
+        assert!(Arc::ptr_eq(&shared(&idx, &p).unwrap().scope_key, &shared(&idx, &q).unwrap().scope_key));
+        idx.remove(&p, &a.id);
+        idx.remove(&p, &a.id); // removing twice releases once
+        assert_eq!(idx.scopes.get(key.as_str()), Some(&1));
+        idx.remove(&q, &b.id);
+        assert!(!idx.scopes.contains_key(key.as_str()));
+        assert_eq!(idx.scopes.len(), 1);
+        let get = Action::Data("Microsoft.KeyVault/vaults/secrets/getSecret/action");
+        let secret = Scope::parse(&format!("{VAULT}/secrets/db")).unwrap();
+        assert_eq!(idx.check(&q, get, &secret), Decision::Denied);
+        idx.remove(&q, &c.id);
+        assert!(idx.scopes.is_empty() && idx.by_principal.is_empty());
     }
 
     #[test]

@@ -101,19 +101,28 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
 
     let boot_cfg = cfg.clone();
     let boot_clock = clock.clone();
-    let mut data = tokio::task::spawn_blocking(move || bootstrap::open(&boot_cfg, boot_clock.as_ref()))
-        .await
-        .map_err(|e| ServeError::Config(e.to_string()))??;
-
-    let snapshot = std::mem::take(&mut data.snapshot);
-    let change_head = snapshot.change_head;
-    let directory = Arc::new(RwLock::new(Directory::build(
-        snapshot.identities,
-        snapshot.credentials,
-        snapshot.clusters,
-        snapshot.apps,
-        &snapshot.role_assignments,
-    )));
+    // The directory is built on the thread that read the snapshot: the allocator then reuses the
+    // memory of the snapshot parts freed along the way (at 100k identities, tens of MB) instead of
+    // keeping it in another thread's arena.
+    let (data, directory, change_head) = tokio::task::spawn_blocking(move || {
+        let mut data = bootstrap::open(&boot_cfg, boot_clock.as_ref())?;
+        let snapshot = std::mem::take(&mut data.snapshot);
+        let change_head = snapshot.change_head;
+        let role_assignments = snapshot.role_assignments;
+        let mut directory = Directory::build(
+            snapshot.identities,
+            snapshot.credentials,
+            snapshot.clusters,
+            snapshot.apps,
+            &role_assignments,
+        );
+        drop(role_assignments);
+        directory.shrink_to_fit();
+        Ok::<_, ServeError>((data, directory, change_head))
+    })
+    .await
+    .map_err(|e| ServeError::Config(e.to_string()))??;
+    let directory = Arc::new(RwLock::new(directory));
     let keys = data.keys.clone();
     let extra_ca_pem = match &cfg.issuer_ca_file {
         Some(p) => Some(std::fs::read(p).map_err(|source| ServeError::Io { path: p.clone(), source })?),

@@ -72,6 +72,10 @@ impl KeyRing {
     /// Loads every stored key; creates the access-token key on first start.
     pub fn load(store: Arc<dyn Store>, master: Arc<MasterKey>, now: i64) -> Result<Self, KeyError> {
         let ring = Self { master, store, sets: RwLock::new(HashMap::new()) };
+        // Expired keys leave the store here, at start (under the bootstrap lock), not on every reload.
+        for rec in ring.store.signing_keys()?.iter().filter(|r| r.expires.is_some_and(|e| e <= now)) {
+            ring.store.delete_signing_key(&rec.kid)?;
+        }
         ring.reload_all(now)?;
         if ring.signer(STS_PURPOSE).is_none() {
             ring.create(STS_PURPOSE, now)?;
@@ -108,14 +112,9 @@ impl KeyRing {
 
     /// A purpose's key set from its records (oldest first): every unexpired key is published and the
     /// newest one not retired signs, so replicas that load the same rows agree on the signer.
-    /// Expired keys are deleted.
     fn build<'a>(&self, records: impl Iterator<Item = &'a SigningKeyRecord>, now: i64) -> Result<Set, KeyError> {
         let mut set = Set::default();
-        for rec in records {
-            if rec.expires.is_some_and(|e| e <= now) {
-                self.store.delete_signing_key(&rec.kid)?;
-                continue;
-            }
+        for rec in records.filter(|r| r.expires.is_none_or(|e| e > now)) {
             let key = self.unseal(rec)?;
             let jwk = key.public_jwk();
             let Ok(verifier) = VerifyingKey::from_jwk(&jwk) else { continue };

@@ -227,6 +227,25 @@ pub enum Record {
     DeletedSecret(DeletedSecret),
 }
 
+impl Record {
+    /// What kind of record this is, in plural words (for summaries such as an export's).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Record::Meta { .. } => "metadata",
+            Record::SigningKey(_) => "signing keys",
+            Record::ResourceGroup(_) => "resource groups",
+            Record::Identity(_) => "identities",
+            Record::Credential(_) => "federated credentials",
+            Record::Cluster(_) => "clusters",
+            Record::App(_) => "applications",
+            Record::RoleAssignment(_) => "role assignments",
+            Record::Vault(_) => "vaults",
+            Record::SecretVersion(_) => "secret versions",
+            Record::DeletedSecret(_) => "deleted secrets",
+        }
+    }
+}
+
 /// The repository every backend implements. Every write is durable when the call returns.
 pub trait Store: Send + Sync + 'static {
     /// A metadata value (tenant id, subscription id, sealed admin secret…).

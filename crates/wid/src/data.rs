@@ -176,7 +176,7 @@ pub fn export(
     writeln!(out, "{HEADER}")?;
     store
         .export(&mut |record| {
-            *counts.entry(kind(&record)).or_default() += 1;
+            *counts.entry(record.kind()).or_default() += 1;
             let line = serde_json::to_string(&record).map_err(|e| wid_store::StoreError::Corrupt(e.to_string()))?;
             writeln!(out, "{line}").map_err(|e| wid_store::StoreError::Backend(format!("writing the export: {e}")))
         })
@@ -234,20 +234,4 @@ pub fn import(args: &ImportArgs, env: &HashMap<String, String>, stderr: &mut dyn
         key_path.display()
     )?;
     Ok(())
-}
-
-fn kind(record: &Record) -> &'static str {
-    match record {
-        Record::Meta { .. } => "metadata",
-        Record::SigningKey(_) => "signing keys",
-        Record::ResourceGroup(_) => "resource groups",
-        Record::Identity(_) => "identities",
-        Record::Credential(_) => "federated credentials",
-        Record::Cluster(_) => "clusters",
-        Record::App(_) => "applications",
-        Record::RoleAssignment(_) => "role assignments",
-        Record::Vault(_) => "vaults",
-        Record::SecretVersion(_) => "secret versions",
-        Record::DeletedSecret(_) => "deleted secrets",
-    }
 }

@@ -32,8 +32,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
+use tokio_postgres::Row;
 use tokio_postgres::types::FromSql;
-use tokio_postgres::{IsolationLevel, Row};
 use uuid::Uuid;
 use wid_core::Scope;
 use wid_core::fic::{ClaimsMatchingExpression, FederatedCredential};
@@ -51,7 +51,7 @@ mod conn;
 mod key_vault;
 mod replica;
 
-use conn::{Db, Pool, Target, chain, pg_error};
+use conn::{Db, Pool, Target, begin_snapshot, chain, pg_error};
 
 /// The migrations, in order; migration `i` brings the schema to version `i + 1`.
 const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
@@ -249,13 +249,7 @@ impl PostgresStore {
             let timeout = shared.target.statement_timeout;
             let mut pooled = shared.pool.get(&shared.target, &what).await?;
             let (client, stmts) = pooled.parts()?;
-            let tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-                .map_err(|e| pg_error(&what, &e, timeout))?;
+            let tx = begin_snapshot(client, &what, timeout).await?;
             let out = f(&Db::tx(&tx, stmts, &what, timeout)).await?;
             tx.commit().await.map_err(|e| pg_error(&what, &e, timeout))?;
             Ok(out)

@@ -535,6 +535,21 @@ impl<'a> Db<'a> {
 /// Maps a PostgreSQL error during `what`: uniqueness → `Conflict` (naming the rule), a missing
 /// parent → `MissingParent`, lock waits and serialization failures → `Busy`, the rest (timeouts,
 /// lost connections, the server's own errors) → `Backend`.
+/// Starts a REPEATABLE READ, read-only transaction: every query in it sees the same committed state.
+pub(super) async fn begin_snapshot<'c>(
+    client: &'c mut Client,
+    what: &str,
+    statement_timeout: Duration,
+) -> Result<Transaction<'c>> {
+    client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(|e| pg_error(what, &e, statement_timeout))
+}
+
 pub(super) fn pg_error(what: &str, e: &tokio_postgres::Error, statement_timeout: Duration) -> StoreError {
     let Some(db) = e.as_db_error() else {
         if e.is_closed() {

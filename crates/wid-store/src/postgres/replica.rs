@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, Client, IsolationLevel};
+use tokio_postgres::{AsyncMessage, Client};
 
-use super::conn::{Db, Pooled, block_on, pg_error, run};
+use super::conn::{Db, Pooled, begin_snapshot, block_on, pg_error, run};
 use super::{
     APP_COLS, CHANGE_LOG_LOCK, CLUSTER_COLS, CREDENTIAL_COLS, Cols, ExportQuery, IDENTITY_COLS, LOCKS, RA_COLS,
     RG_COLS, SIGNING_KEY_COLS, Shared, decode_app, decode_cluster, decode_credential, decode_identity, decode_ra,
@@ -325,13 +325,7 @@ async fn export_task(shared: Arc<Shared>, sink: tokio::sync::mpsc::Sender<Record
     let timeout = shared.target.statement_timeout;
     let mut pooled = shared.pool.get(&shared.target, what).await?;
     let (client, _) = pooled.parts()?;
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::RepeatableRead)
-        .read_only(true)
-        .start()
-        .await
-        .map_err(|e| pg_error(what, &e, timeout))?;
+    let tx = begin_snapshot(client, what, timeout).await?;
     for (sql, decode) in exports() {
         let portal = tx.bind(sql.as_str(), &[]).await.map_err(|e| pg_error(what, &e, timeout))?;
         loop {

@@ -178,3 +178,33 @@ async fn zero_entries_turn_the_cache_off() {
     assert_ne!(token(&first), "");
     assert_ne!(token(&first), token(&second));
 }
+
+/// A bearer token presented again skips its RSA verify, never a check: other bytes are verified
+/// afresh, and expiry and audience are judged on every request.
+#[tokio::test]
+async fn a_token_seen_before_is_still_checked_on_every_request() {
+    let w = world(16).await;
+    let (ok, body) = w.s.arm(&w.admin, "GET", RG, None).await;
+    assert_eq!(ok, 200, "{body}");
+    assert_eq!(w.s.arm(&w.admin, "GET", RG, None).await.0, 200, "the same token again");
+
+    // The same header and claims with another signature: verified, and refused.
+    let (signed, sig) = w.admin.rsplit_once('.').unwrap();
+    let mid = sig.len() / 2;
+    let flipped = if &sig[mid..=mid] == "A" { "B" } else { "A" };
+    let forged = format!("{signed}.{}{flipped}{}", &sig[..mid], &sig[mid + 1..]);
+    let (st, body) = w.s.arm(&forged, "GET", RG, None).await;
+    assert_eq!(st, 401, "{body}");
+
+    // A token for Key Vault, accepted there, is still refused by the management API.
+    let a = w.assertion(&w.key, "aud");
+    let (_, vault) = w.exchange(&w.client_id, &a, &w.vault_scope()).await;
+    let vault_token = token(&vault);
+    let (st, body) = w.s.arm(&vault_token, "GET", RG, None).await;
+    assert_eq!(st, 401, "{body}");
+
+    // Expiry is judged at each request.
+    w.clock.advance(2 * 86_400);
+    let (st, body) = w.s.arm(&w.admin, "GET", RG, None).await;
+    assert_eq!(st, 401, "{body}");
+}

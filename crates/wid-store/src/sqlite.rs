@@ -34,6 +34,7 @@ use crate::{
     StoreError, Written,
 };
 
+mod cache;
 mod key_vault;
 
 /// The migrations, in order; migration `i` brings the schema to version `i + 1`.
@@ -61,6 +62,8 @@ pub struct SqliteStore {
     _lock: Option<std::fs::File>,
     /// Named locks ([`Store::lock`]): one process owns the file, so they live here.
     locks: std::sync::Arc<NamedLocks>,
+    /// The vault and secret-version reads of a secret `GET`; emptied by every write.
+    cache: cache::ReadCache,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -110,6 +113,7 @@ impl SqliteStore {
             next_reader: AtomicUsize::new(0),
             _lock: Some(lock),
             locks: Default::default(),
+            cache: Default::default(),
         })
     }
 
@@ -124,16 +128,21 @@ impl SqliteStore {
             next_reader: AtomicUsize::new(0),
             _lock: None,
             locks: Default::default(),
+            cache: Default::default(),
         })
     }
 
     /// Runs `f` in an `IMMEDIATE` transaction on the writer and commits; any error rolls back.
+    /// Empties the read cache before returning, whatever the outcome.
     fn write<T>(&self, what: &str, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.writer.lock().map_err(|_| poisoned())?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql(what))?;
-        let out = f(&tx)?;
-        tx.commit().map_err(sql(what))?;
-        Ok(out)
+        let out = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql(what)).and_then(|tx| {
+            let out = f(&tx)?;
+            tx.commit().map_err(sql(what))?;
+            Ok(out)
+        });
+        self.cache.invalidate();
+        out
     }
 
     /// Runs `f` on a reader connection (the writer for an in-memory database).
@@ -1339,7 +1348,14 @@ impl Store for SqliteStore {
     }
 
     fn vault(&self, name: &str) -> Result<Option<Vault>> {
-        self.read(|conn| key_vault::vault(conn, name))
+        let key = name_key(name);
+        if let Some(hit) = self.cache.vault(&key) {
+            return Ok(hit);
+        }
+        let generation = self.cache.generation();
+        let found = self.read(|conn| key_vault::vault(conn, name))?;
+        self.cache.fill_vault(generation, key, &found);
+        Ok(found)
     }
 
     fn vaults(&self, subscription: Uuid, resource_group: Option<&str>) -> Result<Vec<Vault>> {
@@ -1366,7 +1382,14 @@ impl Store for SqliteStore {
     }
 
     fn secret_version(&self, vault: &str, name: &str, version: Option<&str>) -> Result<Option<SecretVersion>> {
-        self.read(|conn| key_vault::secret_version(conn, vault, name, version))
+        let key = (name_key(vault), name_key(name), version.map(str::to_string));
+        if let Some(hit) = self.cache.version(&key) {
+            return Ok(hit);
+        }
+        let generation = self.cache.generation();
+        let found = self.read(|conn| key_vault::secret_version(conn, vault, name, version))?;
+        self.cache.fill_version(generation, key, &found);
+        Ok(found)
     }
 
     fn secrets(&self, vault: &str, after: Option<&str>, limit: usize) -> Result<Page<SecretVersion>> {

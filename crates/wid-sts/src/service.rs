@@ -13,7 +13,7 @@ use wid_crypto::jwk::JwkSet;
 use wid_crypto::keys::SigningKey;
 use wid_crypto::{JoseError, Jws, parse_compact};
 
-use crate::cache::{KeyParts, TokenCache};
+use crate::cache::{KeyParts, TokenCache, VerifiedTokens};
 use crate::error::StsError;
 use crate::issuer::{FetchConfig, IssuerCache, IssuerKey, LookupError, keys_from_jwks, select};
 use crate::keys::{KeyRing, STS_PURPOSE, cluster_purpose};
@@ -103,6 +103,7 @@ pub struct TokenService {
     uploaded: Mutex<HashMap<String, (String, Vec<IssuerKey>)>>,
     clock: Arc<dyn Clock>,
     cache: TokenCache,
+    verified: VerifiedTokens,
 }
 
 struct Assertion {
@@ -122,7 +123,16 @@ impl TokenService {
     ) -> Result<Self, String> {
         let issuers = IssuerCache::new(cfg.fetch.clone())?;
         let cache = TokenCache::new(cfg.token_cache_entries);
-        Ok(Self { cfg, directory, keys, issuers, uploaded: Mutex::new(HashMap::new()), clock, cache })
+        Ok(Self {
+            cfg,
+            directory,
+            keys,
+            issuers,
+            uploaded: Mutex::new(HashMap::new()),
+            clock,
+            cache,
+            verified: VerifiedTokens::new(VerifiedTokens::CAPACITY),
+        })
     }
 
     /// The configuration.
@@ -402,7 +412,11 @@ impl TokenService {
         let jws = parse_compact(token, 16 * 1024).map_err(|e| VerifyError::Malformed(e.to_string()))?;
         let kid = jws.header.kid.clone().unwrap_or_default();
         let key = self.keys.verifier(STS_PURPOSE, &kid).ok_or_else(|| VerifyError::Signature(kid.clone()))?;
-        jws.verify(&key).map_err(|_| VerifyError::Signature(kid.clone()))?;
+        let seen = VerifiedTokens::key(token);
+        if !self.verified.verified(&seen, &key) {
+            jws.verify(&key).map_err(|_| VerifyError::Signature(kid.clone()))?;
+            self.verified.put(seen, &key);
+        }
         let iss = jws.claim_str("iss").unwrap_or_default();
         if iss != self.cfg.access_issuer() {
             return Err(VerifyError::Issuer(iss.to_string()));

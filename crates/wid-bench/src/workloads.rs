@@ -49,8 +49,12 @@ pub fn crypto(duration: Duration) -> anyhow::Result<Crypto> {
     })
 }
 
+/// The namespace and ServiceAccount of the pods in the admission reviews.
+pub const POD_NAMESPACE: &str = "apps";
+pub const POD_SERVICE_ACCOUNT: &str = "api";
+
 /// An AdmissionReview for a labelled two-container pod, as kube-apiserver sends it.
-fn admission_review(n: u64) -> Vec<u8> {
+pub fn admission_review(n: u64) -> Vec<u8> {
     json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -60,7 +64,7 @@ fn admission_review(n: u64) -> Vec<u8> {
             "resource": {"group": "", "version": "v1", "resource": "pods"},
             "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
             "requestResource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "apps",
+            "namespace": POD_NAMESPACE,
             "operation": "CREATE",
             "userInfo": {"username": "system:serviceaccount:kube-system:replicaset-controller", "groups": ["system:serviceaccounts", "system:authenticated"]},
             "object": {
@@ -68,13 +72,13 @@ fn admission_review(n: u64) -> Vec<u8> {
                 "kind": "Pod",
                 "metadata": {
                     "generateName": "api-7d9c6b5f4-",
-                    "namespace": "apps",
+                    "namespace": POD_NAMESPACE,
                     "labels": {"app": "api", "azure.workload.identity/use": "true", "pod-template-hash": "7d9c6b5f4"},
                     "annotations": {"kubectl.kubernetes.io/default-container": "api"},
                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "api-7d9c6b5f4", "uid": "5d8f0c1e-0b8e-4a55-9d3a-2f6a1c3e9b10", "controller": true, "blockOwnerDeletion": true}],
                 },
                 "spec": {
-                    "serviceAccountName": "api",
+                    "serviceAccountName": POD_SERVICE_ACCOUNT,
                     "containers": [
                         {"name": "api", "image": "registry.example/api:1.4.2", "ports": [{"containerPort": 8080}],
                          "env": [{"name": "LOG_LEVEL", "value": "info"}],
@@ -101,7 +105,7 @@ pub fn admission(warmup: Duration, duration: Duration) -> anyhow::Result<Stats> 
     let bodies: Vec<Vec<u8>> = (0..64).map(admission_review).collect();
     let mut annotations = BTreeMap::new();
     annotations.insert("azure.workload.identity/client-id".to_string(), uuid::Uuid::new_v4().to_string());
-    let sa = wid_webhook::ServiceAccount { name: "api".into(), annotations };
+    let sa = wid_webhook::ServiceAccount { name: POD_SERVICE_ACCOUNT.into(), annotations };
     let cfg = wid_webhook::Config::new("72f988bf-86f1-41af-91ab-2d7cd011db47");
     let first = wid_webhook::mutate(bodies.first().context("reviews")?, Some(&sa), &cfg);
     if !first.allowed() || first.patch().is_empty() {

@@ -34,6 +34,9 @@ pub struct PatchError {
 
 /// Escapes one reference token (RFC 6901: `~` → `~0`, `/` → `~1`).
 pub fn escape(token: &str) -> String {
+    if !token.contains(['~', '/']) {
+        return token.to_string();
+    }
     token.replace('~', "~0").replace('/', "~1")
 }
 
@@ -52,6 +55,9 @@ where
 }
 
 fn unescape(token: &str) -> String {
+    if !token.contains('~') {
+        return token.to_string();
+    }
     token.replace("~1", "/").replace("~0", "~")
 }
 

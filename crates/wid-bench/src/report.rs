@@ -513,9 +513,9 @@ impl Report {
                  operations as a tight loop measures them; the other {:.0} µs are TLS record crypto, HTTP/1.1 \
                  parsing, form decoding, JWS parsing and claim checks, the credential match, claims JSON, the audit \
                  event and the response. (A CPU profile of this workload — `perf record` on `wid serve` — puts ~81 % \
-                 of the server's time in the two RSA operations, which cost ~8 % more there than in the tight loop: \
-                 the other work between them evicts their caches. The rest is spread thin: no single part of it \
-                 is above 2 %.)",
+                 of the server's time in the two RSA operations, which cost ~8 % more there than in the tight loop, \
+                 interleaved with the other work; the rest is spread thin, no single part of it above 2 %. Runs \
+                 of this workload vary by ±3 % with the machine's state.)",
                 n(c.exchange_bound_per_s),
                 n(c.rs256_sign_per_s),
                 n(c.rs256_verify_per_s),
@@ -671,6 +671,8 @@ const METHOD: &str = "\
   for one in 100 and 1–3 for the others; half of the role assignments are at the vault, half at its secrets.
 - Priority: on a machine shared with other work, `scripts/bench.sh` runs the harness (and so the servers it \
   starts) at `nice -10` so that each gets its core; the load averages at start and end are above.
+- Logs: `wid serve` runs with `WID_LOG=warn,wid_server=info` (no audit line per request, as OpenBao's dev \
+  server runs without an audit device); `wid webhook` logs its line per admission, as in production.
 - RSS: `/proc/PID/status` VmRSS, idle after start and sampled every 50 ms during the runs (peak).
 - Quick mode (`--quick`, CI) runs everything for about a second with 2,000 generated identities: it proves the \
   harness works; its figures are not results.

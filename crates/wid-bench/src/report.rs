@@ -649,7 +649,9 @@ const METHOD: &str = "\
   TokenRequest-shaped tokens (iss, sub `system:serviceaccount:bench:sa-N`, aud `api://AzureADTokenExchange`, \
   1 h, unique jti). wid knows the key through a cluster registration with an uploaded JWKS; OpenBao through \
   `jwt_validation_pubkeys` (the same key as PEM). Cold runs present a fresh token per request (a one-use pool \
-  signed before the run) for 10 identities round robin; both wid and OpenBao get the same pool.
+  signed before the run) for 10 identities round robin; both wid and OpenBao get the same pool. The cold \
+  exchange and OpenBao's JWT login run three windows of half the usual length and report the median (each \
+  window's rate is in its row): single windows on this machine vary by up to ~10 %.
 - wid identities: 10 bench identities with 20 federated credentials each (other clusters' issuers and other \
   namespaces; the matching one is last); each has Key Vault Secrets Officer on the vault. OpenBao: one JWT role \
   per identity bound to its subject and audience, policy `bench` on `secret/data/*`, one non-root token per \

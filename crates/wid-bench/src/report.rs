@@ -389,13 +389,13 @@ impl Report {
     fn memory_table(&self) -> String {
         let m = &self.memory;
         let o = |v: Option<f64>| v.map_or("not run".into(), |v| format!("{v:.0}"));
-        let mut out = String::from("| | wid serve | OpenBao (dev) |\n|---|--:|--:|\n");
-        let _ = writeln!(out, "| RSS idle, MB | {:.1} | {} |", m.wid_idle_mb, o(m.bao_idle_mb));
-        let _ = writeln!(out, "| RSS peak under load, MB | {:.1} | {} |", m.wid_load_mb, o(m.bao_load_mb));
+        let mut out = String::from("| | wid | OpenBao (dev) |\n|---|--:|--:|\n");
+        let _ = writeln!(out, "| `wid serve` RSS idle, MB | {:.1} | {} |", m.wid_idle_mb, o(m.bao_idle_mb));
+        let _ = writeln!(out, "| `wid serve` RSS peak under load, MB | {:.1} | {} |", m.wid_load_mb, o(m.bao_load_mb));
         if let Some(s) = &self.scale {
             let _ = writeln!(
                 out,
-                "| RSS with {} identities: idle / peak under load, MB | {:.1} / {:.1} | |",
+                "| `wid serve` RSS with {} identities: idle / peak under load, MB | {:.1} / {:.1} | |",
                 n(s.added.identities as f64),
                 s.idle_mb,
                 s.load_mb
@@ -478,13 +478,14 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "- Pinning: the server under test (`wid serve`, then OpenBao) alone on core 0 (`taskset -c 0`), never both \
-             at once; the load generator and the in-process micro-benchmarks on core 1 (`taskset -c 1`)."
+            "- Pinning: the server under test (`wid serve`, then `wid webhook`, then OpenBao) alone on core 0 \
+             (`taskset -c 0`), never two at once; the load generator and the in-process micro-benchmarks on core 1 \
+             (`taskset -c 1`), with the kube-apiserver and its etcd when they are used."
         );
         let _ = writeln!(
             out,
             "- Load: closed loop, keep-alive TLS connections (HTTP/1.1: one per worker; HTTP/2: 2 connections \
-             shared by the workers), warm-up then a fixed window; HDR histograms. Both servers speak TLS \
+             shared by the workers), warm-up then a fixed window; HDR histograms. Every server speaks TLS \
              (OpenBao `-dev -dev-tls`).\n"
         );
         let _ = writeln!(out, "## Side by side\n\n{}", self.side_by_side());

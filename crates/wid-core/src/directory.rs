@@ -50,13 +50,14 @@ impl Default for Directory {
 }
 
 impl Directory {
-    /// Builds the model from everything stored.
+    /// Builds the model from everything stored, then releases the spare capacity its maps grew while
+    /// being filled (the inputs are dropped first, so the allocator can reuse their memory).
     pub fn build(
         identities: Vec<Identity>,
         credentials: Vec<StoredCredential>,
         clusters: Vec<Cluster>,
         apps: Vec<AppPrincipal>,
-        role_assignments: &[RoleAssignment],
+        role_assignments: Vec<RoleAssignment>,
     ) -> Self {
         let mut d = Self::default();
         for i in identities {
@@ -71,14 +72,15 @@ impl Directory {
         for a in apps {
             d.put_app(a);
         }
-        for ra in role_assignments {
+        for ra in &role_assignments {
             d.rbac.insert(ra);
         }
+        drop(role_assignments);
+        d.shrink_to_fit();
         d
     }
 
-    /// Releases the spare capacity the maps grew while being filled (after [`Directory::build`]).
-    pub fn shrink_to_fit(&mut self) {
+    fn shrink_to_fit(&mut self) {
         self.identities.values_mut().for_each(|e| e.credentials.shrink_to_fit());
         self.identities.shrink_to_fit();
         self.client_by_key.shrink_to_fit();

@@ -329,7 +329,7 @@ impl RbacIndex {
     }
 
     /// Releases memory the maps no longer need (after a bulk load).
-    pub fn shrink_to_fit(&mut self) {
+    pub(crate) fn shrink_to_fit(&mut self) {
         self.by_principal.values_mut().for_each(Vec::shrink_to_fit);
         self.by_principal.shrink_to_fit();
         self.scopes.shrink_to_fit();
@@ -337,13 +337,8 @@ impl RbacIndex {
 
     /// The shared copy of `key`, counting one more grant naming it.
     fn intern_scope(&mut self, key: &str) -> Arc<str> {
-        if let Some((shared, count)) = self.scopes.get_key_value(key) {
-            let shared = shared.clone();
-            self.scopes.insert(shared.clone(), count + 1);
-            return shared;
-        }
-        let shared: Arc<str> = Arc::from(key);
-        self.scopes.insert(shared.clone(), 1);
+        let shared = self.scopes.get_key_value(key).map_or_else(|| Arc::from(key), |(k, _)| k.clone());
+        *self.scopes.entry(shared.clone()).or_insert(0) += 1;
         shared
     }
 

@@ -108,16 +108,13 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
         let mut data = bootstrap::open(&boot_cfg, boot_clock.as_ref())?;
         let snapshot = std::mem::take(&mut data.snapshot);
         let change_head = snapshot.change_head;
-        let role_assignments = snapshot.role_assignments;
-        let mut directory = Directory::build(
+        let directory = Directory::build(
             snapshot.identities,
             snapshot.credentials,
             snapshot.clusters,
             snapshot.apps,
-            &role_assignments,
+            snapshot.role_assignments,
         );
-        drop(role_assignments);
-        directory.shrink_to_fit();
         Ok::<_, ServeError>((data, directory, change_head))
     })
     .await

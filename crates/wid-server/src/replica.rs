@@ -128,8 +128,7 @@ impl Follower {
     /// Rebuilds the directory and the key ring from a snapshot; returns its change-log position.
     fn resync(&self) -> Result<i64, wid_store::StoreError> {
         let s = self.store.snapshot()?;
-        let mut rebuilt = Directory::build(s.identities, s.credentials, s.clusters, s.apps, &s.role_assignments);
-        rebuilt.shrink_to_fit();
+        let rebuilt = Directory::build(s.identities, s.credentials, s.clusters, s.apps, s.role_assignments);
         *self.dir() = rebuilt;
         if let Err(e) = self.keys.reload_all(self.clock.now()) {
             tracing::warn!(error = %e, "reloading the signing keys failed");

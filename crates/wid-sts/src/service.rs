@@ -209,16 +209,14 @@ impl TokenService {
         resource: &str,
         cp1: bool,
     ) -> Result<TokenResponse, StsError> {
-        let known = {
+        {
             let dir = self.read_dir();
-            match dir.identity_by_client(&client_id) {
-                Some(_) => true,
-                None if dir.app_by_client(&client_id).is_some() => false,
-                None => return Err(StsError::UnknownClient(client_id.to_string())),
+            if dir.identity_by_client(&client_id).is_none() {
+                return Err(match dir.app_by_client(&client_id) {
+                    Some(_) => StsError::NoFederatedCredentials { client_id: client_id.to_string() },
+                    None => StsError::UnknownClient(client_id.to_string()),
+                });
             }
-        };
-        if !known {
-            return Err(StsError::NoFederatedCredentials { client_id: client_id.to_string() });
         }
         let a = self.parse_assertion(raw)?;
         self.check_times(&a.jws)?;

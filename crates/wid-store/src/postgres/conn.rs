@@ -532,9 +532,6 @@ impl<'a> Db<'a> {
 // ---------------------------------------------------------------------------------------------------
 // Errors.
 
-/// Maps a PostgreSQL error during `what`: uniqueness → `Conflict` (naming the rule), a missing
-/// parent → `MissingParent`, lock waits and serialization failures → `Busy`, the rest (timeouts,
-/// lost connections, the server's own errors) → `Backend`.
 /// Starts a REPEATABLE READ, read-only transaction: every query in it sees the same committed state.
 pub(super) async fn begin_snapshot<'c>(
     client: &'c mut Client,
@@ -550,6 +547,9 @@ pub(super) async fn begin_snapshot<'c>(
         .map_err(|e| pg_error(what, &e, statement_timeout))
 }
 
+/// Maps a PostgreSQL error during `what`: uniqueness → `Conflict` (naming the rule), a missing
+/// parent → `MissingParent`, lock waits and serialization failures → `Busy`, the rest (timeouts,
+/// lost connections, the server's own errors) → `Backend`.
 pub(super) fn pg_error(what: &str, e: &tokio_postgres::Error, statement_timeout: Duration) -> StoreError {
     let Some(db) = e.as_db_error() else {
         if e.is_closed() {

@@ -40,11 +40,8 @@ async fn discovery(State(i): State<Issuer>) -> Response {
     i.fetches.fetch_add(1, Ordering::SeqCst);
     let url = i.url.lock().unwrap().clone();
     let mode = *i.mode.lock().unwrap();
-    if mode == Mode::Stall {
-        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-    }
     match mode {
-        Mode::Stall => unreachable!("the stall never ends"),
+        Mode::Stall => std::future::pending().await,
         Mode::Down => (axum::http::StatusCode::SERVICE_UNAVAILABLE, "down").into_response(),
         Mode::Redirect => (axum::http::StatusCode::FOUND, [("location", "https://169.254.169.254/latest")]).into_response(),
         Mode::Normal | Mode::Huge => {
@@ -226,21 +223,21 @@ async fn a_stalled_issuer_costs_one_bounded_wait_and_blocks_nobody_else() {
     *w.issuer.mode.lock().unwrap() = Mode::Stall;
     let started = std::time::Instant::now();
     let assertion = w.assertion(&key);
-    let stalled = w.exchange(&assertion);
+    let stalled = async { (w.exchange(&assertion).await, started.elapsed()) };
     // While that exchange waits on the issuer, the server answers everyone else.
     let others = async {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
         let t = std::time::Instant::now();
         let admin = w.s.admin_token().await;
         let (st, _) = w.s.arm(&admin, "GET", "/subscriptions/{sub}/resourcegroups", None).await;
-        (st, t.elapsed())
+        (st, t.elapsed(), started.elapsed())
     };
-    let ((st, code, body), (other_status, other_wait)) = tokio::join!(stalled, others);
-    let waited = started.elapsed();
+    let (((st, code, body), waited), (other_status, other_wait, other_done)) = tokio::join!(stalled, others);
     assert_eq!((st, code), (400, 90061), "{body}");
     assert!(body["error_description"].as_str().unwrap().contains("timed out"), "{body}");
     // The fetch limit is 10 s (connect and whole response); the exchange ends with it.
     assert!(waited < std::time::Duration::from_secs(20), "the stalled fetch was not cut off: {waited:?}");
     assert_eq!(other_status, 200);
+    assert!(other_done < waited, "the other client was served only after the stalled exchange ended");
     eprintln!("stalled issuer: exchange refused after {waited:?}; another client served in {other_wait:?} meanwhile");
 }

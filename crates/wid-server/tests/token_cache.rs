@@ -79,7 +79,7 @@ impl World {
 }
 
 fn token(body: &Value) -> String {
-    body["access_token"].as_str().unwrap_or_default().to_string()
+    body["access_token"].as_str().unwrap_or_else(|| panic!("no access_token: {body}")).to_string()
 }
 
 fn code(body: &Value) -> u64 {

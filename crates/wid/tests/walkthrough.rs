@@ -575,7 +575,7 @@ async fn the_cli_never_prints_the_profiles_secret() {
         &["account", "list", "-o", "table"],
         &["ad", "signed-in-user", "show"],
         &["group", "create", "--name", "rg", "--location", "eastus", "--debug"],
-        &["identity", "create", "--name", "id", "--resource-group", "rg", "--debug"],
+        &["identity", "create", "--name", "app-id", "--resource-group", "rg", "--debug"],
         &["identity", "show", "--name", "nope", "--resource-group", "rg", "--debug"],
         &["keyvault", "create", "--name", "kvsecret", "--resource-group", "rg", "--debug"],
         &["role", "assignment", "list", "--all", "-o", "tsv"],
@@ -583,9 +583,15 @@ async fn the_cli_never_prints_the_profiles_secret() {
         &["group", "show", "--name", "missing"],
         &["login", "--debug"],
     ];
+    // Four of them fail on purpose (a missing identity, secret and group; `login` without its
+    // arguments); the rest must succeed.
+    let failing = |args: &[&str]| {
+        args.contains(&"nope") || args.contains(&"x") || args.contains(&"missing") || args.first() == Some(&"login")
+    };
     for args in runs {
         let (code, out, err) = wid.run(args).await;
         printed.push_str(&format!("$ wid {args:?} → {code}\n{out}{err}"));
+        assert_eq!(code != 0, failing(args), "wid {args:?} exited {code}:\n{out}{err}");
     }
     // The --debug request log shows the token form: the secret's field, not its value.
     assert!(printed.contains("client_secret="), "the --debug logs show the token form:\n{printed}");

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{RG, SECRETS_USER, Serve, env_num, put, wid};
+use support::{RG, Serve, env_num, put, wid};
+use wid_core::rbac::roles::KEY_VAULT_SECRETS_USER;
 
 const VAULT: &str = "kvc";
 
@@ -119,7 +120,7 @@ async fn role_writer(s: &Serve, admin: &str, vault_id: &str, round: usize, acks:
     let http = &s.client.http;
     let principal = s.client.profile.principal_id.clone().unwrap();
     let role = format!(
-        "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{SECRETS_USER}",
+        "/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{KEY_VAULT_SECRETS_USER}",
         s.client.subscription
     );
     for i in 0.. {

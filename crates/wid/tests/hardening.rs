@@ -20,14 +20,15 @@ use wid_crypto::{Alg, SigningKey, encode_compact};
 use wid_store::{Record, SqliteStore, Store};
 use wid_testkit::TestServer;
 
+mod support;
+use support::{assign, put};
+use wid_core::rbac::roles::{KEY_VAULT_SECRETS_OFFICER, KEY_VAULT_SECRETS_USER, READER};
+
 const AUD: &str = "api://AzureADTokenExchange";
 const ISSUER_A: &str = "https://issuer-a.example/cluster/";
 const ISSUER_B: &str = "https://issuer-b.example/cluster/";
 const SUB: &str = "system:serviceaccount:ns:app";
 const RG: &str = "/subscriptions/{sub}/resourceGroups/app";
-const SECRETS_OFFICER: &str = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7";
-const SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
-const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
 
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
@@ -107,20 +108,6 @@ struct World {
     principal_id: String,
 }
 
-async fn put(s: &TestServer, token: &str, path: &str, body: Value) -> Value {
-    let (st, b) = s.arm(token, "PUT", path, Some(body)).await;
-    assert!(st == 200 || st == 201, "PUT {path}: {st} {b}");
-    b
-}
-
-async fn assign(s: &TestServer, token: &str, scope: &str, role: &str, principal: &str) {
-    let body = json!({"properties": {
-        "roleDefinitionId": format!("/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{role}", s.subscription),
-        "principalId": principal, "principalType": "ServicePrincipal"}});
-    let path = format!("{scope}/providers/Microsoft.Authorization/roleAssignments/{}", uuid::Uuid::new_v4());
-    put(s, token, &path, body).await;
-}
-
 /// Two resource groups whose names share a prefix (`app`, `app2`), two vaults likewise (`kva`,
 /// `kvab`), two private issuers with uploaded JWKS, and one identity federated with issuer A that
 /// holds Reader on `app`, Secrets User on vault `kva` and on the secret `on` of `kvab`.
@@ -148,11 +135,11 @@ async fn world() -> World {
         let body = json!({"location": "local", "properties": {"tenantId": s.tenant, "sku": {"family": "A", "name": "standard"}, "enableRbacAuthorization": true}});
         let v = put(&s, &admin, &format!("{RG}/providers/Microsoft.KeyVault/vaults/{name}"), body).await;
         let vid = v["id"].as_str().unwrap().to_string();
-        assign(&s, &admin, &vid, SECRETS_OFFICER, &me).await;
+        assign(&s, &admin, &vid, KEY_VAULT_SECRETS_OFFICER, &me).await;
         vaults.push(vid);
     }
-    assign(&s, &admin, &vaults[0], SECRETS_USER, &principal_id).await;
-    assign(&s, &admin, &format!("{}/secrets/on", vaults[1]), SECRETS_USER, &principal_id).await;
+    assign(&s, &admin, &vaults[0], KEY_VAULT_SECRETS_USER, &principal_id).await;
+    assign(&s, &admin, &format!("{}/secrets/on", vaults[1]), KEY_VAULT_SECRETS_USER, &principal_id).await;
     assign(&s, &admin, "/subscriptions/{sub}/resourceGroups/app", READER, &principal_id).await;
     let w = World {
         client_id: id["properties"]["clientId"].as_str().unwrap().to_string(),

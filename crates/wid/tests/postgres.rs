@@ -21,7 +21,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{RG, SECRETS_USER, Serve, assign, put, wid};
+use support::{RG, Serve, assign, put, wid};
+use wid_core::rbac::roles::KEY_VAULT_SECRETS_USER;
 use wid_store::Store;
 
 const VAULT: &str = "kvr";
@@ -164,7 +165,7 @@ async fn writes_on_one_replica_are_in_effect_on_the_other() {
     .await;
 
     // A grant made on A lets the pod read on B.
-    let ra = assign(&a.client, &admin, &vault_id, SECRETS_USER, &principal, None).await;
+    let ra = assign(&a.client, &admin, &vault_id, KEY_VAULT_SECRETS_USER, &principal).await;
     let (value, grant_wait) = within_bound("role assignment", || async {
         let (st, body) = b.kv(VAULT, &token, "GET", "/secrets/db", None).await;
         (st == 200).then(|| body["value"].as_str().unwrap().to_string())

@@ -26,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{Value, json};
-use support::{RG, SECRETS_OFFICER, Serve, assign, env_num, put};
+use support::{RG, Serve, assign, env_num, put};
+use wid_core::rbac::roles::KEY_VAULT_SECRETS_OFFICER;
 
 const VAULT: &str = "kvs";
 const WORKERS: usize = 8;
@@ -238,7 +239,7 @@ async fn soak_mixed_traffic_issuer_outage_and_secrets_hygiene() {
     let id = put(&a.client, &admin, &id_path, json!({"location": "local"})).await;
     let fic = json!({"properties": {"issuer": issuer, "subject": "system:serviceaccount:soak:app", "audiences": ["api://AzureADTokenExchange"]}});
     put(&a.client, &admin, &format!("{id_path}/federatedIdentityCredentials/ext"), fic).await;
-    assign(&a.client, &admin, &vault_id, SECRETS_OFFICER, id["properties"]["principalId"].as_str().unwrap(), None)
+    assign(&a.client, &admin, &vault_id, KEY_VAULT_SECRETS_OFFICER, id["properties"]["principalId"].as_str().unwrap())
         .await;
     let kv_admin = a.admin_token_for(&a.vault_resource()).await;
     let client_id = id["properties"]["clientId"].as_str().unwrap().to_string();

@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use wid_testkit::Client;
 
-pub const SECRETS_OFFICER: &str = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7";
-pub const SECRETS_USER: &str = "4633458b-17de-408a-b874-0445c86b69e6";
-pub const READER: &str = "acdd72a7-3385-48ef-bd42-f606fba81ae7";
+use wid_core::rbac::roles::KEY_VAULT_SECRETS_OFFICER;
 pub const RG: &str = "/subscriptions/{sub}/resourceGroups/rg";
 
 /// A `wid serve` process with its data dir in `dir/data` (SQLite unless its arguments name a
@@ -168,7 +166,7 @@ impl Serve {
         let body = json!({"location": "local", "properties": {"tenantId": c.tenant, "sku": {"family": "A", "name": "standard"}, "enableRbacAuthorization": true}});
         let vault = put(c, admin, &path, body).await;
         let id = vault["id"].as_str().unwrap().to_string();
-        assign(c, admin, &id, SECRETS_OFFICER, c.profile.principal_id.as_deref().unwrap(), None).await;
+        assign(c, admin, &id, KEY_VAULT_SECRETS_OFFICER, c.profile.principal_id.as_deref().unwrap()).await;
         id
     }
 
@@ -247,8 +245,8 @@ pub async fn put(c: &Client, token: &str, path: &str, body: Value) -> Value {
 }
 
 /// Assigns `role` (a built-in role's GUID) to `principal` at `scope`; returns the assignment's id.
-pub async fn assign(c: &Client, token: &str, scope: &str, role: &str, principal: &str, name: Option<&str>) -> String {
-    let id = name.map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+pub async fn assign(c: &Client, token: &str, scope: &str, role: &str, principal: &str) -> String {
+    let id = uuid::Uuid::new_v4();
     let body = json!({"properties": {
         "roleDefinitionId": format!("/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{role}", c.subscription),
         "principalId": principal,

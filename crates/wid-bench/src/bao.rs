@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::client::{Proto, Req, Target};
 use crate::cluster::{AUDIENCE, Cluster, ISSUER, NAMESPACE, subject};
 use crate::kube::Kube;
-use crate::procs::{Server, free_port, fresh_dir, wait_ready};
+use crate::procs::{Server, free_port, fresh_dir, wait_for_file, wait_ready};
 
 pub const SECRET: &str = "bench-secret";
 
@@ -50,13 +50,8 @@ impl Bao {
         let server =
             Server::spawn("0", bin, &args, &[("HOME", home.display().to_string())], &work.join("openbao.log"))?;
         let ca = dir.join("vault-ca.pem");
-        while !ca.exists() || std::fs::metadata(&ca).map_or(0, |m| m.len()) == 0 {
-            if started.elapsed() > Duration::from_secs(60) {
-                anyhow::bail!("OpenBao did not write {} (see {}/openbao.log)", ca.display(), work.display());
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let target = Target::new(SocketAddr::from(([127, 0, 0, 1], port)), "localhost", &std::fs::read(&ca)?)?;
+        let ca = wait_for_file(&ca, started, &work.join("openbao.log")).await?;
+        let target = Target::new(SocketAddr::from(([127, 0, 0, 1], port)), "localhost", &ca)?;
         let cold_start = wait_ready(&target, "/v1/sys/health", 200, started, Duration::from_secs(60)).await?;
         Ok(Self { server, target, cold_start, version })
     }

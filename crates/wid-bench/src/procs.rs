@@ -88,6 +88,22 @@ pub fn rss_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The contents of `path` once a starting server has written it (a CA certificate), waiting up to
+/// 60 s from `since`; `log` is named in the error.
+pub async fn wait_for_file(path: &Path, since: Instant, log: &Path) -> anyhow::Result<Vec<u8>> {
+    loop {
+        if let Ok(bytes) = std::fs::read(path)
+            && !bytes.is_empty()
+        {
+            return Ok(bytes);
+        }
+        if since.elapsed() > Duration::from_secs(60) {
+            bail!("the server did not write {} (see {})", path.display(), log.display());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 /// Polls `GET path` on `target` until it answers `ok`; returns how long that took from `since`.
 pub async fn wait_ready(
     target: &Target,

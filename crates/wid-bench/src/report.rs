@@ -184,15 +184,14 @@ impl Report {
     }
 
     fn find(&self, prefix: &str, system: &str, proto: Option<Proto>) -> Option<&Stats> {
-        self.rows
-            .iter()
-            .find(|r| {
-                r.workload.starts_with(prefix)
-                    && r.system == system
-                    && r.proto == proto
-                    && !r.workload.contains("[large]")
-            })
-            .map(|r| &r.stats)
+        self.find_row(prefix, system, proto).map(|r| &r.stats)
+    }
+
+    /// The 10-identity run whose workload starts with `prefix` (labels never extend one another).
+    fn find_row(&self, prefix: &str, system: &str, proto: Option<Proto>) -> Option<&Row> {
+        self.rows.iter().find(|r| {
+            r.workload.starts_with(prefix) && r.system == system && r.proto == proto && !r.workload.contains("[large]")
+        })
     }
 
     /// Every target with its measured value.
@@ -382,7 +381,8 @@ impl Report {
         }
         let mgmt =
             self.rows.iter().find(|r| r.workload.starts_with("management") && r.system == "wid").map(|r| &r.stats);
-        line("management: identity + credential (100k identities present)", mgmt, "—", None);
+        let present = self.scale.as_ref().map_or(0, |s| s.added.identities);
+        line(&format!("management: identity + credential ({} identities present)", n(present as f64)), mgmt, "—", None);
         out
     }
 
@@ -513,10 +513,10 @@ impl Report {
                  reaches {}/s = {:.0} % of it: {:.0} µs of CPU per exchange, of which {:.0} µs are the two RSA \
                  operations as a tight loop measures them; the other {:.0} µs are TLS record crypto, HTTP/1.1 \
                  parsing, form decoding, JWS parsing and claim checks, the credential match, claims JSON, the audit \
-                 event and the response. (A CPU profile of this workload — `perf record` on `wid serve` — puts ~81 % \
-                 of the server's time in the two RSA operations, which cost ~8 % more there than in the tight loop, \
-                 interleaved with the other work; the rest is spread thin, no single part of it above 2 %. Runs \
-                 of this workload vary by ±3 % with the machine's state.)",
+                 event and the response. (Not measured by this run: a CPU profile taken while tuning — `perf \
+                 record` on `wid serve` — put ~81 % of the server's time in the two RSA operations, which cost ~8 % \
+                 more there than in the tight loop, interleaved with the other work; the rest is spread thin, no \
+                 single part of it above 2 %.)",
                 n(c.exchange_bound_per_s),
                 n(c.rs256_sign_per_s),
                 n(c.rs256_verify_per_s),
@@ -562,7 +562,7 @@ impl Report {
             );
         }
         let kv = self.find("KV v2 read", "OpenBao", h1);
-        let root = self.find("KV v2 read with the root token", "OpenBao", h1);
+        let root = self.find("root-token KV v2 read", "OpenBao", h1);
         if let (Some(get), Some(kv), Some(root)) = (self.find("secret GET", "wid", h1), kv, root) {
             let _ = writeln!(
                 out,
@@ -588,12 +588,13 @@ impl Report {
                 cold.throughput / k.throughput.max(1.0)
             );
         }
-        let https = [Proto::H1, Proto::H2].map(|p| self.find("admission review (HTTPS", "wid", Some(p)));
-        if let (Some(adm), [Some(a1), Some(a2)]) = (self.find("admission review", "wid", None), https) {
+        let https = [Proto::H1, Proto::H2].map(|p| self.find_row("admission review (HTTPS", "wid", Some(p)));
+        if let (Some(adm), [Some(r1), Some(r2)]) = (self.find("admission review", "wid", None), https) {
+            let (a1, a2) = (&r1.stats, &r2.stats);
             let _ = writeln!(
                 out,
                 "- **Admission over HTTPS**: `wid webhook` answers {}/s over HTTP/1.1 and {}/s over HTTP/2 (p99 {} \
-                 and {} ms with 16 in flight) against {}/s for the decision alone: the TLS records, HTTP framing, \
+                 and {} ms with {} in flight) against {}/s for the decision alone: the TLS records, HTTP framing, \
                  the loopback path in the kernel and the log line per admission cost about {:.0} µs per review \
                  beside the decision's {:.0} µs, so the 20,000/s target holds for the decision and not end to end. \
                  kube-apiserver calls the webhook once per pod creation: one core admits ~{} pods per second.",
@@ -601,6 +602,7 @@ impl Report {
                 n(a2.throughput),
                 lat(a1.p99_ms),
                 lat(a2.p99_ms),
+                r1.concurrency,
                 n(adm.throughput),
                 (1e6 / a1.throughput.max(1.0) - 1e6 / adm.throughput.max(1.0)).max(0.0),
                 1e6 / adm.throughput.max(1.0),
@@ -631,14 +633,14 @@ impl Report {
                 (256.0 - self.memory.wid_idle_mb) * 1024.0 / sc.added.identities.max(1) as f64
             );
         }
-        if let Some(set) = self.find("secret SET", "wid", h1) {
+        if let Some(set) = self.find_row("secret SET", "wid", h1) {
             let _ = writeln!(
                 out,
                 "- **Secret SET** is bounded by the fsync of each write (SQLite WAL, `synchronous=FULL`): {}/s with \
                  {} writers. OpenBao's dev server keeps its data in memory (no fsync), so the write comparison is \
                  durable against non-durable.",
-                n(set.throughput),
-                16
+                n(set.stats.throughput),
+                set.concurrency
             );
         }
         out

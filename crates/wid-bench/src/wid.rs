@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::client::{Conn, Proto, Req, Target};
 use crate::cluster::{AUDIENCE, Cluster, ISSUER, NAMESPACE, subject};
-use crate::procs::{Server, wait_ready};
+use crate::procs::{Server, wait_for_file, wait_ready};
 
 pub const RG: &str = "bench";
 pub const VAULT: &str = "kvbench";
@@ -21,7 +21,7 @@ pub const KV_API: &str = "7.5";
 pub const ARM_API: &str = "2023-01-31";
 /// Credentials per bench identity (Entra's limit); the one that matches is the last.
 pub const CREDS_PER_IDENTITY: usize = 20;
-const SECRETS_OFFICER: &str = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7";
+use wid_core::rbac::roles::KEY_VAULT_SECRETS_OFFICER;
 
 pub struct Wid {
     pub server: Server,
@@ -35,10 +35,8 @@ pub struct Wid {
 }
 
 /// The bench identities as the workloads use them.
-#[derive(Clone)]
 pub struct Identities {
     pub client_ids: Vec<String>,
-    pub principal_ids: Vec<String>,
     /// One assertion per identity, presented again and again (warm).
     pub warm_assertions: Vec<String>,
     /// A Key Vault token per identity.
@@ -69,13 +67,7 @@ impl Wid {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         // The CA exists once the data dir is initialised: wait for it, then for /readyz.
         let ca = data_dir.join("ca.pem");
-        while !ca.exists() || std::fs::metadata(&ca).map_or(0, |m| m.len()) == 0 {
-            if started.elapsed() > Duration::from_secs(60) {
-                anyhow::bail!("wid serve did not write {} (see {})", ca.display(), log.display());
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let target = Target::new(addr, "localhost", &std::fs::read(&ca)?)?;
+        let target = Target::new(addr, "localhost", &wait_for_file(&ca, started, &log).await?)?;
         let cold_start = wait_ready(&target, "/readyz", 200, started, Duration::from_secs(120)).await?;
         let profile: Value = serde_json::from_slice(&std::fs::read(&profile_path)?).context("profile")?;
         let text = |k: &str| profile.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
@@ -155,12 +147,7 @@ impl Wid {
         let admin_principal = self.profile.get("principalId").and_then(Value::as_str).unwrap_or_default().to_string();
         self.assign(&mut c, &admin, &admin_principal).await?;
 
-        let mut ids = Identities {
-            client_ids: Vec::new(),
-            principal_ids: Vec::new(),
-            warm_assertions: Vec::new(),
-            vault_tokens: Vec::new(),
-        };
+        let mut ids = Identities { client_ids: Vec::new(), warm_assertions: Vec::new(), vault_tokens: Vec::new() };
         for i in 0..n {
             let path = self.arm_path(&format!("/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-{i}"));
             let id = c.json(&put(path, json!({"location": "eastus"})), &[200, 201]).await?;
@@ -178,7 +165,6 @@ impl Wid {
             let reply = c.json(&self.exchange_req(&client_id, &assertion), &[200]).await?;
             let token = reply.get("access_token").and_then(Value::as_str).unwrap_or_default().to_string();
             ids.client_ids.push(client_id);
-            ids.principal_ids.push(principal_id);
             ids.warm_assertions.push(assertion);
             ids.vault_tokens.push(token);
         }
@@ -197,7 +183,7 @@ impl Wid {
 
     async fn assign(&self, c: &mut Conn, admin: &str, principal: &str) -> anyhow::Result<()> {
         let body = json!({"properties": {
-            "roleDefinitionId": format!("/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{SECRETS_OFFICER}", self.subscription),
+            "roleDefinitionId": format!("/subscriptions/{}/providers/Microsoft.Authorization/roleDefinitions/{KEY_VAULT_SECRETS_OFFICER}", self.subscription),
             "principalId": principal,
             "principalType": "ServicePrincipal",
         }});

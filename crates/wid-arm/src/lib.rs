@@ -22,15 +22,16 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use wid_core::Clock;
+use wid_core::clock::rfc3339;
 use wid_core::directory::Directory;
 use wid_core::fic::{self, ClaimsMatchingExpression, FederatedCredential};
+use wid_core::issuer::HostedIssuers;
 use wid_core::model::{Cluster, ClusterIssuer, Identity, ResourceGroup, ResourceKey, StoredCredential, Tags};
 use wid_core::rbac::{Action, Decision};
 use wid_core::scope::{Scope, ids};
+use wid_core::{Caller, Clock, kube};
 use wid_crypto::MasterKey;
 use wid_store::{LockGuard, Store, StoreError, Written};
-use wid_sts::{Caller, TokenService};
 
 pub use error::{ArmError, ArmWire};
 
@@ -73,7 +74,7 @@ pub struct Management {
     cfg: ArmConfig,
     store: Arc<dyn Store>,
     directory: Arc<RwLock<Directory>>,
-    sts: Arc<TokenService>,
+    issuers: Arc<dyn HostedIssuers>,
     clock: Arc<dyn Clock>,
     /// Seals each new vault's data key.
     master: Arc<MasterKey>,
@@ -168,11 +169,11 @@ impl Management {
         cfg: ArmConfig,
         store: Arc<dyn Store>,
         directory: Arc<RwLock<Directory>>,
-        sts: Arc<TokenService>,
+        issuers: Arc<dyn HostedIssuers>,
         clock: Arc<dyn Clock>,
         master: Arc<MasterKey>,
     ) -> Self {
-        Self { cfg, store, directory, sts, clock, master }
+        Self { cfg, store, directory, issuers, clock, master }
     }
 
     fn dir(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
@@ -703,20 +704,17 @@ impl Management {
 
     fn ensure_cluster_key(&self, cluster: Cluster) -> Result<Cluster> {
         let ClusterIssuer::Hosted { issuer_url, .. } = &cluster.issuer else { return Ok(cluster) };
-        let purpose = wid_sts::keys::cluster_purpose(&cluster.cluster_id);
-        let keys = self.sts.keys();
-        let kid = match keys.signer(&purpose) {
-            Some(k) => k.kid().to_string(),
-            None => keys.create(&purpose, self.clock.now()).map_err(|e| ArmError::Internal(e.to_string()))?,
-        };
+        let kid = self
+            .issuers
+            .ensure_signing_key(&cluster.cluster_id, self.clock.now())
+            .map_err(|e| ArmError::Internal(e.to_string()))?;
         let issuer = ClusterIssuer::Hosted { issuer_url: issuer_url.clone(), kid };
         Ok(Cluster { issuer, ..cluster })
     }
 
     fn drop_cluster_keys(&self, cluster: &Cluster) {
         if matches!(cluster.issuer, ClusterIssuer::Hosted { .. }) {
-            let purpose = wid_sts::keys::cluster_purpose(&cluster.cluster_id);
-            if let Err(e) = self.sts.keys().remove(&purpose) {
+            if let Err(e) = self.issuers.remove_signing_keys(&cluster.cluster_id) {
                 tracing::warn!(error = %e, cluster = %cluster.cluster_id, "could not delete a cluster's signing keys");
             }
         }
@@ -784,13 +782,13 @@ impl Management {
         let ns = body.namespace.unwrap_or_else(|| "default".into());
         let sa =
             body.service_account_name.ok_or_else(|| ArmError::bad("BadRequest", "serviceAccountName is required."))?;
-        if !wid_sts::tokens::valid_kube_name(&ns, false) {
+        if !kube::is_dns1123_label(&ns) {
             return Err(ArmError::bad(
                 "BadRequest",
                 format!("The namespace '{ns}' is not a valid Kubernetes namespace name."),
             ));
         }
-        if !wid_sts::tokens::valid_kube_name(&sa, true) {
+        if !kube::is_dns1123_subdomain(&sa) {
             return Err(ArmError::bad(
                 "BadRequest",
                 format!("The service account name '{sa}' is not a valid Kubernetes name."),
@@ -809,11 +807,11 @@ impl Management {
             ));
         }
         let (token, exp) = self
-            .sts
+            .issuers
             .mint_service_account_token(&cluster, &ns, &sa, &audiences, lifetime)
-            .map_err(|e| ArmError::Internal(format!("{e:?}")))?;
+            .map_err(|e| ArmError::Internal(e.to_string()))?;
         tracing::info!(target: "wid::audit", event = "cluster.token", cluster = %cluster.arm_id(), namespace = %ns, service_account = %sa, by = %caller.principal_id);
-        Ok((200, Some(json!({"token": token, "expirationTimestamp": wid_sts::error::rfc3339(exp)}))))
+        Ok((200, Some(json!({"token": token, "expirationTimestamp": rfc3339(exp)}))))
     }
 }
 
@@ -847,7 +845,7 @@ fn validate_jwks(jwks: &Value) -> Result<String> {
     let text = jwks.to_string();
     let set = wid_crypto::jwk::JwkSet::parse(text.as_bytes(), 256 * 1024)
         .map_err(|e| ArmError::bad("BadRequest", format!("The uploaded JWKS is invalid: {e}")))?;
-    if wid_sts::issuer::keys_from_jwks(&set).is_empty() {
+    if set.signing_keys().next().is_none() {
         return Err(ArmError::bad(
             "BadRequest",
             "The uploaded JWKS holds no usable signing key (RSA ≥ 2048 bits, EC P-256/P-384/P-521).",

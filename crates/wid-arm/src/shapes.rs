@@ -22,7 +22,7 @@ const BUILTIN_ROLES_DATE: &str = "2015-02-02T21:55:09.8806423Z";
 
 /// RFC 3339 UTC time of a Unix timestamp, as ARM prints times.
 pub fn time(unix: i64) -> String {
-    wid_sts::error::rfc3339(unix)
+    wid_core::clock::rfc3339(unix)
 }
 
 fn tags(t: &Tags) -> Value {

@@ -250,7 +250,7 @@ impl Management {
             },
             None => {
                 let vault_id = Uuid::new_v4();
-                let sealed_data_key = wid_vault::keys::new_sealed_data_key(&self.master, &vault_id)
+                let sealed_data_key = wid_crypto::data_key::new_sealed_data_key(&self.master, &vault_id)
                     .map_err(|e| ArmError::Internal(format!("sealing a new vault key: {e}")))?;
                 Vault {
                     subscription: self.cfg.subscription_id,

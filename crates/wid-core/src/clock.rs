@@ -45,3 +45,12 @@ impl Clock for FixedClock {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// `2025-04-22T01:01:11Z`: Unix seconds as RFC 3339 in UTC, as Entra writes times in error
+/// descriptions and ARM in timestamps; the plain number if the time is out of range.
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_else(|| unix.to_string())
+}

@@ -1,17 +1,23 @@
 //! wid domain types and pure logic: ids, ARM resource ids and scopes, federated identity credential
-//! rules and matching, RBAC role definitions and evaluation, the clock.
+//! rules and matching, RBAC role definitions and evaluation, the clock and time formatting, verified
+//! callers, Kubernetes names, and the interface between the management plane and hosted issuers.
 //!
 //! No IO lives here (no tokio, HTTP or database): everything is a plain function over values, so it is
 //! cheap to test exhaustively and to fuzz.
 
 pub mod audit;
+pub mod caller;
 pub mod clock;
 pub mod directory;
+pub mod duration;
 pub mod fic;
 pub mod glob;
+pub mod issuer;
+pub mod kube;
 pub mod model;
 pub mod rbac;
 pub mod scope;
 
+pub use caller::{Caller, VerifyError};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use scope::{Scope, ScopeError};

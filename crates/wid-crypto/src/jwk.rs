@@ -84,6 +84,15 @@ impl JwkSet {
         Ok(JwkSet { keys })
     }
 
+    /// The keys wid can verify signatures with, each beside its JWK; keys for another use (`use`
+    /// other than `sig`, e.g. encryption) and unusable keys are skipped.
+    pub fn signing_keys(&self) -> impl Iterator<Item = (&Jwk, crate::VerifyingKey)> {
+        self.keys
+            .iter()
+            .filter(|k| k.use_.as_deref().is_none_or(|u| u == "sig"))
+            .filter_map(|k| crate::VerifyingKey::from_jwk(k).ok().map(|v| (k, v)))
+    }
+
     /// The first key whose `kid` equals `kid`.
     #[must_use]
     pub fn find(&self, kid: &str) -> Option<&Jwk> {

@@ -3,6 +3,8 @@
 //! Descriptions tell the caller what was wrong and what to change. The server renders them in Entra's
 //! JSON shape (with trace id, correlation id and timestamp); this module decides only the content.
 
+use wid_core::clock::rfc3339;
+
 /// A refusal of the token endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StsError {
@@ -260,14 +262,6 @@ fn plain(s: &str) -> String {
             c => c,
         })
         .collect()
-}
-
-/// `2025-04-22T01:01:11Z` style time for descriptions.
-pub fn rfc3339(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| unix.to_string())
 }
 
 #[cfg(test)]

@@ -52,17 +52,7 @@ pub struct IssuerKey {
 
 /// Turns a JWKS into verifying keys, skipping keys wid cannot use (e.g. encryption keys).
 pub fn keys_from_jwks(set: &JwkSet) -> Vec<IssuerKey> {
-    set.keys
-        .iter()
-        .filter(|k| k.use_.as_deref().is_none_or(|u| u == "sig"))
-        .filter_map(|k| {
-            VerifyingKey::from_jwk(k).ok().map(|v| IssuerKey {
-                kid: k.kid.clone(),
-                x5t: k.x5t.clone(),
-                key: Arc::new(v),
-            })
-        })
-        .collect()
+    set.signing_keys().map(|(k, v)| IssuerKey { kid: k.kid.clone(), x5t: k.x5t.clone(), key: Arc::new(v) }).collect()
 }
 
 #[derive(Default)]

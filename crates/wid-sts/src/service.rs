@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use uuid::Uuid;
-use wid_core::Clock;
 use wid_core::directory::Directory;
 use wid_core::fic::{self, FederatedCredential, NoMatch, Presented};
+use wid_core::issuer::{HostedIssuers, IssuerError};
 use wid_core::model::{Cluster, ClusterIssuer};
+use wid_core::{Caller, Clock, VerifyError};
 use wid_crypto::jwk::JwkSet;
 use wid_crypto::keys::SigningKey;
 use wid_crypto::{JoseError, Jws, parse_compact};
@@ -65,33 +66,6 @@ pub struct TokenResponse {
     pub admitted_by: String,
     /// The resource (audience) of the token.
     pub resource: String,
-}
-
-/// The verified caller of one of wid's resources.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub principal_id: Uuid,
-    pub client_id: Uuid,
-    pub issuer: String,
-}
-
-/// Why an access token was not accepted by a wid resource.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
-    #[error("the access token is malformed: {0}")]
-    Malformed(String),
-    #[error("the access token's signature is invalid or its key ({0}) is unknown")]
-    Signature(String),
-    #[error("the access token's issuer '{0}' is not this server's")]
-    Issuer(String),
-    #[error("the access token's audience '{got}' is not '{want}'")]
-    Audience { got: String, want: String },
-    #[error("the access token's tenant is not this server's")]
-    Tenant,
-    #[error("the access token expired")]
-    Expired,
-    #[error("the access token is not yet valid")]
-    NotYetValid,
 }
 
 /// The token service.
@@ -467,6 +441,32 @@ impl TokenService {
         );
         let token = sign(&key, &claims, false).map_err(|e| StsError::Internal(e.to_string()))?;
         Ok((token, now + lifetime))
+    }
+}
+
+impl HostedIssuers for TokenService {
+    fn ensure_signing_key(&self, cluster_id: &Uuid, now: i64) -> Result<String, IssuerError> {
+        let purpose = cluster_purpose(cluster_id);
+        match self.keys.signer(&purpose) {
+            Some(k) => Ok(k.kid().to_string()),
+            None => self.keys.create(&purpose, now).map_err(|e| IssuerError(e.to_string())),
+        }
+    }
+
+    fn remove_signing_keys(&self, cluster_id: &Uuid) -> Result<(), IssuerError> {
+        self.keys.remove(&cluster_purpose(cluster_id)).map_err(|e| IssuerError(e.to_string()))
+    }
+
+    fn mint_service_account_token(
+        &self,
+        cluster: &Cluster,
+        namespace: &str,
+        service_account: &str,
+        audiences: &[String],
+        lifetime: i64,
+    ) -> Result<(String, i64), IssuerError> {
+        TokenService::mint_service_account_token(self, cluster, namespace, service_account, audiences, lifetime)
+            .map_err(|e| IssuerError(format!("{e:?}")))
     }
 }
 

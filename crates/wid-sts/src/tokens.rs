@@ -95,32 +95,9 @@ pub fn service_account_claims(
     })
 }
 
-/// Checks a Kubernetes name: a DNS-1123 label (namespaces) or subdomain (service accounts).
-pub fn valid_kube_name(name: &str, subdomain: bool) -> bool {
-    let max = if subdomain { 253 } else { 63 };
-    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (subdomain && c == '.');
-    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    !name.is_empty()
-        && name.len() <= max
-        && name.chars().all(ok_char)
-        && edge(name.chars().next())
-        && edge(name.chars().last())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kube_names() {
-        assert!(valid_kube_name("default", false));
-        assert!(valid_kube_name("workload-identity-sa1", true));
-        assert!(valid_kube_name("a.b", true));
-        assert!(!valid_kube_name("a.b", false));
-        for bad in ["", "-a", "a-", "A", "a_b", "a/b", "..", &"a".repeat(64)] {
-            assert!(!valid_kube_name(bad, false), "{bad}");
-        }
-    }
 
     #[test]
     fn sa_claims_shape() {

@@ -3,7 +3,7 @@
 //! decision about how it looks on the wire.
 
 use serde_json::{Value, json};
-use wid_sts::VerifyError;
+use wid_core::VerifyError;
 
 /// Longest piece of caller input echoed back in a message.
 const ECHO_MAX: usize = 128;

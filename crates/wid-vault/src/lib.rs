@@ -8,12 +8,11 @@
 //! validates, acts on the [`wid_store::Store`] and returns the Key Vault JSON shape, or a
 //! [`VaultError`] whose [`VaultError::to_wire`] is the one mapping to status, code and message.
 //!
-//! Values are sealed with the vault's data key ([`keys`]) before they reach the store; backups are
+//! Values are sealed with the vault's data key ([`wid_crypto::data_key`]) before they reach the store; backups are
 //! sealed with the master key and bound to the tenant ([`backup`]).
 
 pub mod backup;
 mod error;
-pub mod keys;
 pub mod request;
 mod service;
 pub mod shapes;

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
+use wid_core::Caller;
 use wid_core::Clock;
 use wid_core::audit::{self, AuditEvent};
 use wid_core::directory::Directory;
@@ -14,18 +15,17 @@ use wid_core::rbac::{Action, Decision};
 use wid_core::scope::Scope;
 use wid_crypto::MasterKey;
 use wid_store::{Store, StoreError};
-use wid_sts::Caller;
 use zeroize::Zeroizing;
 
 use crate::backup::{Backup, BackupVersion};
 use crate::error::{RbacDenial, VaultError};
-use crate::keys;
 use crate::request::{
     RestoreParams, SetParams, UpdateParams, VaultHost, check_name, decode_skiptoken, encode_skiptoken, page_size,
     parse_version,
 };
 use crate::shapes::{BackupResult, DeletedSecretBundle, DeletedSecretItem, ListPage, SecretBundle, SecretItem, Urls};
 use crate::throttle::Throttle;
+use wid_crypto::data_key as keys;
 
 /// The RBAC data actions of the secrets data plane.
 pub mod actions {

@@ -7,14 +7,15 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
 use uuid::Uuid;
+use wid_core::Caller;
 use wid_core::FixedClock;
 use wid_core::directory::Directory;
 use wid_core::model::{PrincipalType, ResourceGroup, RoleAssignment, Tags, Vault};
 use wid_core::rbac::roles;
 use wid_crypto::MasterKey;
+use wid_crypto::data_key as keys;
 use wid_store::{SqliteStore, Store};
-use wid_sts::Caller;
-use wid_vault::{Ctx, Paging, VaultConfig, VaultError, VaultHost, VaultService, keys};
+use wid_vault::{Ctx, Paging, VaultConfig, VaultError, VaultHost, VaultService};
 
 const SUFFIX: &str = "vault.localhost:8443";
 const T0: i64 = 1_700_000_000;

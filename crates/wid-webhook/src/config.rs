@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use wid_core::kube::is_dns1123_subdomain;
+
 use crate::consts::*;
 
 /// A start-up configuration error (upstream: a crash-looping panic; here a sentence naming the fix).
@@ -277,21 +279,6 @@ fn dns1123_subdomain_message() -> &'static str {
      and end with an alphanumeric character"
 }
 
-/// A DNS-1123 label: 1–63 of `[a-z0-9-]`, alphanumeric at both ends (namespace names).
-pub fn is_dns1123_label(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && b.first().is_some_and(|c| c.is_ascii_alphanumeric())
-        && b.last().is_some_and(|c| c.is_ascii_alphanumeric())
-}
-
-/// A DNS-1123 subdomain: ≤ 253 characters, dot-separated labels (ServiceAccount and ConfigMap names).
-pub fn is_dns1123_subdomain(s: &str) -> bool {
-    s.len() <= 253 && !s.is_empty() && s.split('.').all(is_dns1123_label)
-}
-
 /// The authority host (`ActiveDirectoryEndpoint`) of a go-autorest environment name, case-insensitive;
 /// empty means the public cloud. `AzureStackCloud` reads the JSON environment file that `stack_file`
 /// returns (the contents of `AZURE_ENVIRONMENT_FILEPATH`).
@@ -510,16 +497,5 @@ mod tests {
         assert!(CaBundle::new("Wid_CA", "ca.crt").is_err());
         assert!(CaBundle::new("wid-ca", "a/b").is_err());
         assert!(CaBundle::new("wid-ca", "..").is_err());
-    }
-
-    #[test]
-    fn dns_names() {
-        assert!(is_dns1123_label("default"));
-        assert!(!is_dns1123_label("-a"));
-        assert!(!is_dns1123_label("a.b"));
-        assert!(!is_dns1123_label(&"a".repeat(64)));
-        assert!(is_dns1123_subdomain("my.sa-1"));
-        assert!(!is_dns1123_subdomain("../x"));
-        assert!(!is_dns1123_subdomain("a..b"));
     }
 }

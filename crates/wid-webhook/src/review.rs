@@ -4,7 +4,9 @@
 use base64::Engine;
 use serde_json::{Map, Value, json};
 
-use crate::config::{Config, is_dns1123_label, is_dns1123_subdomain};
+use wid_core::kube::{is_dns1123_label, is_dns1123_subdomain};
+
+use crate::config::Config;
 use crate::mutate::{self, ServiceAccount};
 use crate::patch::PatchOp;
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use wid_core::duration;
 
 /// Flags of `wid serve`.
 #[derive(Debug, Args, Default)]
@@ -63,20 +64,6 @@ pub struct ServeArgs {
     pub signing_key_max_age: Option<String>,
 }
 
-/// Parses a duration as kubectl does (`3600s`, `90m`, `1h30m`; see
-/// [`parse_duration_secs`](crate::cli::cmd::aks::parse_duration_secs)), plus whole days (`90d`)
-/// for the long lifetimes of signing keys.
-pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
-    let s = s.trim();
-    if let Some(days) = s.strip_suffix('d').filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit())) {
-        let days: u64 = days.parse().with_context(|| format!("'{s}' is too large"))?;
-        return Ok(Duration::from_secs(days.saturating_mul(86400)));
-    }
-    let secs = crate::cli::cmd::aks::parse_duration_secs(s)
-        .map_err(|e| anyhow::anyhow!("{e}; use a duration like 3600s, 90m, 24h or 90d"))?;
-    Ok(Duration::from_secs(secs))
-}
-
 /// Builds the server configuration from flags, environment and defaults.
 pub fn config(args: &ServeArgs, env: &HashMap<String, String>) -> anyhow::Result<wid_server::ServerConfig> {
     let mut cfg = wid_server::ServerConfig::new(args.db.data_dir(env));
@@ -97,7 +84,7 @@ pub fn config(args: &ServeArgs, env: &HashMap<String, String>) -> anyhow::Result
     cfg.tls_cert = args.tls_cert.clone();
     cfg.tls_key = args.tls_key.clone();
     if let Some(l) = &args.token_lifetime {
-        let d = parse_duration(l)?;
+        let d = Duration::from_secs(duration::whole_seconds(l, "--token-lifetime", true).map_err(anyhow::Error::msg)?);
         if !(300..=7 * 86400).contains(&d.as_secs()) {
             bail!("--token-lifetime must be between 5m and 7d");
         }
@@ -122,7 +109,9 @@ pub fn config(args: &ServeArgs, env: &HashMap<String, String>) -> anyhow::Result
     }
     .filter(|n| *n > 0);
     if let Some(age) = &args.signing_key_max_age {
-        cfg.signing_key_max_age = parse_duration(age)?;
+        cfg.signing_key_max_age = Duration::from_secs(
+            duration::whole_seconds(age, "--signing-key-max-age", true).map_err(anyhow::Error::msg)?,
+        );
     }
     cfg.issuer_ca_file = args.issuer_ca_file.clone().or_else(|| env.get("WID_ISSUER_CA_FILE").map(PathBuf::from));
     cfg.profile_path = match args.no_profile {
@@ -223,17 +212,6 @@ pub(crate) async fn wait_for_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("3600s").unwrap(), Duration::from_secs(3600));
-        assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
-        assert_eq!(parse_duration("24h").unwrap(), Duration::from_secs(86400));
-        assert_eq!(parse_duration("90d").unwrap(), Duration::from_secs(90 * 86400));
-        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
-        assert!(parse_duration("1y").is_err());
-        assert!(parse_duration("h").is_err());
-    }
 
     #[test]
     fn flags_beat_env_beat_defaults() {

@@ -267,14 +267,9 @@ pub fn settings(args: &WebhookArgs, env: &HashMap<String, String>) -> anyhow::Re
     })
 }
 
-/// `--cert-reload-interval`: `500ms`, or what [`crate::serve::parse_duration`] reads; at least 100 ms.
+/// `--cert-reload-interval`: at least 100 ms.
 fn reload_interval(s: &str) -> anyhow::Result<Duration> {
-    let d = match s.trim().strip_suffix("ms") {
-        Some(ms) => Duration::from_millis(
-            ms.parse().with_context(|| format!("--cert-reload-interval '{s}' is not a duration like 500ms or 10s"))?,
-        ),
-        None => crate::serve::parse_duration(s)?,
-    };
+    let d = wid_core::duration::parse(s, "--cert-reload-interval", true).map_err(anyhow::Error::msg)?;
     Ok(d.max(Duration::from_millis(100)))
 }
 

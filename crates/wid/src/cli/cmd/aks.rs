@@ -378,86 +378,14 @@ fn update_body(current: &Val, a: &UpdateArgs, jwks: Option<serde_json::Value>) -
     Ok(serde_json::Value::Object(body))
 }
 
-/// Parses a kubectl-style duration (Go `time.ParseDuration`: `3600s`, `90m`, `1h30m`, `1.5h`)
-/// into whole seconds; must be positive and a whole number of seconds.
+/// `--duration` as kubectl reads it: Go's duration syntax, positive, whole seconds.
 pub fn parse_duration_secs(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("invalid duration \"\"".into());
-    }
-    if s.starts_with('-') {
-        return Err(format!("--duration must be positive, got \"{s}\""));
-    }
-    let body = s.strip_prefix('+').unwrap_or(s);
-    if body == "0" {
-        return Err("--duration must be positive".into());
-    }
-    let mut nanos: u128 = 0;
-    let bytes: Vec<char> = body.chars().collect();
-    let mut i = 0;
-    while i < bytes.len() {
-        let start = i;
-        while bytes.get(i).is_some_and(|c| c.is_ascii_digit() || *c == '.') {
-            i += 1;
-        }
-        let number: String = bytes.get(start..i).unwrap_or_default().iter().collect();
-        if number.is_empty() || number == "." || number.matches('.').count() > 1 {
-            return Err(format!("invalid duration \"{s}\""));
-        }
-        let ustart = i;
-        while bytes.get(i).is_some_and(|c| c.is_alphabetic()) {
-            i += 1;
-        }
-        let unit: String = bytes.get(ustart..i).unwrap_or_default().iter().collect();
-        let scale: u128 = match unit.as_str() {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60 * 1_000_000_000,
-            "h" => 3600 * 1_000_000_000,
-            "" => return Err(format!("missing unit in duration \"{s}\"")),
-            other => return Err(format!("unknown unit \"{other}\" in duration \"{s}\"")),
-        };
-        let (int, frac) = number.split_once('.').unwrap_or((&number, ""));
-        let int: u128 =
-            if int.is_empty() { 0 } else { int.parse().map_err(|_| format!("invalid duration \"{s}\""))? };
-        let mut part = int.checked_mul(scale).ok_or_else(|| format!("invalid duration \"{s}\""))?;
-        let mut f_scale = scale;
-        for d in frac.chars() {
-            f_scale /= 10;
-            part += u128::from(d.to_digit(10).unwrap_or(0)) * f_scale;
-        }
-        nanos = nanos.checked_add(part).ok_or_else(|| format!("invalid duration \"{s}\""))?;
-    }
-    if nanos == 0 {
-        return Err("--duration must be positive".into());
-    }
-    if !nanos.is_multiple_of(1_000_000_000) {
-        return Err(format!("--duration cannot be expressed in units less than seconds, got \"{s}\""));
-    }
-    u64::try_from(nanos / 1_000_000_000).map_err(|_| format!("invalid duration \"{s}\""))
+    wid_core::duration::whole_seconds(s, "--duration", false)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_like_kubectl() {
-        assert_eq!(parse_duration_secs("3600s").unwrap(), 3600);
-        assert_eq!(parse_duration_secs("1h").unwrap(), 3600);
-        assert_eq!(parse_duration_secs("90m").unwrap(), 5400);
-        assert_eq!(parse_duration_secs("1h30m").unwrap(), 5400);
-        assert_eq!(parse_duration_secs("1.5h").unwrap(), 5400);
-        assert_eq!(parse_duration_secs("2000ms").unwrap(), 2);
-        assert!(parse_duration_secs("1500ms").is_err());
-        assert!(parse_duration_secs("3600").is_err());
-        assert!(parse_duration_secs("0").is_err());
-        assert!(parse_duration_secs("-1h").is_err());
-        assert!(parse_duration_secs("1d").is_err());
-        assert!(parse_duration_secs("").is_err());
-    }
 
     #[test]
     fn update_disables_workload_identity_and_keeps_the_rest() {

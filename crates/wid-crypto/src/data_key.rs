@@ -1,10 +1,10 @@
-//! Per-vault data keys. Each vault has its own AES-256-GCM key, sealed with the master key (AAD
+//! Per-vault data keys (the management plane creates them with a vault, the data plane opens them). Each vault has its own AES-256-GCM key, sealed with the master key (AAD
 //! `vault-key:{vault_id}`); secret values are sealed with the vault's key (AAD
 //! `secret:{vault_id}/{name key}/{version}`), so a value cannot be moved to another vault, name or
 //! version without failing to open.
 
+use crate::{CryptoError, MasterKey};
 use uuid::Uuid;
-use wid_crypto::{CryptoError, MasterKey};
 use zeroize::Zeroizing;
 
 fn key_aad(vault_id: &Uuid) -> Vec<u8> {

@@ -48,7 +48,7 @@ fn sa_json(ns: &str, name: &str, rv: &str, client_id: Option<&str>) -> Value {
 async fn start(api: Arc<Api>) -> (String, Vec<u8>, tokio::sync::watch::Sender<bool>) {
     let ca = wid_crypto::LocalCa::generate("fixture kube CA").unwrap();
     let (cert, key) = ca.issue_server_cert(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 1).unwrap();
-    let tls = wid_server::tls::rustls_config(cert.as_bytes(), key.as_bytes()).unwrap();
+    let tls = wid_http::tls::rustls_config(cert.as_bytes(), key.as_bytes()).unwrap();
     let app = axum::Router::new()
         .route(
             "/version",
@@ -105,7 +105,7 @@ async fn start(api: Arc<Api>) -> (String, Vec<u8>, tokio::sync::watch::Sender<bo
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let (tx, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(wid_server::tls::serve(listener, tls, app, rx, Duration::from_millis(100)));
+    tokio::spawn(wid_http::serve(listener, tls, app, rx, Duration::from_millis(100)));
     (format!("https://127.0.0.1:{port}"), ca.cert_pem().as_bytes().to_vec(), tx)
 }
 

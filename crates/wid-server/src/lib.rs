@@ -217,7 +217,7 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
         });
     }
     tokio::spawn(http::vault::purge_expired_periodically(vault, PURGE_INTERVAL, rx.clone()));
-    let task = tokio::spawn(tls::serve(listener, tls, app, rx, cfg.shutdown_grace));
+    let task = tokio::spawn(wid_http::serve(listener, tls, app, rx, cfg.shutdown_grace));
     ready.store(true, std::sync::atomic::Ordering::Release);
     tracing::info!(%addr, url = %public_url, tenant = %data.tenant_id, data_dir = %cfg.data_dir.display(), "wid serve is ready");
     Ok(RunningServer {

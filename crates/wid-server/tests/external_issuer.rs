@@ -62,7 +62,7 @@ async fn jwks(State(i): State<Issuer>) -> Response {
 async fn start_issuer(key: &SigningKey) -> (Issuer, String) {
     let ca = LocalCa::generate("test issuer CA").unwrap();
     let (cert, cert_key) = ca.issue_server_cert(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 1).unwrap();
-    let tls = wid_server::tls::rustls_config(cert.as_bytes(), cert_key.as_bytes()).unwrap();
+    let tls = wid_http::tls::rustls_config(cert.as_bytes(), cert_key.as_bytes()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let issuer = Issuer {
@@ -78,7 +78,7 @@ async fn start_issuer(key: &SigningKey) -> (Issuer, String) {
     let (_tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         let _keep = _tx;
-        wid_server::tls::serve(listener, tls, app, rx, std::time::Duration::from_secs(1)).await;
+        wid_http::serve(listener, tls, app, rx, std::time::Duration::from_secs(1)).await;
     });
     (issuer, ca.cert_pem().to_string())
 }

@@ -24,8 +24,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use clap::Args;
+use wid_http::ReloadingCert;
 use wid_kube::{Client, KubeConfig, ServiceAccountCache};
-use wid_server::tls::ReloadingCert;
 use wid_webhook::{Config, Denial, Review};
 
 pub use metrics::Metrics;
@@ -583,7 +583,7 @@ pub async fn run(args: WebhookArgs, env: &HashMap<String, String>) -> anyhow::Re
         Ok(_) => tracing::info!(dir = %settings.cert_dir.display(), "TLS certificate loaded"),
         Err(e) => tracing::warn!(error = %e, "certs are not ready yet; waiting for tls.crt and tls.key"),
     }
-    let tls = wid_server::tls::rustls_config_with_resolver(certs.clone(), &settings.tls_versions)?;
+    let tls = wid_http::tls::rustls_config_with_resolver(certs.clone(), &settings.tls_versions)?;
 
     // Bind everything before reporting success, so a port clash is a start-up error.
     let listener = bind(&settings.listen, "--listen").await?;
@@ -604,7 +604,7 @@ pub async fn run(args: WebhookArgs, env: &HashMap<String, String>) -> anyhow::Re
         tokio::spawn(certs.clone().watch(settings.cert_reload_interval, shutdown_rx.clone())),
         tokio::spawn(cache.clone().run(client.clone(), wid_kube::ReflectorOptions::default(), shutdown_rx.clone())),
         tokio::spawn(watch_api(webhook.clone(), shutdown_rx.clone())),
-        tokio::spawn(wid_server::tls::serve(
+        tokio::spawn(wid_http::serve(
             listener,
             tls,
             webhook_router(webhook.clone()),

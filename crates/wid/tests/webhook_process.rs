@@ -29,7 +29,7 @@ struct Api {
 async fn fixture_api() -> (String, String, tokio::sync::watch::Sender<bool>, Arc<Api>) {
     let ca = wid_crypto::LocalCa::generate("fixture kube CA").unwrap();
     let (cert, key) = ca.issue_server_cert(&["localhost".into()], &["127.0.0.1".parse().unwrap()], 1).unwrap();
-    let tls = wid_server::tls::rustls_config(cert.as_bytes(), key.as_bytes()).unwrap();
+    let tls = wid_http::tls::rustls_config(cert.as_bytes(), key.as_bytes()).unwrap();
     let api = Arc::new(Api::default());
     let status = |code: u16, reason: &str, message: String| {
         let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message, "reason": reason, "code": code});
@@ -74,7 +74,7 @@ async fn fixture_api() -> (String, String, tokio::sync::watch::Sender<bool>, Arc
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let (tx, rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(wid_server::tls::serve(listener, tls, app, rx, Duration::from_millis(100)));
+    tokio::spawn(wid_http::serve(listener, tls, app, rx, Duration::from_millis(100)));
     (server, ca.cert_pem().to_string(), tx, api)
 }
 

@@ -9,8 +9,8 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use wid_http::ReloadingCert;
 use wid_kube::ServiceAccountCache;
-use wid_server::tls::ReloadingCert;
 
 /// Upstream's bucket bounds (`pkg/metrics/exporters/prometheus/prometheus.go`).
 pub const BUCKETS: [f64; 32] = [

@@ -2,7 +2,8 @@
 //! rules and matching, RBAC role definitions and evaluation, the clock and time formatting, verified
 //! callers, Kubernetes names, and the interface between the management plane and hosted issuers.
 //!
-//! No IO lives here (no tokio, HTTP or database): everything is a plain function over values, so it is
+//! No IO lives here (no tokio, HTTP or database; the CLI profile's atomic private file write is the
+//! one exception): everything is a plain function over values, so it is
 //! cheap to test exhaustively and to fuzz.
 
 pub mod audit;
@@ -15,6 +16,7 @@ pub mod glob;
 pub mod issuer;
 pub mod kube;
 pub mod model;
+pub mod profile;
 pub mod rbac;
 pub mod scope;
 

@@ -25,8 +25,8 @@ use zeroize::Zeroizing;
 use wid_sts::keys::KeyRing;
 
 use crate::config::Database;
-use crate::profile::write_private;
 use crate::{ServeError, ServerConfig};
+use wid_core::profile::write_private;
 
 /// The admin principal created on first start.
 pub struct Admin {

@@ -9,7 +9,6 @@ pub mod bootstrap;
 pub mod config;
 pub mod http;
 pub mod metrics;
-pub mod profile;
 pub mod replica;
 pub mod tls;
 
@@ -59,7 +58,7 @@ pub struct RunningServer {
     /// The CA certificate clients should trust.
     pub ca_pem: PathBuf,
     /// The admin profile the server wrote (or would write).
-    pub profile: profile::Profile,
+    pub profile: wid_core::profile::Profile,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -169,7 +168,7 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
         clock.clone(),
     ));
 
-    let profile = profile::Profile {
+    let profile = wid_core::profile::Profile {
         server: public_url.clone(),
         tenant_id: data.tenant_id.to_string(),
         subscription_id: data.subscription_id.to_string(),
@@ -233,8 +232,8 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
 }
 
 /// Writes the profile unless it belongs to another server (a different tenant or client).
-fn write_profile(path: &std::path::Path, profile: &profile::Profile) {
-    if let Ok(existing) = profile::Profile::load(path)
+fn write_profile(path: &std::path::Path, profile: &wid_core::profile::Profile) {
+    if let Ok(existing) = wid_core::profile::Profile::load(path)
         && (existing.tenant_id != profile.tenant_id || existing.client_id != profile.client_id)
     {
         tracing::info!(path = %path.display(), "the CLI profile belongs to another server; leaving it alone");

@@ -33,12 +33,12 @@ pub struct Client {
     pub url: String,
     pub tenant: String,
     pub subscription: String,
-    pub profile: wid_server::profile::Profile,
+    pub profile: wid_core::profile::Profile,
 }
 
 impl Client {
     /// A client for the server a CLI profile names, trusting the CA file it names.
-    pub fn from_profile(profile: wid_server::profile::Profile) -> Self {
+    pub fn from_profile(profile: wid_core::profile::Profile) -> Self {
         let ca = profile.ca_cert_file.clone().expect("the profile names a CA file");
         Self {
             http: client_trusting(&ca),

@@ -1,4 +1,4 @@
-//! `wid` binary: reads the process environment once and hands over to [`wid::cli`].
+//! `wid` binary: reads the process environment once and hands over to [`wid::run_with`].
 //!
 //! Exit codes (as az): 0 success, 1 error, 2 usage error, 3 resource not found.
 
@@ -18,12 +18,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let console = wid::cli::Console::terminal();
+    let console = wid_cli::Console::terminal();
     let code = runtime.block_on(async {
         // Unlocked handles: `serve` logs from other threads while this future runs.
         let mut stdout = std::io::stdout();
         let mut stderr = std::io::stderr();
-        let code = wid::cli::run_with(argv, env, &mut stdout, &mut stderr, console).await;
+        let code = wid::run_with(argv, env, &mut stdout, &mut stderr, console).await;
         let _ = stdout.flush();
         code
     });

@@ -116,7 +116,7 @@ pub fn config(args: &ServeArgs, env: &HashMap<String, String>) -> anyhow::Result
     cfg.issuer_ca_file = args.issuer_ca_file.clone().or_else(|| env.get("WID_ISSUER_CA_FILE").map(PathBuf::from));
     cfg.profile_path = match args.no_profile {
         true => None,
-        false => Some(wid_server::profile::default_path(env)?),
+        false => Some(wid_core::profile::default_path(env)?),
     };
     Ok(cfg)
 }

@@ -42,8 +42,8 @@ impl Serve {
         let started = Instant::now();
         let child = Self::command(dir, ip, port, args).spawn().unwrap();
         let profile_path = dir.join("profile.json");
-        let profile: wid_server::profile::Profile = loop {
-            if let Ok(p) = wid_server::profile::Profile::load(&profile_path) {
+        let profile: wid_core::profile::Profile = loop {
+            if let Ok(p) = wid_core::profile::Profile::load(&profile_path) {
                 break p;
             }
             assert!(started.elapsed() < Duration::from_secs(60), "wid serve did not start: {}", log_of(dir));

@@ -375,7 +375,7 @@ pub fn aaz_output(schema: &Aaz, wire: &Val) -> Option<Val> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::output::format_json;
+    use crate::output::format_json;
 
     fn v(s: &str) -> Val {
         Val::parse(s).unwrap()

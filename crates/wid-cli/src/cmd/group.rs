@@ -1,16 +1,16 @@
 //! `wid group create|show|list|delete|exists` (azure-cli `resource` module: `ResourceGroup` model
 //! of azure-mgmt-resource, api-version 2024-11-01, `/resourcegroups/` in URLs as the SDK sends).
 
-use crate::cli::output::table_rows;
+use crate::output::table_rows;
 use clap::{Args, Subcommand};
 use reqwest::{Method, StatusCode};
 
 use super::{RESOURCE_GROUPS_API, parse_tags};
-use crate::cli::error::CliError;
-use crate::cli::output::TableTransformer;
-use crate::cli::shape::Models;
-use crate::cli::value::{Obj, Val};
-use crate::cli::{Ctx, GlobalArgs, Outcome};
+use crate::error::CliError;
+use crate::output::TableTransformer;
+use crate::shape::Models;
+use crate::value::{Obj, Val};
+use crate::{Ctx, GlobalArgs, Outcome};
 
 #[derive(Debug, Args)]
 pub struct GroupArgs {
@@ -158,7 +158,7 @@ pub async fn run(cmd: GroupCmd, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> 
             match resp.status {
                 s if s.is_success() => Ok(Outcome::value(Val::Bool(true))),
                 StatusCode::NOT_FOUND => Ok(Outcome::value(Val::Bool(false))),
-                _ => Err(crate::cli::http::arm_error(&resp)),
+                _ => Err(crate::http::arm_error(&resp)),
             }
         }
     }

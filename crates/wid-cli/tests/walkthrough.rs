@@ -28,7 +28,7 @@ impl Cli {
     async fn run(&self, args: &[&str]) -> (i32, String, String) {
         let argv = std::iter::once("wid").chain(args.iter().copied()).map(String::from).collect();
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = wid::cli::run(argv, self.env.clone(), &mut out, &mut err).await;
+        let code = wid_cli::run(argv, self.env.clone(), &mut out, &mut err).await;
         (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
     }
 

@@ -14,12 +14,12 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::{parse_tags, require_str, resource_group_location};
-use crate::cli::error::CliError;
-use crate::cli::output::TableTransformer;
-use crate::cli::query::Query;
-use crate::cli::shape::Models;
-use crate::cli::value::Val;
-use crate::cli::{Ctx, GlobalArgs, Outcome};
+use crate::error::CliError;
+use crate::output::TableTransformer;
+use crate::query::Query;
+use crate::shape::Models;
+use crate::value::Val;
+use crate::{Ctx, GlobalArgs, Outcome};
 
 /// api-version of azure-mgmt-containerservice 41.6.0 (pinned by azure-cli 2.91).
 pub const AKS_API: &str = "2026-06-01";

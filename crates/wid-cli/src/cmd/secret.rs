@@ -16,10 +16,10 @@ use reqwest::{Method, Url};
 use serde_json::{Map, Value, json};
 
 use super::parse_tags;
-use crate::cli::error::CliError;
-use crate::cli::output::TableTransformer;
-use crate::cli::value::{Obj, Val};
-use crate::cli::{Ctx, Outcome};
+use crate::error::CliError;
+use crate::output::TableTransformer;
+use crate::value::{Obj, Val};
+use crate::{Ctx, Outcome};
 
 /// api-version of the Key Vault data plane requests.
 pub const SECRETS_API: &str = "2025-07-01";
@@ -353,7 +353,7 @@ async fn call(
     body: Option<Value>,
 ) -> Result<Val, CliError> {
     let resp = ctx.vault_send(method, url, &dp.resource, body).await?;
-    if resp.is_success() { resp.json() } else { Err(crate::cli::http::arm_error(&resp)) }
+    if resp.is_success() { resp.json() } else { Err(crate::http::arm_error(&resp)) }
 }
 
 /// Follows `nextLink` on the same vault host.
@@ -663,7 +663,7 @@ pub async fn run(cmd: SecretCmd, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::output::format_json;
+    use crate::output::format_json;
 
     #[test]
     fn datetimes_like_az() {

@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::cli::error::CliError;
-use crate::cli::value::Val;
-use crate::cli::{Ctx, GlobalArgs, Outcome};
+use crate::error::CliError;
+use crate::value::Val;
+use crate::{Ctx, GlobalArgs, Outcome};
 
 #[derive(Debug, Args)]
 pub struct JwksArgs {
@@ -43,7 +43,7 @@ pub async fn run(a: JwksArgs, _ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> {
     let text = render(&set)?;
     match &a.output_file {
         Some(path) => {
-            wid_server::profile::write_private(path, text.as_bytes())
+            wid_core::profile::write_private(path, text.as_bytes())
                 .map_err(|e| CliError::failed(format!("failed to write JWKS to file '{}': {e}", path.display())))?;
             Ok(Outcome::none())
         }

@@ -13,7 +13,7 @@
 //! CLI's own principal, and `principalName` is the principal's client id (what Graph's
 //! `servicePrincipalNames[0]` is for a managed identity).
 
-use crate::cli::output::table_rows;
+use crate::output::table_rows;
 use std::collections::HashMap;
 
 use clap::{Args, Subcommand};
@@ -21,12 +21,12 @@ use reqwest::{Method, StatusCode, Url};
 use serde_json::{Map, Value, json};
 
 use super::identity::IDENTITY_API;
-use crate::cli::ctx::is_guid;
-use crate::cli::error::CliError;
-use crate::cli::output::TableTransformer;
-use crate::cli::shape::{Models, ResourceId, py_isoformat};
-use crate::cli::value::{Obj, Val};
-use crate::cli::{Ctx, GlobalArgs, Outcome};
+use crate::ctx::is_guid;
+use crate::error::CliError;
+use crate::output::TableTransformer;
+use crate::shape::{Models, ResourceId, py_isoformat};
+use crate::value::{Obj, Val};
+use crate::{Ctx, GlobalArgs, Outcome};
 
 /// api-version of role assignments (azure-mgmt-authorization 5.0.0b2).
 pub const ASSIGNMENTS_API: &str = "2022-04-01";
@@ -481,7 +481,7 @@ async fn list_assignments(ctx: &mut Ctx<'_>, q: ListQuery<'_>) -> Result<Vec<Val
     Ok(results.into_iter().map(Val::Obj).collect())
 }
 
-fn role_assignment_exists(resp: &crate::cli::http::Response) -> bool {
+fn role_assignment_exists(resp: &crate::http::Response) -> bool {
     resp.status == StatusCode::CONFLICT
         && Val::parse(&resp.body)
             .ok()
@@ -609,7 +609,7 @@ async fn create(a: CreateArgs, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> {
         return Ok(Outcome::value(assignment_out(&resp.json()?)));
     }
     if !role_assignment_exists(&resp) {
-        return Err(crate::cli::http::arm_error(&resp));
+        return Err(crate::http::arm_error(&resp));
     }
     // Idempotent, as az: print the assignment that already exists.
     let existing = list_assignments(
@@ -630,7 +630,7 @@ async fn create(a: CreateArgs, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> {
     .await?;
     match existing.into_iter().next() {
         Some(v) => Ok(Outcome::value(v)),
-        None => Err(crate::cli::http::arm_error(&resp)),
+        None => Err(crate::http::arm_error(&resp)),
     }
 }
 
@@ -696,7 +696,7 @@ async fn delete(a: DeleteArgs, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::output::format_json;
+    use crate::output::format_json;
 
     #[test]
     fn scopes_like_az() {
@@ -727,7 +727,7 @@ mod tests {
     fn create_output_matches_azure_cli() {
         // Expected: azure-cli's `todict` of azure-mgmt-authorization 5.0.0b2 `RoleAssignment(wire)`.
         let mut out = assignment_out(&Val::parse(WIRE).unwrap());
-        crate::cli::shape::add_resource_group(&mut out);
+        crate::shape::add_resource_group(&mut out);
         assert_eq!(format_json(&out), include_str!("../schema/testdata/role_assignment_create_az.json"));
     }
 
@@ -738,7 +738,7 @@ mod tests {
         o.insert("roleDefinitionName", "Key Vault Secrets User");
         o.insert("principalName", "client-id");
         let mut out = Val::Obj(o);
-        crate::cli::shape::add_resource_group(&mut out);
+        crate::shape::add_resource_group(&mut out);
         assert_eq!(format_json(&out), include_str!("../schema/testdata/role_assignment_list_az.json"));
         let table = assignment_list_table(&Val::List(vec![out])).unwrap();
         assert_eq!(table.as_list().unwrap()[0].get_str("Role"), Some("Key Vault Secrets User"));

@@ -61,9 +61,3 @@ impl fmt::Display for CliError {
 }
 
 impl std::error::Error for CliError {}
-
-impl From<anyhow::Error> for CliError {
-    fn from(e: anyhow::Error) -> Self {
-        CliError::failed(format!("{e:#}"))
-    }
-}

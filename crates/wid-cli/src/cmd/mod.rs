@@ -53,7 +53,7 @@ pub fn require_str<'v>(v: &'v Val, key: &str) -> Result<&'v str, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::output::format_json;
+    use crate::output::format_json;
 
     #[test]
     fn tags() {

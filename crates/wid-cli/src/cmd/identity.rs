@@ -8,10 +8,10 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::{parse_tags, resource_group_location};
-use crate::cli::error::CliError;
-use crate::cli::shape::{self, FEDERATED_CREDENTIAL, IDENTITY, ResourceId};
-use crate::cli::value::{Obj, Val};
-use crate::cli::{Ctx, GlobalArgs, Outcome};
+use crate::error::CliError;
+use crate::shape::{self, FEDERATED_CREDENTIAL, IDENTITY, ResourceId};
+use crate::value::{Obj, Val};
+use crate::{Ctx, GlobalArgs, Outcome};
 
 /// api-version of `az identity` (aaz, azure-cli 2.91).
 pub const IDENTITY_API: &str = "2025-05-31-preview";

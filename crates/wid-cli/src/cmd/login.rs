@@ -16,12 +16,12 @@ use std::path::PathBuf;
 use clap::Args;
 use reqwest::{Method, StatusCode};
 
-use crate::cli::cmd::account::{CLOUD_NAME, account_entry};
-use crate::cli::error::CliError;
-use crate::cli::http::{self, Body, Credential, Http};
-use crate::cli::profile::Profile;
-use crate::cli::value::Val;
-use crate::cli::{Ctx, GlobalArgs, Outcome};
+use crate::cmd::account::{CLOUD_NAME, account_entry};
+use crate::error::CliError;
+use crate::http::{self, Body, Credential, Http};
+use crate::profile::Profile;
+use crate::value::Val;
+use crate::{Ctx, GlobalArgs, Outcome};
 
 /// api-version az uses for `/subscriptions` and `/tenants`.
 const SUBSCRIPTIONS_API: &str = "2022-12-01";

@@ -54,15 +54,15 @@ use reqwest::Method;
 use serde_json::json;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use wid_core::fic::{ClaimsMatchingExpression, FederatedCredential, NoMatch, Presented, find_match};
-use wid_server::profile::write_private;
+use wid_core::profile::write_private;
 
 use super::aks::{AKS_API, parse_duration_secs};
 use super::identity::{DEFAULT_AUDIENCE, FIC_API, IDENTITY_API};
 use super::require_str;
-use crate::cli::error::CliError;
-use crate::cli::shape::ResourceId;
-use crate::cli::value::Val;
-use crate::cli::{Console, Ctx, GlobalArgs};
+use crate::error::CliError;
+use crate::shape::ResourceId;
+use crate::value::Val;
+use crate::{Console, Ctx, GlobalArgs};
 
 /// File name of the token, as in the pod (`…/azure-identity-token`).
 const TOKEN_FILE: &str = "azure-identity-token";

@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 
-use wid::cli::cmd::aks::AksCmd;
-use wid::cli::cmd::identity::{FicCmd, IdentityCmd};
-use wid::cli::profile::Profile;
-use wid::cli::{Cli, Command, Console, OutputFormat, parse, run, run_with};
+use wid_cli::cmd::aks::AksCmd;
+use wid_cli::cmd::identity::{FicCmd, IdentityCmd};
+use wid_cli::profile::Profile;
+use wid_cli::{Cli, Command, Console, OutputFormat, parse, run, run_with};
 
 fn argv(args: &[&str]) -> Vec<String> {
     std::iter::once("wid").chain(args.iter().copied()).map(String::from).collect()
@@ -75,7 +75,7 @@ fn seed_commands_parse() {
     assert_eq!(a.audiences, Some(vec!["a".to_owned()]));
 
     let cli = parse_ok(&["identity", "show", "-g", "rg", "-n", "id", "-o", "tsv", "--query", "clientId"]);
-    let g = cli.command.global().unwrap();
+    let g = cli.command.global();
     assert_eq!(g.output, Some(OutputFormat::Tsv));
     assert_eq!(g.query.as_deref(), Some("clientId"));
 
@@ -246,9 +246,9 @@ fn seed_commands_parse() {
 
 #[test]
 fn key_vault_and_role_arguments() {
-    use wid::cli::cmd::keyvault::KeyvaultCmd;
-    use wid::cli::cmd::role::{AssignmentCmd, RoleCmd};
-    use wid::cli::cmd::secret::SecretCmd;
+    use wid_cli::cmd::keyvault::KeyvaultCmd;
+    use wid_cli::cmd::role::{AssignmentCmd, RoleCmd};
+    use wid_cli::cmd::secret::SecretCmd;
     let cli = parse_ok(&["keyvault", "create", "-n", "kv", "-g", "rg", "--enable-purge-protection"]);
     let Command::Keyvault(k) = cli.command else { panic!() };
     let KeyvaultCmd::Create(c) = k.cmd else { panic!() };

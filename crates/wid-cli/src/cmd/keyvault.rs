@@ -12,10 +12,10 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::{parse_tags, resource_group_location, secret};
-use crate::cli::error::CliError;
-use crate::cli::shape::{Models, ResourceId};
-use crate::cli::value::Val;
-use crate::cli::{Ctx, GlobalArgs, Outcome};
+use crate::error::CliError;
+use crate::shape::{Models, ResourceId};
+use crate::value::Val;
+use crate::{Ctx, GlobalArgs, Outcome};
 
 /// api-version of azure-mgmt-keyvault 14.0.1 (pinned by azure-cli 2.91).
 pub const KEYVAULT_API: &str = "2026-02-01";
@@ -394,7 +394,7 @@ pub async fn run(cmd: KeyvaultCmd, ctx: &mut Ctx<'_>) -> Result<Outcome, CliErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::output::format_json;
+    use crate::output::format_json;
 
     #[test]
     fn create_body_matches_az() {
@@ -434,7 +434,7 @@ mod tests {
         )
         .unwrap();
         let mut out = vault_out(&wire);
-        crate::cli::shape::add_resource_group(&mut out);
+        crate::shape::add_resource_group(&mut out);
         assert_eq!(format_json(&out), include_str!("../schema/testdata/keyvault_show_az.json"));
         assert_eq!(
             out.path(&["properties", "vaultUri"]).and_then(Val::as_str),

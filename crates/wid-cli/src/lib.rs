@@ -1,6 +1,8 @@
-//! The `wid` command line: an az-compatible client for `wid serve` plus the `serve` subcommand.
+//! wid's az-compatible client: the command groups of `az` that the AKS walkthrough uses (account,
+//! login, ad, group, identity, aks, keyvault, role) against `wid serve`, plus the local tools `wid run`
+//! and `wid jwks`. The `wid` binary mounts [`ClientCommand`] beside its process commands.
 //!
-//! [`run`] is the whole program minus process plumbing, so tests can call it in-process with an
+//! [`run`] is the whole client minus process plumbing, so tests can call it in-process with an
 //! environment map and buffers. The pipeline is az's: parse (clap, exit 2 on usage errors) →
 //! command → az's global result transform (`resourceGroup` from ids) → `--query` → `-o` format.
 //!
@@ -34,7 +36,7 @@ pub use value::{Obj, Val};
 use error::QUERY_REFERENCE;
 use query::Query;
 
-/// `wid`: self-hosted workload identity (az-compatible CLI).
+/// `wid`'s client commands alone (what tests and [`run`] parse; the binary adds its process commands).
 #[derive(Debug, Parser)]
 #[command(
     name = "wid",
@@ -50,7 +52,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The command groups.
+/// The client's command groups.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Manage the CLI's account (as `az account`).
@@ -73,17 +75,6 @@ pub enum Command {
     Jwks(cmd::jwks::JwksArgs),
     /// Run a local command as a workload-identity pod would run (token file, AZURE_* env, CA trust).
     Run(Box<cmd::run::RunArgs>),
-    /// Run the wid control plane.
-    Serve(crate::serve::ServeArgs),
-    /// Run the admission webhook (drop-in for azure-workload-identity's).
-    Webhook(crate::webhook::WebhookArgs),
-    /// Apply pending database schema migrations (wid serve also does at start unless --no-migrate).
-    Migrate(crate::data::MigrateArgs),
-    /// Write every record of a wid database as JSON lines, secrets still sealed (stop wid serve first
-    /// when it uses SQLite).
-    Export(crate::data::ExportArgs),
-    /// Load an export into an empty database (e.g. move a SQLite data dir to PostgreSQL).
-    Import(crate::data::ImportArgs),
 }
 
 /// Arguments az accepts on every command.
@@ -198,32 +189,25 @@ pub async fn run_with(
     env: HashMap<String, String>,
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
-    mut console: Console,
+    console: Console,
 ) -> i32 {
     let started = Instant::now();
-    let cli = match parse(argv) {
-        Ok(cli) => cli,
-        Err(e) => return report_clap_error(&e, stdout, stderr),
-    };
-    let command = cli.command;
-    // Long-running processes, not client commands.
-    let process = match command {
-        Command::Serve(args) => Err(crate::serve::run(args, &env).await),
-        Command::Webhook(args) => Err(crate::webhook::run(args, &env).await),
-        Command::Migrate(args) => Err(crate::data::migrate(&args, &env, stdout)),
-        Command::Export(args) => Err(crate::data::export(&args, &env, stdout, stderr)),
-        Command::Import(args) => Err(crate::data::import(&args, &env, stderr)),
-        client => Ok(client),
-    };
-    let command = match process {
-        Ok(client) => client,
-        Err(Ok(())) => return 0,
-        Err(Err(e)) => {
-            let _ = writeln!(stderr, "ERROR: {e:#}");
-            return 1;
-        }
-    };
-    let global = command.global().cloned().unwrap_or_default();
+    match parse(argv) {
+        Ok(cli) => execute(cli.command, &env, stdout, stderr, console, started).await,
+        Err(e) => report_clap_error(&e, stdout, stderr),
+    }
+}
+
+/// Runs one parsed client command (`started`: when the process began, for `--verbose` timings).
+pub async fn execute(
+    command: Command,
+    env: &HashMap<String, String>,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+    mut console: Console,
+    started: Instant,
+) -> i32 {
+    let global = command.global().clone();
 
     let query = match global.query.as_deref().map(Query::parse).transpose() {
         Ok(q) => q,
@@ -238,7 +222,7 @@ pub async fn run_with(
     };
 
     let parsed = Instant::now();
-    let mut ctx = Ctx::new(&env, global.clone(), stdout, stderr, &mut console);
+    let mut ctx = Ctx::new(env, global.clone(), stdout, stderr, &mut console);
     // `wid run` passes its child's exit code through instead of printing a result.
     let command = match command {
         Command::Run(a) => {
@@ -274,7 +258,8 @@ pub fn parse(argv: Vec<String>) -> Result<Cli, clap::Error> {
     Cli::from_arg_matches(&matches)
 }
 
-fn report_clap_error(e: &clap::Error, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
+/// Prints a command-line parse error (or help and version) as az does; returns the exit code.
+pub fn report_clap_error(e: &clap::Error, stdout: &mut dyn Write, stderr: &mut dyn Write) -> i32 {
     use clap::error::ErrorKind as K;
     let text = e.render().to_string();
     match e.kind() {
@@ -332,22 +317,19 @@ fn emit(
 }
 
 impl Command {
-    /// The az-style global arguments of a client command (`None` for `serve`).
-    pub fn global(&self) -> Option<&GlobalArgs> {
+    /// The az-style global arguments of the command.
+    pub fn global(&self) -> &GlobalArgs {
         match self {
-            Command::Account(a) => Some(&a.global),
-            Command::Login(a) => Some(&a.global),
-            Command::Ad(a) => Some(&a.global),
-            Command::Group(a) => Some(&a.global),
-            Command::Identity(a) => Some(&a.global),
-            Command::Aks(a) => Some(&a.global),
-            Command::Keyvault(a) => Some(&a.global),
-            Command::Role(a) => Some(&a.global),
-            Command::Jwks(a) => Some(&a.global),
-            Command::Run(a) => Some(&a.global),
-            Command::Serve(_) | Command::Webhook(_) | Command::Migrate(_) | Command::Export(_) | Command::Import(_) => {
-                None
-            }
+            Command::Account(a) => &a.global,
+            Command::Login(a) => &a.global,
+            Command::Ad(a) => &a.global,
+            Command::Group(a) => &a.global,
+            Command::Identity(a) => &a.global,
+            Command::Aks(a) => &a.global,
+            Command::Keyvault(a) => &a.global,
+            Command::Role(a) => &a.global,
+            Command::Jwks(a) => &a.global,
+            Command::Run(a) => &a.global,
         }
     }
 }
@@ -363,12 +345,7 @@ async fn dispatch(command: Command, ctx: &mut Ctx<'_>) -> Result<Outcome, CliErr
         Command::Keyvault(a) => cmd::keyvault::run(a.cmd, ctx).await,
         Command::Role(a) => cmd::role::run(a.cmd, ctx).await,
         Command::Jwks(a) => cmd::jwks::run(a, ctx).await,
-        Command::Run(_)
-        | Command::Serve(_)
-        | Command::Webhook(_)
-        | Command::Migrate(_)
-        | Command::Export(_)
-        | Command::Import(_) => Err(CliError::failed("not a client command")),
+        Command::Run(_) => Err(CliError::failed("wid run is not dispatched here")),
     }
 }
 
@@ -389,15 +366,15 @@ mod tests {
     #[test]
     fn globals_anywhere_after_the_group() {
         let cli = parse_ok(&["identity", "show", "-n", "x", "-g", "rg", "-o", "tsv", "--query", "clientId"]);
-        let g = cli.command.global().unwrap();
+        let g = cli.command.global();
         assert_eq!(g.output, Some(OutputFormat::Tsv));
         assert_eq!(g.query.as_deref(), Some("clientId"));
         let cli = parse_ok(&["group", "-o", "TABLE", "list", "--subscription", "wid"]);
-        let g = cli.command.global().unwrap();
+        let g = cli.command.global();
         assert_eq!(g.output, Some(OutputFormat::Table));
         assert_eq!(g.subscription.as_deref(), Some("wid"));
         let cli = parse_ok(&["account", "show", "--output", "tsv", "--only-show-errors", "--debug", "--verbose"]);
-        let g = cli.command.global().unwrap();
+        let g = cli.command.global();
         assert!(g.only_show_errors && g.debug && g.verbose);
     }
 

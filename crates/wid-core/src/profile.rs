@@ -5,7 +5,9 @@
 //! file in the same directory and an atomic rename. Location: `WID_CONFIG`, else
 //! `$HOME/.wid/profile.json`.
 //!
-//! One type for both sides: the server writes it, the CLI reads and rewrites it.
+//! One type for both sides, here below both: the server writes it, the CLI reads and rewrites it.
+//! It is the one file this crate touches; [`write_private`] is also how the server writes its key
+//! files and the CLI its token files.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -3,9 +3,9 @@
 
 use clap::{Args, Subcommand};
 
-use crate::cli::error::CliError;
-use crate::cli::value::{Obj, Val};
-use crate::cli::{Ctx, GlobalArgs, Outcome};
+use crate::error::CliError;
+use crate::value::{Obj, Val};
+use crate::{Ctx, GlobalArgs, Outcome};
 
 #[derive(Debug, Args)]
 pub struct AdArgs {
@@ -37,7 +37,7 @@ pub async fn run(cmd: AdCmd, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> {
                 // Older profiles: learn the object id from our own token.
                 None => {
                     let token = ctx.token().await?;
-                    crate::cli::http::token_claim(&token, "oid").ok_or_else(|| {
+                    crate::http::token_claim(&token, "oid").ok_or_else(|| {
                         CliError::failed("The access token has no 'oid' claim; cannot tell the principal's object id.")
                     })?
                 }

@@ -1,14 +1,14 @@
 //! `wid account show|list`: the subscription of the profile, shaped as az's cached account
 //! (`azure/cli/core/_profile.py::_normalize_properties`).
 
-use crate::cli::output::table_rows;
+use crate::output::table_rows;
 use clap::{Args, Subcommand};
 
-use crate::cli::error::CliError;
-use crate::cli::output::TableTransformer;
-use crate::cli::profile::Profile;
-use crate::cli::value::{Obj, Val};
-use crate::cli::{Ctx, GlobalArgs, Outcome};
+use crate::error::CliError;
+use crate::output::TableTransformer;
+use crate::profile::Profile;
+use crate::value::{Obj, Val};
+use crate::{Ctx, GlobalArgs, Outcome};
 
 /// Name of the cloud wid reports (az's `environmentName` / `cloudName`).
 pub const CLOUD_NAME: &str = "wid";

@@ -5,5 +5,5 @@
 pub mod serve;
 pub mod tls;
 
-pub use serve::serve;
+pub use serve::{serve, shutdown_signal};
 pub use tls::{ReloadingCert, TlsError};

@@ -4,7 +4,8 @@
 //!
 //! The behaviour is azure-workload-identity v1.6.0's webhook (labels, annotations, environment
 //! variables, paths, proxy containers, denial texts), with the improvements listed in [`mutate`]'s
-//! module docs. The process around it (TLS, ServiceAccount cache, metrics) is `wid webhook`.
+//! module docs. The process around it (TLS, ServiceAccount cache, metrics), `wid webhook`, is the
+//! [`server`] module, built with the `server` feature.
 //!
 //! ```
 //! use wid_webhook::{Config, Review, ServiceAccount};
@@ -23,6 +24,8 @@ pub mod goparse;
 pub mod mutate;
 pub mod patch;
 pub mod review;
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use config::{
     CaBundle, Config, ConfigError, CustomCa, CustomTokenEndpoint, CustomTokenEndpointSettings, ProxyConfig,

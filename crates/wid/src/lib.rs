@@ -1,14 +1,13 @@
 //! wid: self-hosted, keyless workload identity for Kubernetes.
 //!
 //! The binary is a thin wrapper over three products: the az-compatible client ([`wid_cli`]), the
-//! control plane ([`serve`] over `wid_server`) and the admission webhook ([`webhook`] over
-//! `wid_webhook`'s server), plus the data commands ([`data`]: migrate, export, import). [`run_with`]
+//! control plane ([`serve`] over `wid_server`) and the admission webhook (`wid_webhook`'s
+//! server), plus the data commands ([`data`]: migrate, export, import). [`run_with`]
 //! parses the command line and hands over; everything is a library function so tests can run
 //! commands in-process.
 
 pub mod data;
 pub mod serve;
-pub mod webhook;
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -41,7 +40,7 @@ pub enum Command {
     /// Run the wid control plane.
     Serve(serve::ServeArgs),
     /// Run the admission webhook (drop-in for azure-workload-identity's).
-    Webhook(webhook::WebhookArgs),
+    Webhook(wid_webhook::server::WebhookArgs),
     /// Apply pending database schema migrations (wid serve also does at start unless --no-migrate).
     Migrate(data::MigrateArgs),
     /// Write every record of a wid database as JSON lines, secrets still sealed (stop wid serve first
@@ -70,7 +69,7 @@ pub async fn run_with(
     let process = match command {
         Command::Client(c) => return wid_cli::execute(c, &env, stdout, stderr, console, started).await,
         Command::Serve(args) => serve::run(args, &env).await,
-        Command::Webhook(args) => webhook::run(args, &env).await,
+        Command::Webhook(args) => wid_webhook::server::run(args, &env).await,
         Command::Migrate(args) => data::migrate(&args, &env, stdout),
         Command::Export(args) => data::export(&args, &env, stdout, stderr),
         Command::Import(args) => data::import(&args, &env, stderr),

@@ -185,28 +185,12 @@ pub async fn run(args: ServeArgs, env: &HashMap<String, String>) -> anyhow::Resu
     }
     let trigger = server.shutdown_trigger();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        wid_http::shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = trigger.send(true);
     });
     server.wait().await;
     Ok(())
-}
-
-/// Resolves on SIGTERM or SIGINT (the process commands stop on either).
-pub(crate) async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
-//! `wid webhook`: the mutating admission webhook process, a drop-in for azure-workload-identity's
-//! `manager` (same flags and environment where upstream has them, same endpoints and metric).
+//! `wid webhook`: the mutating admission webhook process around this crate's decisions, a drop-in
+//! for azure-workload-identity's `manager` (same flags and environment where upstream has them, same
+//! endpoints and metric). Built with the `server` feature.
 //!
 //! - `POST /mutate-v1-pod` over TLS on `--listen` (default `:9443`); the certificate is `tls.crt` and
 //!   `tls.key` in `--webhook-cert-dir`, re-read when they change (cert-manager, Secret updates);
 //! - `/healthz` and `/readyz` on `--health-addr` (`:9440`); `/metrics` on `--metrics-addr` (`:8095`);
 //! - the pod's ServiceAccount comes from a LIST+WATCH cache, then a live GET, retried briefly for a
-//!   ServiceAccount created together with its pod; the decision itself is [`wid_webhook`]'s.
+//!   ServiceAccount created together with its pod; the decision itself is this crate's.
 //!
 //! Logs are JSON on stderr. SIGTERM or SIGINT stops accepting and lets requests in flight finish.
 
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::{Config, Denial, Review};
 use anyhow::{Context, bail};
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -26,7 +28,6 @@ use axum::routing::{get, post};
 use clap::Args;
 use wid_http::ReloadingCert;
 use wid_kube::{Client, KubeConfig, ServiceAccountCache};
-use wid_webhook::{Config, Denial, Review};
 
 pub use metrics::Metrics;
 
@@ -182,10 +183,10 @@ pub fn settings(args: &WebhookArgs, env: &HashMap<String, String>) -> anyhow::Re
         ),
     };
     let authority_host = match args.authority_host.as_deref().or(env.get("WID_AUTHORITY_HOST").map(String::as_str)) {
-        Some(url) => wid_webhook::validate_authority_host(url)?,
+        Some(url) => crate::validate_authority_host(url)?,
         None => {
             let name = upstream_env(env, "AZURE_ENVIRONMENT").unwrap_or("AzurePublicCloud");
-            wid_webhook::authority_host_for_environment(name, || {
+            crate::authority_host_for_environment(name, || {
                 let path = env.get("AZURE_ENVIRONMENT_FILEPATH").cloned().unwrap_or_default();
                 std::fs::read(&path).map_err(|e| format!("reading AZURE_ENVIRONMENT_FILEPATH '{path}': {e}"))
             })
@@ -196,7 +197,7 @@ pub fn settings(args: &WebhookArgs, env: &HashMap<String, String>) -> anyhow::Re
     if !args.metrics_backend.eq_ignore_ascii_case("prometheus") {
         bail!("unsupported metrics backend: {} (only prometheus is)", args.metrics_backend);
     }
-    let custom = wid_webhook::CustomTokenEndpointSettings {
+    let custom = crate::CustomTokenEndpointSettings {
         annotation_suffix: args.custom_token_endpoint_annotation_suffix.clone(),
         audience: args.custom_token_endpoint_audience.clone(),
         token_proxy: upstream_env(env, "AZURE_KUBERNETES_TOKEN_PROXY").unwrap_or_default().into(),
@@ -209,7 +210,7 @@ pub fn settings(args: &WebhookArgs, env: &HashMap<String, String>) -> anyhow::Re
     .build()?;
     let ca_bundle = match args.ca_bundle_configmap.as_deref().or(env.get("WID_CA_BUNDLE_CONFIGMAP").map(String::as_str))
     {
-        Some(name) if !name.is_empty() => Some(wid_webhook::CaBundle::new(name, &args.ca_bundle_key)?),
+        Some(name) if !name.is_empty() => Some(crate::CaBundle::new(name, &args.ca_bundle_key)?),
         _ => None,
     };
     let nonempty = |name: &str| upstream_env(env, name).filter(|v| !v.is_empty()).map(str::to_string);
@@ -217,15 +218,14 @@ pub fn settings(args: &WebhookArgs, env: &HashMap<String, String>) -> anyhow::Re
         tenant_id,
         authority_host,
         audience: match args.audience.as_str() {
-            "" => wid_webhook::consts::DEFAULT_AUDIENCE.to_string(),
+            "" => crate::consts::DEFAULT_AUDIENCE.to_string(),
             a => a.to_string(),
         },
-        layout: wid_webhook::TokenLayout::parse(&args.token_layout)?,
+        layout: crate::TokenLayout::parse(&args.token_layout)?,
         ca_bundle,
-        proxy: wid_webhook::ProxyConfig {
-            image: nonempty("PROXY_IMAGE").unwrap_or_else(|| wid_webhook::consts::DEFAULT_PROXY_IMAGE.into()),
-            init_image: nonempty("PROXY_INIT_IMAGE")
-                .unwrap_or_else(|| wid_webhook::consts::DEFAULT_PROXY_INIT_IMAGE.into()),
+        proxy: crate::ProxyConfig {
+            image: nonempty("PROXY_IMAGE").unwrap_or_else(|| crate::consts::DEFAULT_PROXY_IMAGE.into()),
+            init_image: nonempty("PROXY_INIT_IMAGE").unwrap_or_else(|| crate::consts::DEFAULT_PROXY_INIT_IMAGE.into()),
             native_sidecar: false,
             log_level: proxy_level.to_string(),
         },
@@ -368,14 +368,14 @@ impl Webhook {
         response.to_json()
     }
 
-    async fn decide(&self, review: &Review) -> wid_webhook::Response {
+    async fn decide(&self, review: &Review) -> crate::Response {
         let (ns, name) = (review.namespace(), review.service_account_name());
         let sa = match tokio::time::timeout(SA_LOOKUP_DEADLINE, self.service_account(ns, name)).await {
             Ok(Ok(sa)) => sa,
             Ok(Err(denial)) => return review.deny(denial),
             Err(_) => {
                 self.metrics.lookup("timeout");
-                return review.deny(wid_webhook::service_account_unreadable(
+                return review.deny(crate::service_account_unreadable(
                     ns,
                     name,
                     None,
@@ -386,8 +386,8 @@ impl Webhook {
         review.admit(&sa, &self.config())
     }
 
-    async fn service_account(&self, ns: &str, name: &str) -> Result<wid_webhook::ServiceAccount, Denial> {
-        let convert = |sa: &wid_kube::ServiceAccount| wid_webhook::ServiceAccount {
+    async fn service_account(&self, ns: &str, name: &str) -> Result<crate::ServiceAccount, Denial> {
+        let convert = |sa: &wid_kube::ServiceAccount| crate::ServiceAccount {
             name: sa.name.clone(),
             annotations: sa.annotations.clone(),
         };
@@ -409,11 +409,11 @@ impl Webhook {
             if !retryable || attempt >= SA_RETRIES {
                 return Err(if err.is_not_found() {
                     self.metrics.lookup("not_found");
-                    wid_webhook::service_account_not_found(ns, name)
+                    crate::service_account_not_found(ns, name)
                 } else {
                     self.metrics.lookup("error");
                     tracing::warn!(namespace = ns, service_account = name, error = %err, "reading the ServiceAccount failed");
-                    wid_webhook::service_account_unreadable(ns, name, err.status(), &err.to_string())
+                    crate::service_account_unreadable(ns, name, err.status(), &err.to_string())
                 });
             }
             attempt += 1;
@@ -475,7 +475,7 @@ fn webhook_router(webhook: Arc<Webhook>) -> axum::Router {
                 ([(header::CONTENT_TYPE, "application/json")], out)
             }),
         )
-        .layer(DefaultBodyLimit::max(wid_webhook::MAX_REVIEW_BYTES))
+        .layer(DefaultBodyLimit::max(crate::MAX_REVIEW_BYTES))
         .with_state(webhook)
 }
 
@@ -634,7 +634,7 @@ pub async fn run(args: WebhookArgs, env: &HashMap<String, String>) -> anyhow::Re
     );
     eprintln!("wid webhook: {}", addrs.join(", "));
 
-    crate::serve::wait_for_signal().await;
+    wid_http::shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = shutdown_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(15), async {
@@ -678,7 +678,7 @@ mod tests {
         assert_eq!(s.decision.tenant_id, "T");
         assert_eq!(s.decision.authority_host, "https://login.microsoftonline.com/");
         assert_eq!(s.decision.audience, "api://AzureADTokenExchange");
-        assert_eq!(s.decision.layout, wid_webhook::TokenLayout::V1_6);
+        assert_eq!(s.decision.layout, crate::TokenLayout::V1_6);
         assert_eq!(s.decision.proxy.image, "mcr.microsoft.com/oss/azure/workload-identity/proxy:v1.6.0");
         assert_eq!(s.decision.proxy.log_level, "warning");
         assert_eq!(s.kube, KubeSource::Kubeconfig { path: "/k".into(), context: None });
@@ -781,7 +781,7 @@ mod tests {
     fn wid_extras_parse() {
         let e = env(&[("HOME", "/h"), ("AZURE_TENANT_ID", "T"), ("WID_CA_BUNDLE_CONFIGMAP", "wid-ca")]);
         let s = settings(&args(&["--token-layout", "v1.5", "--audience", "api://x"]), &e).unwrap();
-        assert_eq!(s.decision.layout, wid_webhook::TokenLayout::V1_5);
+        assert_eq!(s.decision.layout, crate::TokenLayout::V1_5);
         assert_eq!(s.decision.audience, "api://x");
         assert_eq!(s.decision.ca_bundle.unwrap().configmap, "wid-ca");
         assert!(settings(&args(&["--token-layout", "v9"]), &e).is_err());
@@ -818,7 +818,7 @@ mod tests {
         ]);
         let c = settings(&a, &e).unwrap().decision.custom_endpoint.unwrap();
         assert_eq!(c.annotation, "azure.workload.identity/use-identity-binding");
-        assert_eq!(c.ca, wid_webhook::CustomCa::ConfigMap("kube-root-ca.crt".into()));
+        assert_eq!(c.ca, crate::CustomCa::ConfigMap("kube-root-ca.crt".into()));
         assert!(settings(&args(&["--custom-token-endpoint-audience", "x"]), &e).is_err());
     }
 

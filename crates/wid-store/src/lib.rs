@@ -8,8 +8,6 @@
 //! Names are case-insensitive: records keep the casing they were created with and are found by
 //! lower-case keys (`wid_core::model::ResourceKey`).
 
-#[cfg(any(test, feature = "conformance"))]
-pub mod conformance;
 mod postgres;
 mod sqlite;
 

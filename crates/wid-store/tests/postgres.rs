@@ -10,6 +10,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test helpers
 
+#[macro_use]
+mod conformance;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -111,8 +114,8 @@ fn fresh_pg() -> Option<(TestDb, PostgresStore)> {
     Some((db, store))
 }
 
-mod conformance {
-    wid_store::conformance_tests!(match super::fresh_pg() {
+mod cases {
+    conformance_tests!(match super::fresh_pg() {
         Some(pair) => pair,
         None => return,
     });
@@ -546,11 +549,11 @@ fn a_store_moves_from_sqlite_to_postgres_and_back() {
     let Some((_db, pg)) = fresh_pg() else { return };
     let sqlite = SqliteStore::open_in_memory().unwrap();
     // SQLite → PostgreSQL: exported again, the same records.
-    wid_store::conformance::export_import_round_trip(&sqlite, &pg);
+    conformance::export_import_round_trip(&sqlite, &pg);
     // PostgreSQL → SQLite.
     let Some((_db2, pg2)) = fresh_pg() else { return };
     let back = SqliteStore::open_in_memory().unwrap();
-    wid_store::conformance::export_import_round_trip(&pg2, &back);
+    conformance::export_import_round_trip(&pg2, &back);
 }
 
 #[test]

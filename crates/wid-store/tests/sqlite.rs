@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test helpers
 
+#[macro_use]
+mod conformance;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -29,22 +32,22 @@ fn file_store() -> (TempDir, SqliteStore) {
 }
 
 mod file {
-    wid_store::conformance_tests!(super::file_store());
+    conformance_tests!(super::file_store());
 }
 
 mod memory {
-    wid_store::conformance_tests!(((), wid_store::SqliteStore::open_in_memory().unwrap()));
+    conformance_tests!(((), wid_store::SqliteStore::open_in_memory().unwrap()));
 }
 
 #[test]
 fn export_then_import_into_a_new_file_gives_the_same_records() {
     let ((_a, from), (_b, to)) = (file_store(), file_store());
-    wid_store::conformance::export_import_round_trip(&from, &to);
+    conformance::export_import_round_trip(&from, &to);
 }
 
 #[test]
 fn run_all_accepts_boxed_stores() {
-    wid_store::conformance::run_all(&|| Box::new(SqliteStore::open_in_memory().unwrap()));
+    conformance::run_all(&|| Box::new(SqliteStore::open_in_memory().unwrap()));
 }
 
 // ---------------------------------------------------------------------------------------------------

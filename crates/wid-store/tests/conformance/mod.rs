@@ -1,19 +1,10 @@
 //! The conformance suite every [`Store`] backend must pass: the trait's contract as executable cases.
 //!
-//! Backend-agnostic: each case takes a fresh, empty store and uses only the trait. A backend runs the
-//! whole suite, one `#[test]` per case, with [`conformance_tests!`](crate::conformance_tests):
-//!
-//! ```no_run
-//! fn fresh() -> (tempfile::TempDir, wid_store::SqliteStore) {
-//!     let dir = tempfile::tempdir().unwrap();
-//!     let store = wid_store::SqliteStore::open(&dir.path().join("wid.db")).unwrap();
-//!     (dir, store)
-//! }
-//! wid_store::conformance_tests!(fresh());
-//! ```
-//!
-//! The expression yields `(guard, store)`: the guard (a temp dir, a test database handle, or `()`)
-//! lives as long as the case. Enabled by the `conformance` feature.
+//! Backend-agnostic: each case takes a fresh, empty store and uses only the trait. Each backend's test
+//! target (`tests/sqlite.rs`, `tests/postgres.rs`) includes this module with `mod conformance;` and
+//! runs the whole suite, one `#[test]` per case, with `conformance_tests!(fresh())`, where `fresh()`
+//! yields `(guard, store)`: the guard (a temp dir, a test database handle, or `()`) lives as long as
+//! the case.
 //!
 //! Beyond the trait's doc comments, the suite pins down what callers rely on: a put replaces the whole
 //! record (casing included); lists are ordered bytewise by lower-case key (PostgreSQL: `COLLATE "C"`);
@@ -31,7 +22,7 @@
 //! go with a purged vault. A restore of no versions is a no-op; versions of different secrets in one
 //! restore are a `Conflict`.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test code
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, dead_code)] // test code
 
 use std::collections::BTreeMap;
 
@@ -42,15 +33,14 @@ use wid_core::model::{
     RoleAssignment, SecretVersion, StoredCredential, Vault,
 };
 
-use crate::{Changed, Page, Record, SigningKeyRecord, Snapshot, Store, StoreError, Written};
+use wid_store::{Changed, Page, Record, SigningKeyRecord, Snapshot, Store, StoreError, Written};
 
 /// Generates one `#[test]` per conformance case. The argument is an expression evaluated afresh for
-/// each case that yields `(guard, store)`, where `store` implements [`Store`](crate::Store) and `guard`
+/// each case that yields `(guard, store)`, where `store` implements [`Store`] and `guard`
 /// is dropped after the case (e.g. the `TempDir` holding the database).
-#[macro_export]
 macro_rules! conformance_tests {
     ($make:expr) => {
-        $crate::__conformance_cases!(
+        __conformance_cases!(
             $make;
             meta_get_missing_is_none,
             meta_insert_only_if_absent,
@@ -117,22 +107,20 @@ macro_rules! conformance_tests {
 }
 
 /// Implementation detail of [`conformance_tests!`].
-#[doc(hidden)]
-#[macro_export]
 macro_rules! __conformance_cases {
     ($make:expr; $($case:ident),* $(,)?) => {
         $(
             #[test]
             fn $case() {
                 let (_guard, store) = $make;
-                $crate::conformance::run(stringify!($case), &store);
+                crate::conformance::run(stringify!($case), &store);
             }
         )*
 
         #[test]
         fn conformance_suite_lists_every_case() {
             let listed: &[&str] = &[$(stringify!($case)),*];
-            assert_eq!(listed, $crate::conformance::case_names().as_slice());
+            assert_eq!(listed, crate::conformance::case_names().as_slice());
         }
     };
 }
@@ -341,7 +329,7 @@ fn key(sub: Uuid, group: &str, name: &str) -> ResourceKey {
 }
 
 #[track_caller]
-fn assert_conflict<T: std::fmt::Debug>(r: crate::Result<T>) {
+fn assert_conflict<T: std::fmt::Debug>(r: wid_store::Result<T>) {
     match r {
         Err(StoreError::Conflict(msg)) => assert!(!msg.is_empty()),
         other => panic!("expected Conflict, got {other:?}"),
@@ -349,7 +337,7 @@ fn assert_conflict<T: std::fmt::Debug>(r: crate::Result<T>) {
 }
 
 #[track_caller]
-fn assert_missing_parent<T: std::fmt::Debug>(r: crate::Result<T>) {
+fn assert_missing_parent<T: std::fmt::Debug>(r: wid_store::Result<T>) {
     match r {
         Err(StoreError::MissingParent(msg)) => assert!(!msg.is_empty()),
         other => panic!("expected MissingParent, got {other:?}"),
@@ -1508,7 +1496,7 @@ fn deleted_secrets_paging(s: &dyn Store) {
     assert_eq!((exact.items.len(), exact.next), (30, None));
 }
 
-fn counts(p: crate::Purged) -> (usize, usize) {
+fn counts(p: wid_store::Purged) -> (usize, usize) {
     (p.secrets, p.vaults.len())
 }
 

@@ -713,10 +713,10 @@ impl Management {
     }
 
     fn drop_cluster_keys(&self, cluster: &Cluster) {
-        if matches!(cluster.issuer, ClusterIssuer::Hosted { .. }) {
-            if let Err(e) = self.issuers.remove_signing_keys(&cluster.cluster_id) {
-                tracing::warn!(error = %e, cluster = %cluster.cluster_id, "could not delete a cluster's signing keys");
-            }
+        if matches!(cluster.issuer, ClusterIssuer::Hosted { .. })
+            && let Err(e) = self.issuers.remove_signing_keys(&cluster.cluster_id)
+        {
+            tracing::warn!(error = %e, cluster = %cluster.cluster_id, "could not delete a cluster's signing keys");
         }
     }
 

@@ -199,17 +199,29 @@ impl Management {
         if sub.eq_ignore_ascii_case(&ours) { Ok(ours) } else { Err(ArmError::SubscriptionNotFound(sub.to_string())) }
     }
 
-    fn allowed(&self, caller: &Actor, action: &str, scope: &str) -> bool {
-        let Ok(scope) = Scope::parse(scope) else { return false };
-        self.dir().rbac().check(&caller.principal_id, Action::Control(action), &scope) != Decision::Denied
+    fn decision(&self, caller: &Actor, action: &str, scope: &str) -> Decision {
+        let Ok(scope) = Scope::parse(scope) else { return Decision::Denied };
+        self.dir().rbac().check(&caller.principal_id, Action::Control(action), &scope)
     }
 
+    fn allowed(&self, caller: &Actor, action: &str, scope: &str) -> bool {
+        self.decision(caller, action, scope).is_allowed()
+    }
+
+    /// Checks and audits one management call.
     fn authorize(&self, caller: &Actor, action: &str, scope: &str) -> Result<()> {
-        if self.allowed(caller, action, scope) {
-            Ok(())
-        } else {
-            Err(self.denied(caller, action, scope, "no role assignment allows it"))
+        match self.decision(caller, action, scope) {
+            Decision::Allowed { assignment, role } => {
+                self.audit(caller, action, scope, true, &format!("role '{role}' (assignment {assignment})"));
+                Ok(())
+            }
+            Decision::Denied => Err(self.denied(caller, action, scope, "no role assignment allows it")),
         }
+    }
+
+    /// Audits what a management write did (`event`: `identity.written`, `vault.purged`…).
+    fn audit_write(&self, caller: &Actor, event: &str, resource: &str, detail: &str) {
+        self.audit(caller, event, resource, true, detail);
     }
 
     /// Audits a refusal and returns ARM's 403.
@@ -372,7 +384,7 @@ impl Management {
         }
         drop(dir);
         for v in &removed.vaults {
-            tracing::info!(target: "wid::audit", event = "vault.deleted", id = %v.arm_id(), reason = "resource group deleted", by = %caller.principal_id);
+            self.audit_write(caller, "vault.deleted", &v.arm_id(), "resource group deleted");
         }
         Ok((200, None))
     }
@@ -412,7 +424,7 @@ impl Management {
         };
         let written = self.store.put_identity(&identity)?;
         self.dir_mut().put_identity(identity.clone());
-        tracing::info!(target: "wid::audit", event = "identity.written", id = %identity.arm_id(), by = %caller.principal_id);
+        self.audit_write(caller, "identity.written", &identity.arm_id(), "written");
         Ok((created_status(written), Some(shapes::identity(&identity))))
     }
 
@@ -461,7 +473,7 @@ impl Management {
         match self.store.delete_identity(&key)? {
             Some(i) => {
                 self.dir_mut().remove_identity(&key);
-                tracing::info!(target: "wid::audit", event = "identity.deleted", id = %i.arm_id(), by = %caller.principal_id);
+                self.audit_write(caller, "identity.deleted", &i.arm_id(), "deleted");
                 Ok((200, None))
             }
             None => Ok((204, None)),
@@ -525,7 +537,12 @@ impl Management {
         };
         let written = self.store.put_credential(&stored)?;
         self.dir_mut().put_credential(&key, stored.credential.clone());
-        tracing::info!(target: "wid::audit", event = "credential.written", identity = %parent.arm_id(), name = %stored.credential.name, by = %caller.principal_id);
+        self.audit_write(
+            caller,
+            "credential.written",
+            &parent.arm_id(),
+            &format!("credential '{}'", stored.credential.name),
+        );
         Ok((created_status(written), Some(shapes::credential(&parent, &stored.credential))))
     }
 
@@ -598,7 +615,7 @@ impl Management {
         match self.store.delete_credential(&key, name)? {
             Some(_) => {
                 self.dir_mut().remove_credential(&key, name);
-                tracing::info!(target: "wid::audit", event = "credential.deleted", identity = %parent.arm_id(), name, by = %caller.principal_id);
+                self.audit_write(caller, "credential.deleted", &parent.arm_id(), &format!("credential '{name}'"));
                 Ok((200, None))
             }
             None => Ok((204, None)),
@@ -698,7 +715,7 @@ impl Management {
         let cluster = self.ensure_cluster_key(cluster)?;
         let written = self.store.put_cluster(&cluster)?;
         self.dir_mut().put_cluster(cluster.clone());
-        tracing::info!(target: "wid::audit", event = "cluster.written", id = %cluster.arm_id(), by = %caller.principal_id);
+        self.audit_write(caller, "cluster.written", &cluster.arm_id(), "written");
         Ok((created_status(written), Some(shapes::cluster(&cluster))))
     }
 
@@ -758,7 +775,7 @@ impl Management {
             Some(c) => {
                 self.dir_mut().remove_cluster(&key);
                 self.drop_cluster_keys(&c);
-                tracing::info!(target: "wid::audit", event = "cluster.deleted", id = %c.arm_id(), by = %caller.principal_id);
+                self.audit_write(caller, "cluster.deleted", &c.arm_id(), "deleted");
                 Ok((200, None))
             }
             None => Ok((204, None)),
@@ -810,7 +827,7 @@ impl Management {
             .issuers
             .mint_service_account_token(&cluster, &ns, &sa, &audiences, lifetime)
             .map_err(|e| ArmError::Internal(e.to_string()))?;
-        tracing::info!(target: "wid::audit", event = "cluster.token", cluster = %cluster.arm_id(), namespace = %ns, service_account = %sa, by = %caller.principal_id);
+        self.audit_write(caller, "cluster.token", &cluster.arm_id(), &format!("system:serviceaccount:{ns}:{sa}"));
         Ok((200, Some(json!({"token": token, "expirationTimestamp": rfc3339(exp)}))))
     }
 }

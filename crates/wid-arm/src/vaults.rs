@@ -280,7 +280,7 @@ impl Management {
             other => other.into(),
         })?;
         let event = if written == Written::Created { "vault.created" } else { "vault.updated" };
-        tracing::info!(target: "wid::audit", event, id = %vault.arm_id(), by = %caller.principal_id);
+        self.audit_write(caller, event, &vault.arm_id(), "written");
         Ok((created_status(written), Some(shapes::vault(&self.cfg, &vault))))
     }
 
@@ -319,7 +319,7 @@ impl Management {
         let recovered =
             Vault { deleted: None, updated: self.clock.now(), tags: tags.unwrap_or(vault.tags.clone()), ..vault };
         self.store.put_vault(&recovered)?;
-        tracing::info!(target: "wid::audit", event = "vault.recovered", id = %recovered.arm_id(), by = %caller.principal_id);
+        self.audit_write(caller, "vault.recovered", &recovered.arm_id(), "recovered");
         Ok((200, Some(shapes::vault(&self.cfg, &recovered))))
     }
 
@@ -360,7 +360,12 @@ impl Management {
         let now = self.clock.now();
         let deleted = Vault { deleted: Some(now), updated: now, ..v };
         self.store.put_vault(&deleted)?;
-        tracing::info!(target: "wid::audit", event = "vault.deleted", id = %deleted.arm_id(), scheduled_purge = deleted.scheduled_purge().unwrap_or_default(), by = %caller.principal_id);
+        self.audit_write(
+            caller,
+            "vault.deleted",
+            &deleted.arm_id(),
+            &format!("scheduled purge {}", deleted.scheduled_purge().unwrap_or_default()),
+        );
         Ok((200, None))
     }
 
@@ -427,7 +432,7 @@ impl Management {
             });
         }
         self.store.purge_vault(&v.name)?;
-        tracing::info!(target: "wid::audit", event = "vault.purged", id = %v.arm_id(), by = %caller.principal_id);
+        self.audit_write(caller, "vault.purged", &v.arm_id(), "purged");
         self.drop_role_assignments_under(caller, &v.arm_id())?;
         Ok((200, None))
     }

@@ -88,10 +88,7 @@ const CLUSTER_TYPE: &str = "Microsoft.ContainerService/managedClusters";
 fn parse_body<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T> {
     let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
     serde_json::from_slice(body).map_err(|e| {
-        ArmError::bad(
-            "InvalidRequestContent",
-            format!("The request content was invalid and could not be deserialized: {e}"),
-        )
+        ArmError::InvalidRequestContent(format!("The request content was invalid and could not be deserialized: {e}"))
     })
 }
 
@@ -324,7 +321,7 @@ impl Management {
         self.authorize(caller, "Microsoft.Resources/subscriptions/resourceGroups/write", &scope)?;
         let body: TrackedBody = parse_body(body)?;
         let location = body.location.ok_or_else(|| {
-            ArmError::bad("LocationRequired", "The location property is required for this definition.")
+            ArmError::LocationRequired("The location property is required for this definition.".into())
         })?;
         names::location(&location)?;
         let existing = self.store.resource_group(self.cfg.subscription_id, rg)?;
@@ -501,9 +498,8 @@ impl Management {
         )?;
         let body: FicBody = parse_body(body)?;
         let props = body.properties.ok_or_else(|| {
-            ArmError::bad(
-                "InvalidRequestContent",
-                "The request content must contain 'properties' with issuer, subject and audiences.",
+            ArmError::InvalidRequestContent(
+                "The request content must contain 'properties' with issuer, subject and audiences.".into(),
             )
         })?;
         let parent = self.load_identity(&sub, rg, identity)?;
@@ -515,14 +511,14 @@ impl Management {
             audiences: props.audiences.unwrap_or_else(|| vec![fic::DEFAULT_AUDIENCE.to_string()]),
             description: props.description,
         };
-        credential.validate().map_err(|e| ArmError::bad("BadRequest", e.to_string()))?;
+        credential.validate().map_err(|e| ArmError::BadRequest(e.to_string().into()))?;
 
         let key = parent.key();
         let _guard = self.begin_credential_write(&key)?;
         let existing = self.store.credentials(&key)?;
         let siblings: Vec<FederatedCredential> = existing.iter().map(|c| c.credential.clone()).collect();
         fic::check_siblings(&credential, &siblings, self.cfg.max_credentials_per_identity)
-            .map_err(|e| ArmError::bad("BadRequest", e.to_string()))?;
+            .map_err(|e| ArmError::BadRequest(e.to_string().into()))?;
         let now = self.clock.now();
         let old = existing.iter().find(|c| c.credential.name.eq_ignore_ascii_case(name));
         let stored = StoredCredential {
@@ -551,13 +547,10 @@ impl Management {
     fn begin_credential_write(&self, key: &ResourceKey) -> Result<LockGuard> {
         let name = format!("credentials/{}/{}/{}", key.subscription, key.resource_group, key.name);
         self.store.lock(&name, Duration::ZERO).map_err(|e| match e {
-            StoreError::Busy(_) => ArmError::Conflict {
-                code: "ConcurrentFederatedIdentityCredentialsWritesForSingleManagedIdentity",
-                message: format!(
+            StoreError::Busy(_) => ArmError::ConcurrentCredentialWrites(format!(
                     "Too many Federated Identity Credentials are written concurrently for the managed identity '{}'. Concurrent Federated Identity Credentials writes under the same managed identity are not supported; retry after the other write finishes.",
                     key.name
-                ),
-            },
+                )),
             other => other.into(),
         })
     }
@@ -651,10 +644,7 @@ impl Management {
             Some(old) => {
                 let issuer = match (&old.issuer, oidc.issuer_url) {
                     (ClusterIssuer::Hosted { .. }, Some(url)) if url != old.issuer.issuer_url() => {
-                        return Err(ArmError::bad(
-                            "BadRequest",
-                            "The issuer of a cluster whose issuer wid hosts cannot be changed; delete and re-create the cluster registration.",
-                        ));
+                        return Err(ArmError::BadRequest("The issuer of a cluster whose issuer wid hosts cannot be changed; delete and re-create the cluster registration.".into()));
                     }
                     (ClusterIssuer::Hosted { .. }, _) => old.issuer.clone(),
                     (ClusterIssuer::External { issuer_url, jwks: old_jwks }, url) => ClusterIssuer::External {
@@ -676,10 +666,7 @@ impl Management {
                 let issuer = match oidc.issuer_url {
                     Some(url) => ClusterIssuer::External { issuer_url: validate_issuer_url(&url)?, jwks },
                     None if jwks.is_some() => {
-                        return Err(ArmError::bad(
-                            "BadRequest",
-                            "A JWKS can only be uploaded for an external issuer: give oidcIssuerProfile.issuerURL (wid aks create --issuer-url).",
-                        ));
+                        return Err(ArmError::BadRequest("A JWKS can only be uploaded for an external issuer: give oidcIssuerProfile.issuerURL (wid aks create --issuer-url).".into()));
                     }
                     None => {
                         ClusterIssuer::Hosted { issuer_url: self.hosted_issuer_url(&cluster_id), kid: String::new() }
@@ -702,15 +689,12 @@ impl Management {
         if let Some(other) = self.dir().cluster_by_issuer(cluster.issuer.issuer_url())
             && other.key() != key
         {
-            return Err(ArmError::Conflict {
-                code: "IssuerAlreadyRegistered",
-                message: format!(
-                    "The issuer '{}' is already registered by cluster '{}' in resource group '{}'.",
-                    cluster.issuer.issuer_url(),
-                    other.name,
-                    other.resource_group
-                ),
-            });
+            return Err(ArmError::IssuerAlreadyRegistered(format!(
+                "The issuer '{}' is already registered by cluster '{}' in resource group '{}'.",
+                cluster.issuer.issuer_url(),
+                other.name,
+                other.resource_group
+            )));
         }
         let cluster = self.ensure_cluster_key(cluster)?;
         let written = self.store.put_cluster(&cluster)?;
@@ -791,37 +775,31 @@ impl Management {
         let body: TokenBody = parse_body(body)?;
         let cluster = self.load_cluster(&sub, rg, name)?;
         if !matches!(cluster.issuer, ClusterIssuer::Hosted { .. }) {
-            return Err(ArmError::bad(
-                "BadRequest",
-                "This cluster's issuer is external, so wid holds no key for it; get a token from the cluster itself (kubectl create token).",
-            ));
+            return Err(ArmError::BadRequest("This cluster's issuer is external, so wid holds no key for it; get a token from the cluster itself (kubectl create token).".into()));
         }
         let ns = body.namespace.unwrap_or_else(|| "default".into());
         let sa =
-            body.service_account_name.ok_or_else(|| ArmError::bad("BadRequest", "serviceAccountName is required."))?;
+            body.service_account_name.ok_or_else(|| ArmError::BadRequest("serviceAccountName is required.".into()))?;
         if !kube::is_dns1123_label(&ns) {
-            return Err(ArmError::bad(
-                "BadRequest",
-                format!("The namespace '{ns}' is not a valid Kubernetes namespace name."),
-            ));
+            return Err(ArmError::BadRequest(format!(
+                "The namespace '{ns}' is not a valid Kubernetes namespace name."
+            )));
         }
         if !kube::is_dns1123_subdomain(&sa) {
-            return Err(ArmError::bad(
-                "BadRequest",
-                format!("The service account name '{sa}' is not a valid Kubernetes name."),
-            ));
+            return Err(ArmError::BadRequest(format!(
+                "The service account name '{sa}' is not a valid Kubernetes name."
+            )));
         }
         let audiences =
             body.audiences.filter(|a| !a.is_empty()).unwrap_or_else(|| vec![fic::DEFAULT_AUDIENCE.to_string()]);
         if audiences.iter().any(|a| a.is_empty() || a.len() > fic::MAX_FIELD_LEN) {
-            return Err(ArmError::bad("BadRequest", "Audiences must be non-empty and at most 600 characters."));
+            return Err(ArmError::BadRequest("Audiences must be non-empty and at most 600 characters.".into()));
         }
         let lifetime = body.expiration_seconds.unwrap_or(3600);
         if !(SA_TOKEN_MIN_SECS..=SA_TOKEN_MAX_SECS).contains(&lifetime) {
-            return Err(ArmError::bad(
-                "BadRequest",
-                format!("expirationSeconds must be between {SA_TOKEN_MIN_SECS} and {SA_TOKEN_MAX_SECS}."),
-            ));
+            return Err(ArmError::BadRequest(format!(
+                "expirationSeconds must be between {SA_TOKEN_MIN_SECS} and {SA_TOKEN_MAX_SECS}."
+            )));
         }
         let (token, exp) = self
             .issuers
@@ -853,7 +831,7 @@ fn validate_issuer_url(url: &str) -> Result<String> {
     };
     match probe.validate() {
         Ok(()) => Ok(url.to_string()),
-        Err(e) => Err(ArmError::bad("BadRequest", format!("oidcIssuerProfile.issuerURL: {e}"))),
+        Err(e) => Err(ArmError::BadRequest(format!("oidcIssuerProfile.issuerURL: {e}"))),
     }
 }
 
@@ -861,11 +839,10 @@ fn validate_issuer_url(url: &str) -> Result<String> {
 fn validate_jwks(jwks: &Value) -> Result<String> {
     let text = jwks.to_string();
     let set = wid_crypto::jwk::JwkSet::parse(text.as_bytes(), 256 * 1024)
-        .map_err(|e| ArmError::bad("BadRequest", format!("The uploaded JWKS is invalid: {e}")))?;
+        .map_err(|e| ArmError::BadRequest(format!("The uploaded JWKS is invalid: {e}")))?;
     if set.signing_keys().next().is_none() {
-        return Err(ArmError::bad(
-            "BadRequest",
-            "The uploaded JWKS holds no usable signing key (RSA ≥ 2048 bits, EC P-256/P-384/P-521).",
+        return Err(ArmError::BadRequest(
+            "The uploaded JWKS holds no usable signing key (RSA ≥ 2048 bits, EC P-256/P-384/P-521).".into(),
         ));
     }
     Ok(text)

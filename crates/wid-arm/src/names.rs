@@ -10,12 +10,9 @@ pub fn resource_group(name: &str) -> Result<(), ArmError> {
     if ok {
         Ok(())
     } else {
-        Err(ArmError::bad(
-            "InvalidResourceGroupName",
-            format!(
-                "The resource group name '{name}' is invalid: use 1-90 letters, digits, underscores, hyphens, periods or parentheses, not ending in a period."
-            ),
-        ))
+        Err(ArmError::InvalidResourceGroupName(format!(
+            "The resource group name '{name}' is invalid: use 1-90 letters, digits, underscores, hyphens, periods or parentheses, not ending in a period."
+        )))
     }
 }
 
@@ -28,12 +25,9 @@ pub fn identity(name: &str) -> Result<(), ArmError> {
     if ok {
         Ok(())
     } else {
-        Err(ArmError::bad(
-            "InvalidResourceName",
-            format!(
-                "The managed identity name '{name}' is invalid: use 3-128 letters, digits, hyphens or underscores, starting with a letter or digit."
-            ),
-        ))
+        Err(ArmError::InvalidResourceName(format!(
+            "The managed identity name '{name}' is invalid: use 3-128 letters, digits, hyphens or underscores, starting with a letter or digit."
+        )))
     }
 }
 
@@ -47,12 +41,9 @@ pub fn cluster(name: &str) -> Result<(), ArmError> {
     if ok {
         Ok(())
     } else {
-        Err(ArmError::bad(
-            "InvalidResourceName",
-            format!(
-                "The cluster name '{name}' is invalid: use 1-63 letters, digits, hyphens or underscores, starting and ending with a letter or digit."
-            ),
-        ))
+        Err(ArmError::InvalidResourceName(format!(
+            "The cluster name '{name}' is invalid: use 1-63 letters, digits, hyphens or underscores, starting and ending with a letter or digit."
+        )))
     }
 }
 
@@ -67,12 +58,9 @@ pub fn vault(name: &str) -> Result<(), ArmError> {
     if ok {
         Ok(())
     } else {
-        Err(ArmError::bad(
-            "VaultNameNotValid",
-            format!(
-                "The vault name '{name}' is invalid. A vault's name must be between 3-24 alphanumeric characters. The name must begin with a letter, end with a letter or digit, and not contain consecutive hyphens."
-            ),
-        ))
+        Err(ArmError::VaultNameNotValid(format!(
+            "The vault name '{name}' is invalid. A vault's name must be between 3-24 alphanumeric characters. The name must begin with a letter, end with a letter or digit, and not contain consecutive hyphens."
+        )))
     }
 }
 
@@ -82,7 +70,7 @@ pub fn location(loc: &str) -> Result<(), ArmError> {
     if ok {
         Ok(())
     } else {
-        Err(ArmError::bad("LocationNotAvailableForResourceType", format!("The location '{loc}' is invalid.")))
+        Err(ArmError::LocationNotAvailableForResourceType(format!("The location '{loc}' is invalid.")))
     }
 }
 

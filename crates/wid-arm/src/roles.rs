@@ -55,10 +55,9 @@ struct AssignmentBody {
 }
 
 fn invalid_assignment_id(name: &str) -> ArmError {
-    ArmError::bad(
-        "InvalidRoleAssignmentId",
-        format!("The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID."),
-    )
+    ArmError::InvalidRoleAssignmentId(format!(
+        "The role assignment ID '{name}' is not valid. The role assignment ID must be a GUID."
+    ))
 }
 
 fn parse_guid(s: &str) -> Option<Uuid> {
@@ -79,12 +78,9 @@ fn parse_assignment_filter(f: Option<&str>) -> Result<AssignmentFilter> {
     let mut out = AssignmentFilter::default();
     let Some(f) = f.map(str::trim).filter(|f| !f.is_empty()) else { return Ok(out) };
     let bad = || {
-        ArmError::bad(
-            "UnsupportedQuery",
-            format!(
-                "The $filter '{f}' is not supported: use atScope(), principalId eq '{{objectId}}' or assignedTo('{{objectId}}'), optionally joined by 'and'."
-            ),
-        )
+        ArmError::UnsupportedQuery(format!(
+            "The $filter '{f}' is not supported: use atScope(), principalId eq '{{objectId}}' or assignedTo('{{objectId}}'), optionally joined by 'and'."
+        ))
     };
     for term in filter::split_and(f) {
         if let Some((name, arg)) = filter::call_term(term) {
@@ -127,12 +123,9 @@ fn parse_definition_filter(f: Option<&str>) -> Result<DefinitionFilter> {
                 out.built_in = Some(false);
             }
             _ => {
-                return Err(ArmError::bad(
-                    "UnsupportedQuery",
-                    format!(
-                        "The $filter '{f}' is not supported: use roleName eq '{{name}}' and/or type eq 'BuiltInRole'."
-                    ),
-                ));
+                return Err(ArmError::UnsupportedQuery(format!(
+                    "The $filter '{f}' is not supported: use roleName eq '{{name}}' and/or type eq 'BuiltInRole'."
+                )));
             }
         }
     }
@@ -143,19 +136,16 @@ impl Management {
     /// Validates a scope of a role definition or assignment: `/`, or this server's subscription
     /// and anything under it. Returns the scope and its subscription (canonical spelling).
     fn authorization_scope(&self, scope: &str) -> Result<(Scope, Option<String>)> {
-        let parsed = Scope::parse(scope).map_err(|e| ArmError::bad("InvalidScope", format!("Invalid scope: {e}.")))?;
+        let parsed = Scope::parse(scope).map_err(|e| ArmError::InvalidScope(format!("Invalid scope: {e}.")))?;
         if parsed.is_root() {
             return Ok((parsed, None));
         }
         let segs: Vec<&str> = parsed.segments().collect();
         let Some(sub) = parsed.subscription() else {
-            return Err(ArmError::bad(
-                "InvalidScope",
-                format!(
-                    "The scope '{scope}' is not valid: use '/', '/subscriptions/{}', a resource group or a resource under it.",
-                    self.cfg.subscription_id
-                ),
-            ));
+            return Err(ArmError::InvalidScope(format!(
+                "The scope '{scope}' is not valid: use '/', '/subscriptions/{}', a resource group or a resource under it.",
+                self.cfg.subscription_id
+            )));
         };
         let sub = self.subscription(sub)?;
         let shape_ok = match segs.get(2) {
@@ -166,12 +156,9 @@ impl Management {
             Some(k) => k.eq_ignore_ascii_case("providers"),
         };
         if !shape_ok {
-            return Err(ArmError::bad(
-                "InvalidScope",
-                format!(
-                    "The scope '{scope}' is not valid: after the subscription comes '/resourceGroups/{{name}}' or '/providers/{{namespace}}/{{type}}/{{name}}'."
-                ),
-            ));
+            return Err(ArmError::InvalidScope(format!(
+                "The scope '{scope}' is not valid: after the subscription comes '/resourceGroups/{{name}}' or '/providers/{{namespace}}/{{type}}/{{name}}'."
+            )));
         }
         Ok((parsed, Some(sub)))
     }
@@ -211,15 +198,12 @@ impl Management {
         drop(dir);
         let reason = "Key Vault Data Access Administrator may only manage Key Vault data roles";
         self.audit(caller, action, scope.as_str(), false, reason);
-        Err(ArmError::Forbidden {
-            code: "AuthorizationFailed",
-            message: format!(
-                "The client '{}' with object id '{}' has authorization to perform action '{action}' over scope '{}' only through the 'Key Vault Data Access Administrator' role, whose condition limits it to the Key Vault data roles (Key Vault Administrator, Certificates Officer, Crypto Officer, Crypto Service Encryption User, Crypto User, Reader, Secrets Officer, Secrets User); role '{role}' is not one of them.",
-                caller.principal_id,
-                caller.principal_id,
-                scope.as_str()
-            ),
-        })
+        Err(ArmError::OutsideRoleCondition(format!(
+            "The client '{}' with object id '{}' has authorization to perform action '{action}' over scope '{}' only through the 'Key Vault Data Access Administrator' role, whose condition limits it to the Key Vault data roles (Key Vault Administrator, Certificates Officer, Crypto Officer, Crypto Service Encryption User, Crypto User, Reader, Secrets Officer, Secrets User); role '{role}' is not one of them.",
+            caller.principal_id,
+            caller.principal_id,
+            scope.as_str()
+        )))
     }
 
     pub(crate) fn audit(&self, caller: &Actor, action: &str, resource: &str, allowed: bool, reason: &str) {
@@ -240,8 +224,7 @@ impl Management {
     /// Parses `roleDefinitionId`: a full id (`/subscriptions/{sub}/providers/…/roleDefinitions/{guid}`
     /// or `/providers/…/roleDefinitions/{guid}`) or a bare GUID.
     fn role_definition_ref(&self, id: &str) -> Result<Uuid> {
-        let invalid =
-            || ArmError::bad("InvalidRoleDefinitionId", format!("The role definition ID '{id}' is not valid."));
+        let invalid = || ArmError::InvalidRoleDefinitionId(format!("The role definition ID '{id}' is not valid."));
         let trimmed = id.trim_end_matches('/');
         let guid = match trimmed.rsplit_once('/') {
             None => trimmed,
@@ -295,11 +278,10 @@ impl Management {
     pub fn get_role_definition(&self, caller: &Actor, scope: &str, name: &str) -> Result<Reply> {
         let (scope, sub) = self.authorization_scope(scope)?;
         self.decide(caller, DEFINITIONS_READ, &scope)?;
-        let role = parse_guid(name).and_then(|g| self.load_role(&g)).ok_or_else(|| ArmError::NotFound {
-            code: "RoleDefinitionDoesNotExist",
-            message: format!(
+        let role = parse_guid(name).and_then(|g| self.load_role(&g)).ok_or_else(|| {
+            ArmError::RoleDefinitionDoesNotExist(format!(
                 "The role definition '{name}' could not be found. List the roles with `wid role definition list`."
-            ),
+            ))
         })?;
         Ok((200, Some(shapes::role_definition(sub.as_deref(), &role))))
     }
@@ -313,48 +295,37 @@ impl Management {
         self.decide(caller, WRITE, &scope)?;
         let body: AssignmentBody = parse_body(body)?;
         let props = body.properties.ok_or_else(|| {
-            ArmError::bad(
-                "InvalidRequestContent",
-                "The request content must contain 'properties' with 'roleDefinitionId' and 'principalId'.",
+            ArmError::InvalidRequestContent(
+                "The request content must contain 'properties' with 'roleDefinitionId' and 'principalId'.".into(),
             )
         })?;
         let role_ref = props.role_definition_id.as_deref().ok_or_else(|| {
-            ArmError::bad("InvalidRequestContent", "The request content must contain 'properties.roleDefinitionId'.")
+            ArmError::InvalidRequestContent("The request content must contain 'properties.roleDefinitionId'.".into())
         })?;
         let role = self.role_definition_ref(role_ref)?;
         let decision = self.decide_assignment_change(caller, WRITE, &scope, &role)?;
         if props.condition.as_deref().is_some_and(|c| !c.is_empty())
             || props.condition_version.as_deref().is_some_and(|c| !c.is_empty())
         {
-            return Err(ArmError::bad(
-                "InvalidRoleAssignmentRequest",
-                "wid does not evaluate role assignment conditions (ABAC); an assignment with a condition would grant more than intended. Create it without 'condition' (and narrow the scope instead, e.g. to one secret).",
-            ));
+            return Err(ArmError::InvalidRoleAssignmentRequest("wid does not evaluate role assignment conditions (ABAC); an assignment with a condition would grant more than intended. Create it without 'condition' (and narrow the scope instead, e.g. to one secret).".into()));
         }
         if props.delegated_managed_identity_resource_id.as_deref().is_some_and(|d| !d.is_empty()) {
-            return Err(ArmError::bad(
-                "InvalidRoleAssignmentRequest",
-                "'delegatedManagedIdentityResourceId' is not supported by wid.",
+            return Err(ArmError::InvalidRoleAssignmentRequest(
+                "'delegatedManagedIdentityResourceId' is not supported by wid.".into(),
             ));
         }
         let principal_text = props.principal_id.as_deref().unwrap_or("");
         let principal = parse_guid(principal_text).ok_or_else(|| {
-            ArmError::bad(
-                "InvalidPrincipalId",
-                format!(
-                    "The principal ID '{principal_text}' is not valid. The principal ID must be a GUID (an object id)."
-                ),
-            )
+            ArmError::InvalidPrincipalId(format!(
+                "The principal ID '{principal_text}' is not valid. The principal ID must be a GUID (an object id)."
+            ))
         })?;
         if !self.dir().principal_exists(&principal) {
-            return Err(ArmError::bad(
-                "PrincipalNotFound",
-                format!(
-                    "Principal {} does not exist in the directory {}. Check that you have the correct principal ID: the object id of a managed identity (`wid identity show --query principalId`) or of an application principal of this server, not a client id. wid has no replication delay, so a principal that exists is found immediately.",
-                    principal.simple(),
-                    self.cfg.tenant_id
-                ),
-            ));
+            return Err(ArmError::PrincipalNotFound(format!(
+                "Principal {} does not exist in the directory {}. Check that you have the correct principal ID: the object id of a managed identity (`wid identity show --query principalId`) or of an application principal of this server, not a client id. wid has no replication delay, so a principal that exists is found immediately.",
+                principal.simple(),
+                self.cfg.tenant_id
+            )));
         }
         // Every wid principal (managed identity or application) is a service principal.
         let principal_type = match props.principal_type.as_deref() {
@@ -362,22 +333,16 @@ impl Management {
             Some(t) => match PrincipalType::parse(t) {
                 Some(PrincipalType::ServicePrincipal) => PrincipalType::ServicePrincipal,
                 Some(other) => {
-                    return Err(ArmError::bad(
-                        "UnmatchedPrincipalType",
-                        format!(
-                            "The PrincipalId '{}' has type 'ServicePrincipal', which is different from specified PrincipalType '{}'.",
-                            principal.simple(),
-                            other.as_str()
-                        ),
-                    ));
+                    return Err(ArmError::UnmatchedPrincipalType(format!(
+                        "The PrincipalId '{}' has type 'ServicePrincipal', which is different from specified PrincipalType '{}'.",
+                        principal.simple(),
+                        other.as_str()
+                    )));
                 }
                 None => {
-                    return Err(ArmError::bad(
-                        "InvalidPrincipalType",
-                        format!(
-                            "The principal type '{t}' is not valid: use User, Group, ServicePrincipal, ForeignGroup or Device."
-                        ),
-                    ));
+                    return Err(ArmError::InvalidPrincipalType(format!(
+                        "The principal type '{t}' is not valid: use User, Group, ServicePrincipal, ForeignGroup or Device."
+                    )));
                 }
             },
         };
@@ -404,24 +369,18 @@ impl Management {
             if same {
                 return Ok((200, Some(shapes::role_assignment(&existing))));
             }
-            return Err(ArmError::bad(
-                "RoleAssignmentUpdateNotPermitted",
-                format!(
-                    "Tenant ID, application ID, principal ID, and scope are not allowed to be updated. Role assignment '{id}' already exists with other properties; delete it first or use a new GUID."
-                ),
-            ));
+            return Err(ArmError::RoleAssignmentUpdateNotPermitted(format!(
+                "Tenant ID, application ID, principal ID, and scope are not allowed to be updated. Role assignment '{id}' already exists with other properties; delete it first or use a new GUID."
+            )));
         }
         let role_name = self.load_role(&role).map(|r| r.name).unwrap_or_default();
         match self.store.insert_role_assignment(&ra) {
             Ok(()) => {}
             Err(wid_store::StoreError::Conflict(_)) => {
-                return Err(ArmError::Conflict {
-                    code: "RoleAssignmentExists",
-                    message: format!(
-                        "The role assignment already exists. Principal {principal} already holds role '{role_name}' at scope '{}'.",
-                        scope.as_str()
-                    ),
-                });
+                return Err(ArmError::RoleAssignmentExists(format!(
+                    "The role assignment already exists. Principal {principal} already holds role '{role_name}' at scope '{}'.",
+                    scope.as_str()
+                )));
             }
             Err(e) => return Err(e.into()),
         }
@@ -449,9 +408,11 @@ impl Management {
     pub fn get_role_assignment(&self, caller: &Actor, scope: &str, name: &str) -> Result<Reply> {
         let (scope, _) = self.authorization_scope(scope)?;
         self.decide(caller, READ, &scope)?;
-        let ra = self.load_assignment(&scope, name)?.ok_or_else(|| ArmError::NotFound {
-            code: "RoleAssignmentNotFound",
-            message: format!("The role assignment '{name}' is not found at scope '{}'.", scope.as_str()),
+        let ra = self.load_assignment(&scope, name)?.ok_or_else(|| {
+            ArmError::RoleAssignmentNotFound(format!(
+                "The role assignment '{name}' is not found at scope '{}'.",
+                scope.as_str()
+            ))
         })?;
         Ok((200, Some(shapes::role_assignment(&ra))))
     }
@@ -504,12 +465,9 @@ impl Management {
 }
 
 fn role_missing(id: &str) -> ArmError {
-    ArmError::bad(
-        "RoleDefinitionDoesNotExist",
-        format!(
-            "The specified role definition with ID '{id}' does not exist. List the roles with `wid role definition list`."
-        ),
-    )
+    ArmError::UnknownRoleDefinition(format!(
+        "The specified role definition with ID '{id}' does not exist. List the roles with `wid role definition list`."
+    ))
 }
 
 #[cfg(test)]

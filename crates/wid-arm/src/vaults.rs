@@ -73,12 +73,9 @@ fn same_location(a: &str, b: &str) -> bool {
 }
 
 fn deleted_vault_not_found(name: &str, location: &str) -> ArmError {
-    ArmError::NotFound {
-        code: "DeletedVaultNotFound",
-        message: format!(
-            "The deleted vault '{name}' was not found in location '{location}'. List soft-deleted vaults with `wid keyvault list-deleted`."
-        ),
-    }
+    ArmError::DeletedVaultNotFound(format!(
+        "The deleted vault '{name}' was not found in location '{location}'. List soft-deleted vaults with `wid keyvault list-deleted`."
+    ))
 }
 
 impl Management {
@@ -133,32 +130,25 @@ impl Management {
             return self.recover_vault(caller, &sub, rg, name, existing, body.tags);
         }
         if let Some(m) = props.create_mode.as_deref().filter(|m| !m.eq_ignore_ascii_case("default")) {
-            return Err(ArmError::bad(
-                "BadRequest",
-                format!("The createMode '{m}' is not supported; use 'default' or 'recover'."),
-            ));
+            return Err(ArmError::BadRequest(format!(
+                "The createMode '{m}' is not supported; use 'default' or 'recover'."
+            )));
         }
         let current = match existing {
             Some(v) if v.deleted.is_some() => {
-                return Err(ArmError::Conflict {
-                    code: "ConflictError",
-                    message: format!(
-                        "A vault with the same name already exists in deleted state. You need to either recover or purge existing key vault. The vault '{}' was deleted and its name stays reserved until it is purged (automatically on {}); recover it with createMode 'recover' (`wid keyvault recover -n {}`) or purge it (`wid keyvault purge -n {}`).",
-                        v.name,
-                        shapes::time(v.scheduled_purge().unwrap_or_default()),
-                        v.name,
-                        v.name
-                    ),
-                });
+                return Err(ArmError::ConflictError(format!(
+                    "A vault with the same name already exists in deleted state. You need to either recover or purge existing key vault. The vault '{}' was deleted and its name stays reserved until it is purged (automatically on {}); recover it with createMode 'recover' (`wid keyvault recover -n {}`) or purge it (`wid keyvault purge -n {}`).",
+                    v.name,
+                    shapes::time(v.scheduled_purge().unwrap_or_default()),
+                    v.name,
+                    v.name
+                )));
             }
             Some(v) if v.subscription != self.cfg.subscription_id || !v.resource_group.eq_ignore_ascii_case(rg) => {
-                return Err(ArmError::Conflict {
-                    code: "VaultAlreadyExists",
-                    message: format!(
-                        "The vault name '{name}' is already in use. Vault names are unique on this server (each is a host name under '{}'), so choose another name.",
-                        self.cfg.vault_dns_suffix
-                    ),
-                });
+                return Err(ArmError::VaultAlreadyExists(format!(
+                    "The vault name '{name}' is already in use. Vault names are unique on this server (each is a host name under '{}'), so choose another name.",
+                    self.cfg.vault_dns_suffix
+                )));
             }
             other => other,
         };
@@ -166,47 +156,37 @@ impl Management {
         if let Some(t) = props.tenant_id
             && t != self.cfg.tenant_id
         {
-            return Err(ArmError::bad(
-                "BadRequest",
-                format!(
-                    "The tenant '{t}' is not this server's tenant; vaults authenticate callers of tenant '{}'.",
-                    self.cfg.tenant_id
-                ),
-            ));
+            return Err(ArmError::BadRequest(format!(
+                "The tenant '{t}' is not this server's tenant; vaults authenticate callers of tenant '{}'.",
+                self.cfg.tenant_id
+            )));
         }
         let sku = match props.sku.as_ref().and_then(|s| s.name.as_deref()) {
             Some(n) if n.eq_ignore_ascii_case("standard") => "standard".to_string(),
             Some(n) if n.eq_ignore_ascii_case("premium") => "premium".to_string(),
             Some(n) => {
-                return Err(ArmError::bad(
-                    "BadRequest",
-                    format!("The SKU name '{n}' is invalid; use 'standard' or 'premium'."),
-                ));
+                return Err(ArmError::BadRequest(format!(
+                    "The SKU name '{n}' is invalid; use 'standard' or 'premium'."
+                )));
             }
             None => current.as_ref().map_or_else(|| "standard".to_string(), |v| v.sku.clone()),
         };
         if let Some(f) = props.sku.as_ref().and_then(|s| s.family.as_deref())
             && !f.eq_ignore_ascii_case("A")
         {
-            return Err(ArmError::bad("BadRequest", format!("The SKU family '{f}' is invalid; use 'A'.")));
+            return Err(ArmError::BadRequest(format!("The SKU family '{f}' is invalid; use 'A'.")));
         }
         let retention = match (props.soft_delete_retention_in_days, &current) {
             (Some(d), _) if !(MIN_RETENTION_DAYS..=DEFAULT_RETENTION_DAYS).contains(&d) => {
-                return Err(ArmError::bad(
-                    "BadRequest",
-                    format!(
-                        "The value {d} of the property \"softDeleteRetentionInDays\" is invalid: it must be between {MIN_RETENTION_DAYS} and {DEFAULT_RETENTION_DAYS} days."
-                    ),
-                ));
+                return Err(ArmError::BadRequest(format!(
+                    "The value {d} of the property \"softDeleteRetentionInDays\" is invalid: it must be between {MIN_RETENTION_DAYS} and {DEFAULT_RETENTION_DAYS} days."
+                )));
             }
             (Some(d), Some(v)) if d != v.soft_delete_retention_days => {
-                return Err(ArmError::bad(
-                    "BadRequest",
-                    format!(
-                        "The property \"softDeleteRetentionInDays\" has been set already and it can't be modified: vault '{}' keeps deleted objects for {} days.",
-                        v.name, v.soft_delete_retention_days
-                    ),
-                ));
+                return Err(ArmError::BadRequest(format!(
+                    "The property \"softDeleteRetentionInDays\" has been set already and it can't be modified: vault '{}' keeps deleted objects for {} days.",
+                    v.name, v.soft_delete_retention_days
+                )));
             }
             (Some(d), _) => d,
             (None, Some(v)) => v.soft_delete_retention_days,
@@ -215,10 +195,7 @@ impl Management {
         let was_protected = current.as_ref().is_some_and(|v| v.enable_purge_protection);
         let purge_protection = match props.enable_purge_protection {
             Some(false) if was_protected => {
-                return Err(ArmError::bad(
-                    "BadRequest",
-                    "The property \"enablePurgeProtection\" cannot be set to false. Enabling the purge protection for a vault is an irreversible action: the vault and its deleted secrets can only be purged by expiry of the retention period.",
-                ));
+                return Err(ArmError::BadRequest("The property \"enablePurgeProtection\" cannot be set to false. Enabling the purge protection for a vault is an irreversible action: the vault and its deleted secrets can only be purged by expiry of the retention period.".into()));
             }
             Some(p) => p,
             None => was_protected,
@@ -230,13 +207,10 @@ impl Management {
         if let Some(v) = &current
             && !same_location(&v.location, &location)
         {
-            return Err(ArmError::bad(
-                "InvalidResourceLocation",
-                format!(
-                    "The resource '{}' already exists in location '{}' in resource group '{}'. A resource with the same name cannot be created in location '{location}'. Please select a new resource name.",
-                    v.name, v.location, v.resource_group
-                ),
-            ));
+            return Err(ArmError::InvalidResourceLocation(format!(
+                "The resource '{}' already exists in location '{}' in resource group '{}'. A resource with the same name cannot be created in location '{location}'. Please select a new resource name.",
+                v.name, v.location, v.resource_group
+            )));
         }
         let now = self.clock.now();
         let vault = match current {
@@ -273,10 +247,9 @@ impl Management {
             }
         };
         let written = self.store.put_vault(&vault).map_err(|e| match e {
-            wid_store::StoreError::Conflict(_) => ArmError::Conflict {
-                code: "VaultAlreadyExists",
-                message: format!("The vault name '{name}' is already in use. Choose another name."),
-            },
+            wid_store::StoreError::Conflict(_) => {
+                ArmError::VaultAlreadyExists(format!("The vault name '{name}' is already in use. Choose another name."))
+            }
             other => other.into(),
         })?;
         let event = if written == Written::Created { "vault.created" } else { "vault.updated" };
@@ -308,12 +281,9 @@ impl Management {
                 return Ok((200, Some(shapes::vault(&self.cfg, &v))));
             }
             _ => {
-                return Err(ArmError::NotFound {
-                    code: "DeletedVaultNotFound",
-                    message: format!(
-                        "There is no deleted vault '{name}' in resource group '{rg}' of subscription '{sub}' to recover."
-                    ),
-                });
+                return Err(ArmError::DeletedVaultNotFound(format!(
+                    "There is no deleted vault '{name}' in resource group '{rg}' of subscription '{sub}' to recover."
+                )));
             }
         };
         let recovered =
@@ -421,15 +391,12 @@ impl Management {
                 allowed: false,
                 reason,
             });
-            return Err(ArmError::Conflict {
-                code: "MethodNotAllowed",
-                message: format!(
-                    "Operation 'DeletedVaultPurge' is not allowed: purge protection is enabled for vault '{}', so it can only be purged when its {}-day retention ends; it will be purged automatically on {}.",
-                    v.name,
-                    v.soft_delete_retention_days,
-                    shapes::time(scheduled)
-                ),
-            });
+            return Err(ArmError::PurgeProtected(format!(
+                "Operation 'DeletedVaultPurge' is not allowed: purge protection is enabled for vault '{}', so it can only be purged when its {}-day retention ends; it will be purged automatically on {}.",
+                v.name,
+                v.soft_delete_retention_days,
+                shapes::time(scheduled)
+            )));
         }
         self.store.purge_vault(&v.name)?;
         self.audit_write(caller, "vault.purged", &v.arm_id(), "purged");
@@ -520,7 +487,7 @@ impl Management {
         }
         if let Some(top) = top {
             let n: usize = top.parse().map_err(|_| {
-                ArmError::bad("InvalidQueryParameterValue", format!("The value '{top}' of $top is not a number."))
+                ArmError::InvalidQueryParameterValue(format!("The value '{top}' of $top is not a number."))
             })?;
             value.truncate(n);
         }
@@ -531,15 +498,11 @@ impl Management {
 /// Refuses settings wid would not enforce, each with the reason.
 fn check_unsupported(p: &VaultProperties) -> Result<()> {
     if p.enable_rbac_authorization == Some(false) || p.access_policies.as_ref().is_some_and(|a| !a.is_empty()) {
-        return Err(ArmError::bad(
-            "BadRequest",
-            "wid authorizes Key Vault data-plane access with Azure RBAC only; access policies are not supported. Create the vault with \"enableRbacAuthorization\": true (the default; `wid keyvault create` without --enable-rbac-authorization false) and grant roles such as 'Key Vault Secrets User' with `wid role assignment create`.",
-        ));
+        return Err(ArmError::BadRequest("wid authorizes Key Vault data-plane access with Azure RBAC only; access policies are not supported. Create the vault with \"enableRbacAuthorization\": true (the default; `wid keyvault create` without --enable-rbac-authorization false) and grant roles such as 'Key Vault Secrets User' with `wid role assignment create`.".into()));
     }
     if p.enable_soft_delete == Some(false) {
-        return Err(ArmError::bad(
-            "BadRequest",
-            "The property \"enableSoftDelete\" cannot be set to false: soft delete is always on for key vaults.",
+        return Err(ArmError::BadRequest(
+            "The property \"enableSoftDelete\" cannot be set to false: soft delete is always on for key vaults.".into(),
         ));
     }
     let flags = [
@@ -548,12 +511,9 @@ fn check_unsupported(p: &VaultProperties) -> Result<()> {
         ("enabledForTemplateDeployment", p.enabled_for_template_deployment),
     ];
     if let Some((flag, _)) = flags.iter().find(|(_, v)| *v == Some(true)) {
-        return Err(ArmError::bad(
-            "BadRequest",
-            format!(
-                "The property \"{flag}\" cannot be true on wid: there are no virtual machines, disk encryption or template deployments that could read secrets. Leave it false."
-            ),
-        ));
+        return Err(ArmError::BadRequest(format!(
+            "The property \"{flag}\" cannot be true on wid: there are no virtual machines, disk encryption or template deployments that could read secrets. Leave it false."
+        )));
     }
     let private_network = p.public_network_access.as_deref().is_some_and(|a| !a.eq_ignore_ascii_case("Enabled"))
         || p.network_acls.as_ref().is_some_and(|n| {
@@ -562,10 +522,7 @@ fn check_unsupported(p: &VaultProperties) -> Result<()> {
                 || n.virtual_network_rules.as_ref().is_some_and(|r| !r.is_empty())
         });
     if private_network {
-        return Err(ArmError::bad(
-            "BadRequest",
-            "wid does not restrict vault access by network (publicNetworkAccess 'Disabled', networkAcls rules or defaultAction 'Deny'); every request is authorized by its token and RBAC. Restrict access with network policy in front of wid, and leave publicNetworkAccess 'Enabled' and networkAcls defaultAction 'Allow'.",
-        ));
+        return Err(ArmError::BadRequest("wid does not restrict vault access by network (publicNetworkAccess 'Disabled', networkAcls rules or defaultAction 'Deny'); every request is authorized by its token and RBAC. Restrict access with network policy in front of wid, and leave publicNetworkAccess 'Enabled' and networkAcls defaultAction 'Allow'.".into()));
     }
     Ok(())
 }
@@ -580,12 +537,9 @@ fn resource_filter(filter: Option<&str>) -> Result<(Option<String>, Option<Strin
             Some((field, value)) if field.eq_ignore_ascii_case("resourceType") => rtype = Some(value),
             Some((field, value)) if field.eq_ignore_ascii_case("name") => name = Some(value),
             _ => {
-                return Err(ArmError::bad(
-                    "InvalidFilterInQueryString",
-                    format!(
-                        "The $filter '{filter}' is not supported: use resourceType eq '…' and/or name eq '…' joined by 'and'."
-                    ),
-                ));
+                return Err(ArmError::InvalidFilterInQueryString(format!(
+                    "The $filter '{filter}' is not supported: use resourceType eq '…' and/or name eq '…' joined by 'and'."
+                )));
             }
         }
     }

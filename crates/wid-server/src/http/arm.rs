@@ -39,10 +39,10 @@ pub async fn handle(State(st): State<AppState>, req: Request) -> Response {
         Err(RouteError::BadSegment(s)) => {
             return arm_error(
                 &st,
-                &ArmError::bad(
-                    "InvalidResourceName",
-                    format!("The path segment '{}' is not a valid resource name.", s.escape_debug()),
-                ),
+                &ArmError::InvalidResourceName(format!(
+                    "The path segment '{}' is not a valid resource name.",
+                    s.escape_debug()
+                )),
             );
         }
     };
@@ -58,7 +58,7 @@ pub async fn handle(State(st): State<AppState>, req: Request) -> Response {
         Err(_) => {
             return arm_error(
                 &st,
-                &ArmError::bad("RequestBodyTooLarge", format!("The request body is larger than {MAX_BODY} bytes.")),
+                &ArmError::RequestBodyTooLarge(format!("The request body is larger than {MAX_BODY} bytes.")),
             );
         }
     };
@@ -104,7 +104,7 @@ impl Query {
 }
 
 fn method_not_allowed(method: &Method) -> ArmError {
-    ArmError::bad("MethodNotAllowed", format!("The method '{method}' is not supported for this resource."))
+    ArmError::MethodNotAllowed(format!("The method '{method}' is not supported for this resource."))
 }
 
 fn dispatch(
@@ -166,12 +166,9 @@ fn dispatch(
         ("PUT", ArmRoute::RoleAssignment { scope, name }) => arm.put_role_assignment(caller, &scope, &name, body),
         ("GET", ArmRoute::RoleAssignment { scope, name }) => arm.get_role_assignment(caller, &scope, &name),
         ("DELETE", ArmRoute::RoleAssignment { scope, name }) => arm.delete_role_assignment(caller, &scope, &name),
-        (_, ArmRoute::UnknownType(t)) => Err(ArmError::bad(
-            "InvalidResourceType",
-            format!(
-                "The resource type '{t}' could not be found; wid serves resource groups, userAssignedIdentities (with federatedIdentityCredentials), managedClusters, Microsoft.KeyVault vaults and deletedVaults, and Microsoft.Authorization roleDefinitions and roleAssignments."
-            ),
-        )),
+        (_, ArmRoute::UnknownType(t)) => Err(ArmError::InvalidResourceType(format!(
+            "The resource type '{t}' could not be found; wid serves resource groups, userAssignedIdentities (with federatedIdentityCredentials), managedClusters, Microsoft.KeyVault vaults and deletedVaults, and Microsoft.Authorization roleDefinitions and roleAssignments."
+        ))),
         _ => Err(method_not_allowed(method)),
     }
 }

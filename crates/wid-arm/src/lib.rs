@@ -64,8 +64,45 @@ pub struct ArmConfig {
     pub max_credentials_per_identity: usize,
 }
 
-/// A successful response: status and JSON body (`None` for an empty body).
-pub type Reply = (u16, Option<Value>);
+/// What a successful management call answers; the server turns it into a status and body.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// 200 with the resource or list.
+    Ok(Value),
+    /// 201: the resource was created.
+    Created(Value),
+    /// 200 without a body (a delete that removed something).
+    Done,
+    /// 204: nothing was there to delete.
+    NoContent,
+}
+
+impl Reply {
+    /// The resource after a write: 201 if the write created it, else 200.
+    pub fn written(w: Written, resource: Value) -> Reply {
+        match w {
+            Written::Created => Reply::Created(resource),
+            Written::Updated => Reply::Ok(resource),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            Reply::Ok(_) | Reply::Done => 200,
+            Reply::Created(_) => 201,
+            Reply::NoContent => 204,
+        }
+    }
+
+    /// The JSON body, if any.
+    pub fn body(&self) -> Option<&Value> {
+        match self {
+            Reply::Ok(v) | Reply::Created(v) => Some(v),
+            Reply::Done | Reply::NoContent => None,
+        }
+    }
+}
 
 type Result<T> = std::result::Result<T, ArmError>;
 
@@ -241,7 +278,7 @@ impl Management {
         shape: impl Fn(&T) -> Value,
     ) -> Reply {
         let value: Vec<Value> = items.iter().filter(|i| self.allowed(caller, action, &id(i))).map(shape).collect();
-        (200, Some(json!({ "value": value })))
+        Reply::Ok(json!({ "value": value }))
     }
 
     /// A list of one resource type in a group (which must exist) or the whole subscription,
@@ -279,24 +316,21 @@ impl Management {
         let sub = ids::subscription(&self.cfg.subscription_id.to_string());
         let visible = self.allowed(caller, "Microsoft.Resources/subscriptions/read", &sub);
         let value: Vec<Value> = if visible { vec![shapes::subscription(&self.cfg)] } else { vec![] };
-        Ok((200, Some(json!({ "value": value }))))
+        Ok(Reply::Ok(json!({ "value": value })))
     }
 
     /// `GET /subscriptions/{sub}`.
     pub fn get_subscription(&self, caller: &Actor, sub: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         self.authorize(caller, "Microsoft.Resources/subscriptions/read", &ids::subscription(&sub))?;
-        Ok((200, Some(shapes::subscription(&self.cfg))))
+        Ok(Reply::Ok(shapes::subscription(&self.cfg)))
     }
 
     /// `GET /tenants`.
     pub fn list_tenants(&self) -> Reply {
         let t = self.cfg.tenant_id;
-        (
-            200,
-            Some(
-                json!({"value": [{"id": format!("/tenants/{t}"), "tenantId": t, "tenantCategory": "Home", "displayName": "wid"}]}),
-            ),
+        Reply::Ok(
+            json!({"value": [{"id": format!("/tenants/{t}"), "tenantId": t, "tenantCategory": "Home", "displayName": "wid"}]}),
         )
     }
 
@@ -334,7 +368,7 @@ impl Management {
             created: existing.as_ref().map_or_else(|| self.clock.now(), |g| g.created),
         };
         let written = self.store.put_resource_group(&group)?;
-        Ok((created_status(written), Some(shapes::group(&group))))
+        Ok(Reply::written(written, shapes::group(&group)))
     }
 
     /// `GET /subscriptions/{sub}/resourcegroups/{rg}`.
@@ -345,7 +379,7 @@ impl Management {
             "Microsoft.Resources/subscriptions/resourceGroups/read",
             &ids::resource_group(&sub, rg),
         )?;
-        Ok((200, Some(shapes::group(&self.group(&sub, rg)?))))
+        Ok(Reply::Ok(shapes::group(&self.group(&sub, rg)?)))
     }
 
     /// `GET /subscriptions/{sub}/resourcegroups`: the groups the caller can read.
@@ -383,7 +417,7 @@ impl Management {
         for v in &removed.vaults {
             self.audit_write(caller, "vault.deleted", &v.arm_id(), "resource group deleted");
         }
-        Ok((200, None))
+        Ok(Reply::Done)
     }
 
     // ---- identities --------------------------------------------------------------------------
@@ -422,7 +456,7 @@ impl Management {
         let written = self.store.put_identity(&identity)?;
         self.dir_mut().put_identity(identity.clone());
         self.audit_write(caller, "identity.written", &identity.arm_id(), "written");
-        Ok((created_status(written), Some(shapes::identity(&identity))))
+        Ok(Reply::written(written, shapes::identity(&identity)))
     }
 
     fn load_identity(&self, sub: &str, rg: &str, name: &str) -> Result<Identity> {
@@ -448,7 +482,7 @@ impl Management {
             "Microsoft.ManagedIdentity/userAssignedIdentities/read",
             &ids::identity(&sub, rg, name),
         )?;
-        Ok((200, Some(shapes::identity(&self.load_identity(&sub, rg, name)?))))
+        Ok(Reply::Ok(shapes::identity(&self.load_identity(&sub, rg, name)?)))
     }
 
     /// `GET …/userAssignedIdentities` in a group or the subscription: those the caller can read.
@@ -471,9 +505,9 @@ impl Management {
             Some(i) => {
                 self.dir_mut().remove_identity(&key);
                 self.audit_write(caller, "identity.deleted", &i.arm_id(), "deleted");
-                Ok((200, None))
+                Ok(Reply::Done)
             }
-            None => Ok((204, None)),
+            None => Ok(Reply::NoContent),
         }
     }
 
@@ -539,7 +573,7 @@ impl Management {
             &parent.arm_id(),
             &format!("credential '{}'", stored.credential.name),
         );
-        Ok((created_status(written), Some(shapes::credential(&parent, &stored.credential))))
+        Ok(Reply::written(written, shapes::credential(&parent, &stored.credential)))
     }
 
     /// Federated credentials of one identity are written one at a time, as in Entra: a second writer
@@ -575,7 +609,7 @@ impl Management {
                 name: format!("{}/{name}", parent.name),
                 resource_group: rg.to_string(),
             })?;
-        Ok((200, Some(shapes::credential(&parent, &cred.credential))))
+        Ok(Reply::Ok(shapes::credential(&parent, &cred.credential)))
     }
 
     /// `GET …/federatedIdentityCredentials`.
@@ -590,7 +624,7 @@ impl Management {
         let parent = self.load_identity(&sub, rg, identity)?;
         let value: Vec<Value> =
             self.store.credentials(&parent.key())?.iter().map(|c| shapes::credential(&parent, &c.credential)).collect();
-        Ok((200, Some(json!({ "value": value }))))
+        Ok(Reply::Ok(json!({ "value": value })))
     }
 
     /// `DELETE …/federatedIdentityCredentials/{name}` (204 if absent).
@@ -609,9 +643,9 @@ impl Management {
             Some(_) => {
                 self.dir_mut().remove_credential(&key, name);
                 self.audit_write(caller, "credential.deleted", &parent.arm_id(), &format!("credential '{name}'"));
-                Ok((200, None))
+                Ok(Reply::Done)
             }
-            None => Ok((204, None)),
+            None => Ok(Reply::NoContent),
         }
     }
 
@@ -700,7 +734,7 @@ impl Management {
         let written = self.store.put_cluster(&cluster)?;
         self.dir_mut().put_cluster(cluster.clone());
         self.audit_write(caller, "cluster.written", &cluster.arm_id(), "written");
-        Ok((created_status(written), Some(shapes::cluster(&cluster))))
+        Ok(Reply::written(written, shapes::cluster(&cluster)))
     }
 
     fn ensure_cluster_key(&self, cluster: Cluster) -> Result<Cluster> {
@@ -740,7 +774,7 @@ impl Management {
     pub fn get_cluster(&self, caller: &Actor, sub: &str, rg: &str, name: &str) -> Result<Reply> {
         let sub = self.subscription(sub)?;
         self.authorize(caller, "Microsoft.ContainerService/managedClusters/read", &ids::cluster(&sub, rg, name))?;
-        Ok((200, Some(shapes::cluster(&self.load_cluster(&sub, rg, name)?))))
+        Ok(Reply::Ok(shapes::cluster(&self.load_cluster(&sub, rg, name)?)))
     }
 
     /// `GET …/managedClusters` in a group or the subscription.
@@ -760,9 +794,9 @@ impl Management {
                 self.dir_mut().remove_cluster(&key);
                 self.drop_cluster_keys(&c);
                 self.audit_write(caller, "cluster.deleted", &c.arm_id(), "deleted");
-                Ok((200, None))
+                Ok(Reply::Done)
             }
-            None => Ok((204, None)),
+            None => Ok(Reply::NoContent),
         }
     }
 
@@ -806,19 +840,12 @@ impl Management {
             .mint_service_account_token(&cluster, &ns, &sa, &audiences, lifetime)
             .map_err(|e| ArmError::Internal(e.to_string()))?;
         self.audit_write(caller, "cluster.token", &cluster.arm_id(), &format!("system:serviceaccount:{ns}:{sa}"));
-        Ok((200, Some(json!({"token": token, "expirationTimestamp": rfc3339(exp)}))))
+        Ok(Reply::Ok(json!({"token": token, "expirationTimestamp": rfc3339(exp)})))
     }
 }
 
 /// How long a write waits for another one on the same resource.
 const WRITE_WAIT: Duration = Duration::from_secs(10);
-
-fn created_status(w: Written) -> u16 {
-    match w {
-        Written::Created => 201,
-        Written::Updated => 200,
-    }
-}
 
 fn validate_issuer_url(url: &str) -> Result<String> {
     let probe = FederatedCredential {

@@ -271,7 +271,7 @@ impl Management {
             .collect();
         defs.sort_by(|a, b| a.name.cmp(&b.name));
         let value: Vec<Value> = defs.iter().map(|r| shapes::role_definition(sub.as_deref(), r)).collect();
-        Ok((200, Some(json!({ "value": value }))))
+        Ok(Reply::Ok(json!({ "value": value })))
     }
 
     /// `GET {scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}`.
@@ -283,7 +283,7 @@ impl Management {
                 "The role definition '{name}' could not be found. List the roles with `wid role definition list`."
             ))
         })?;
-        Ok((200, Some(shapes::role_definition(sub.as_deref(), &role))))
+        Ok(Reply::Ok(shapes::role_definition(sub.as_deref(), &role)))
     }
 
     // ---- role assignments ------------------------------------------------------------------------
@@ -367,7 +367,7 @@ impl Management {
                 && existing.role_definition_id == ra.role_definition_id
                 && (ra.description.is_none() || existing.description == ra.description);
             if same {
-                return Ok((200, Some(shapes::role_assignment(&existing))));
+                return Ok(Reply::Ok(shapes::role_assignment(&existing)));
             }
             return Err(ArmError::RoleAssignmentUpdateNotPermitted(format!(
                 "Tenant ID, application ID, principal ID, and scope are not allowed to be updated. Role assignment '{id}' already exists with other properties; delete it first or use a new GUID."
@@ -396,7 +396,7 @@ impl Management {
             true,
             &format!("{reason}; granted '{role_name}' to {principal}"),
         );
-        Ok((201, Some(shapes::role_assignment(&ra))))
+        Ok(Reply::Created(shapes::role_assignment(&ra)))
     }
 
     fn load_assignment(&self, scope: &Scope, name: &str) -> Result<Option<RoleAssignment>> {
@@ -414,7 +414,7 @@ impl Management {
                 scope.as_str()
             ))
         })?;
-        Ok((200, Some(shapes::role_assignment(&ra))))
+        Ok(Reply::Ok(shapes::role_assignment(&ra)))
     }
 
     /// `DELETE {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}`: 200 with the
@@ -422,9 +422,9 @@ impl Management {
     pub fn delete_role_assignment(&self, caller: &Actor, scope: &str, name: &str) -> Result<Reply> {
         let (scope, _) = self.authorization_scope(scope)?;
         self.decide(caller, DELETE, &scope)?;
-        let Some(ra) = self.load_assignment(&scope, name)? else { return Ok((204, None)) };
+        let Some(ra) = self.load_assignment(&scope, name)? else { return Ok(Reply::NoContent) };
         let decision = self.decide_assignment_change(caller, DELETE, &scope, &ra.role_definition_id)?;
-        let Some(removed) = self.store.delete_role_assignment(ra.id)? else { return Ok((204, None)) };
+        let Some(removed) = self.store.delete_role_assignment(ra.id)? else { return Ok(Reply::NoContent) };
         self.dir_mut().remove_role_assignment(&removed);
         let role_name = self.load_role(&removed.role_definition_id).map(|r| r.name).unwrap_or_default();
         let reason = match decision {
@@ -438,7 +438,7 @@ impl Management {
             true,
             &format!("{reason}; revoked '{role_name}' from {}", removed.principal_id),
         );
-        Ok((200, Some(shapes::role_assignment(&removed))))
+        Ok(Reply::Ok(shapes::role_assignment(&removed)))
     }
 
     /// `GET {scope}/providers/Microsoft.Authorization/roleAssignments[?$filter=…]`.
@@ -460,7 +460,7 @@ impl Management {
             (a.scope.to_ascii_lowercase(), a.created, a.id).cmp(&(b.scope.to_ascii_lowercase(), b.created, b.id))
         });
         let value: Vec<Value> = items.iter().map(shapes::role_assignment).collect();
-        Ok((200, Some(json!({ "value": value }))))
+        Ok(Reply::Ok(json!({ "value": value })))
     }
 }
 

@@ -20,7 +20,7 @@ use wid_core::scope::ids;
 use wid_store::Written;
 
 use crate::shapes::{self, VAULT_TYPE};
-use crate::{ArmError, Management, Reply, Result, created_status, names, parse_body};
+use crate::{ArmError, Management, Reply, Result, names, parse_body};
 
 /// Retention of soft-deleted vaults and secrets when none is given, in days (Azure's default).
 pub const DEFAULT_RETENTION_DAYS: i64 = 90;
@@ -254,7 +254,7 @@ impl Management {
         })?;
         let event = if written == Written::Created { "vault.created" } else { "vault.updated" };
         self.audit_write(caller, event, &vault.arm_id(), "written");
-        Ok((created_status(written), Some(shapes::vault(&self.cfg, &vault))))
+        Ok(Reply::written(written, shapes::vault(&self.cfg, &vault)))
     }
 
     /// `createMode: recover`: makes the soft-deleted vault of this group active again with its
@@ -278,7 +278,7 @@ impl Management {
             }
             Some(v) if v.deleted.is_none() && v.resource_group.eq_ignore_ascii_case(rg) => {
                 // Recovering an active vault is a no-op, as in Azure.
-                return Ok((200, Some(shapes::vault(&self.cfg, &v))));
+                return Ok(Reply::Ok(shapes::vault(&self.cfg, &v)));
             }
             _ => {
                 return Err(ArmError::DeletedVaultNotFound(format!(
@@ -290,7 +290,7 @@ impl Management {
             Vault { deleted: None, updated: self.clock.now(), tags: tags.unwrap_or(vault.tags.clone()), ..vault };
         self.store.put_vault(&recovered)?;
         self.audit_write(caller, "vault.recovered", &recovered.arm_id(), "recovered");
-        Ok((200, Some(shapes::vault(&self.cfg, &recovered))))
+        Ok(Reply::Ok(shapes::vault(&self.cfg, &recovered)))
     }
 
     /// `GET …/vaults/{name}`.
@@ -298,7 +298,7 @@ impl Management {
         let sub = self.subscription(sub)?;
         self.authorize(caller, "Microsoft.KeyVault/vaults/read", &self.vault_scope(&sub, rg, name))?;
         let v = self.load_vault(&sub, rg, name)?;
-        Ok((200, Some(shapes::vault(&self.cfg, &v))))
+        Ok(Reply::Ok(shapes::vault(&self.cfg, &v)))
     }
 
     /// `GET …/vaults` of a group or the subscription: the active vaults the caller can read.
@@ -324,7 +324,7 @@ impl Management {
         let _exclusive = self.exclusive_vault(name)?;
         let v = match self.load_vault(&sub, rg, name) {
             Ok(v) => v,
-            Err(ArmError::ResourceNotFound { .. }) => return Ok((204, None)),
+            Err(ArmError::ResourceNotFound { .. }) => return Ok(Reply::NoContent),
             Err(e) => return Err(e),
         };
         let now = self.clock.now();
@@ -336,7 +336,7 @@ impl Management {
             &deleted.arm_id(),
             &format!("scheduled purge {}", deleted.scheduled_purge().unwrap_or_default()),
         );
-        Ok((200, None))
+        Ok(Reply::Done)
     }
 
     /// `GET /subscriptions/{sub}/providers/Microsoft.KeyVault/deletedVaults`.
@@ -345,7 +345,7 @@ impl Management {
         self.authorize(caller, "Microsoft.KeyVault/deletedVaults/read", &ids::subscription(&sub))?;
         let value: Vec<Value> =
             self.store.deleted_vaults(self.cfg.subscription_id)?.iter().map(shapes::deleted_vault).collect();
-        Ok((200, Some(json!({ "value": value }))))
+        Ok(Reply::Ok(json!({ "value": value })))
     }
 
     fn load_deleted_vault(&self, location: &str, name: &str) -> Result<Vault> {
@@ -366,7 +366,7 @@ impl Management {
         let sub = self.subscription(sub)?;
         let id = shapes::deleted_vault_id(&sub, location, name);
         self.authorize(caller, "Microsoft.KeyVault/deletedVaults/read", &id)?;
-        Ok((200, Some(shapes::deleted_vault(&self.load_deleted_vault(location, name)?))))
+        Ok(Reply::Ok(shapes::deleted_vault(&self.load_deleted_vault(location, name)?)))
     }
 
     /// `POST …/locations/{location}/deletedVaults/{name}/purge`: removes a soft-deleted vault and
@@ -401,7 +401,7 @@ impl Management {
         self.store.purge_vault(&v.name)?;
         self.audit_write(caller, "vault.purged", &v.arm_id(), "purged");
         self.drop_role_assignments_under(caller, &v.arm_id())?;
-        Ok((200, None))
+        Ok(Reply::Done)
     }
 
     /// Removes the role assignments at or below a resource that is gone for good, so that a new
@@ -435,7 +435,7 @@ impl Management {
         if let Some(rg) = rg {
             self.group(&sub, rg)?;
         }
-        Ok((200, Some(json!({ "value": [] }))))
+        Ok(Reply::Ok(json!({ "value": [] })))
     }
 
     /// `GET /subscriptions/{sub}[/resourceGroups/{rg}]/resources[?$filter=…]`: ARM's generic
@@ -491,7 +491,7 @@ impl Management {
             })?;
             value.truncate(n);
         }
-        Ok((200, Some(json!({ "value": value }))))
+        Ok(Reply::Ok(json!({ "value": value })))
     }
 }
 

@@ -67,10 +67,11 @@ pub async fn handle(State(st): State<AppState>, req: Request) -> Response {
     let arm = st.arm.clone();
     let outcome = tokio::task::spawn_blocking(move || dispatch(&arm, &caller, &method, route, &query, &body)).await;
     let mut resp = match outcome {
-        Ok(Ok((status, body))) => {
+        Ok(Ok(reply)) => {
+            let status = reply.status();
             st.metrics.request("arm", status);
-            match body {
-                Some(b) => json(status, &b),
+            match reply.body() {
+                Some(b) => json(status, b),
                 None => {
                     let mut r = Response::new(axum::body::Body::empty());
                     *r.status_mut() = axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::OK);
@@ -120,7 +121,7 @@ fn dispatch(
     match (m, route) {
         ("GET", ArmRoute::Subscriptions) => arm.list_subscriptions(caller),
         ("GET", ArmRoute::Tenants) => Ok(arm.list_tenants()),
-        ("GET", ArmRoute::MetadataEndpoints) => Ok((200, Some(arm.metadata_endpoints()))),
+        ("GET", ArmRoute::MetadataEndpoints) => Ok(Reply::Ok(arm.metadata_endpoints())),
         ("GET", ArmRoute::Subscription { sub }) => arm.get_subscription(caller, &sub),
         ("GET", ArmRoute::Groups { sub }) => arm.list_groups(caller, &sub),
         ("PUT", ArmRoute::Group { sub, rg }) => arm.put_group(caller, &sub, &rg, body),

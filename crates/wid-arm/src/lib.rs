@@ -545,14 +545,14 @@ impl Management {
             audiences: props.audiences.unwrap_or_else(|| vec![fic::DEFAULT_AUDIENCE.to_string()]),
             description: props.description,
         };
-        credential.validate().map_err(|e| ArmError::BadRequest(e.to_string().into()))?;
+        credential.validate().map_err(|e| ArmError::BadRequest(e.to_string()))?;
 
         let key = parent.key();
         let _guard = self.begin_credential_write(&key)?;
         let existing = self.store.credentials(&key)?;
         let siblings: Vec<FederatedCredential> = existing.iter().map(|c| c.credential.clone()).collect();
         fic::check_siblings(&credential, &siblings, self.cfg.max_credentials_per_identity)
-            .map_err(|e| ArmError::BadRequest(e.to_string().into()))?;
+            .map_err(|e| ArmError::BadRequest(e.to_string()))?;
         let now = self.clock.now();
         let old = existing.iter().find(|c| c.credential.name.eq_ignore_ascii_case(name));
         let stored = StoredCredential {

@@ -4,11 +4,11 @@
 //! [`vaults`]) and Azure RBAC role definitions and assignments at any scope ([`roles`]), plus the
 //! subscription, tenant and cloud-metadata documents clients ask for (here). [`route`] parses paths.
 
-mod clusters;
+pub mod clusters;
 pub mod error;
 pub mod filter;
-mod groups;
-mod identities;
+pub mod groups;
+pub mod identities;
 mod names;
 pub mod roles;
 pub mod route;

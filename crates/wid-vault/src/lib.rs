@@ -1,8 +1,8 @@
 //! wid Key Vault data plane: secrets with versions, soft delete, backup/restore, encryption under
 //! per-vault data keys, RBAC enforcement.
 //!
-//! [`VaultService`] knows no HTTP: the server parses the host, path, query and authenticates the
-//! bearer token, then calls one method per operation with a [`Ctx`] (vault host, verified caller,
+//! [`VaultService`] knows no HTTP: the server parses the host, routes the path ([`route`]), reads the
+//! query and authenticates the bearer token, then calls one method per operation with a [`Ctx`] (vault host, verified caller,
 //! request id, api-version) and the raw body. Each method resolves the vault, authorizes the data
 //! action with RBAC at the vault or the secret (recording the decision in the audit trail),
 //! validates, acts on the [`wid_store::Store`] and returns the Key Vault JSON shape, or a
@@ -14,6 +14,7 @@
 pub mod backup;
 mod error;
 pub mod request;
+pub mod route;
 mod service;
 pub mod shapes;
 mod throttle;

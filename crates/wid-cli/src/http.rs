@@ -383,8 +383,8 @@ pub fn token_claim(token: &str, name: &str) -> Option<String> {
     jwt_claims(token)?.get(name)?.as_str().map(str::to_owned)
 }
 
-/// The payload of a compact JWS, decoded without verification.
-fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+/// The payload of a compact JWS, decoded without verification (a token wid just gave this CLI).
+pub fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
     use base64::Engine;
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;

@@ -18,17 +18,11 @@ use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::{ClientOptions, Transport};
 use azure_identity::{ClientAssertionCredentialOptions, WorkloadIdentityCredential, WorkloadIdentityCredentialOptions};
-use base64::Engine;
-use serde_json::{Value, json};
-use wid_testkit::TestServer;
+use serde_json::json;
+use wid_testkit::{TestServer, claims_of};
 
 const AUD: &str = "api://AzureADTokenExchange";
 const RG: &str = "/subscriptions/{sub}/resourceGroups/rg1";
-
-fn claims_of(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
 
 struct Setup {
     s: TestServer,

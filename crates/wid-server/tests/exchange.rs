@@ -6,18 +6,13 @@
 use base64::Engine;
 use serde_json::{Value, json};
 use wid_crypto::{Alg, SigningKey, encode_compact};
-use wid_testkit::TestServer;
+use wid_testkit::{TestServer, claims_of};
 
 const AUD: &str = "api://AzureADTokenExchange";
 const EXT_ISSUER: &str = "https://private-issuer.example/cluster-1/";
 
 fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-fn claims_of(jwt: &str) -> Value {
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 struct Setup {

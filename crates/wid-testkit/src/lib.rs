@@ -220,3 +220,11 @@ pub fn client_trusting(ca_pem: &std::path::Path) -> reqwest::Client {
     let certs = reqwest::Certificate::from_pem_bundle(&pem).expect("ca.pem parses");
     reqwest::Client::builder().tls_certs_merge(certs).build().expect("client")
 }
+
+/// The claims of a JWT, decoded without verification (to look at what a server issued).
+pub fn claims_of(jwt: &str) -> Value {
+    use base64::Engine;
+    let payload = jwt.trim().split('.').nth(1).expect("a compact JWS");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("a JSON payload")
+}

@@ -11,18 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use serde_json::Value;
-use wid_testkit::TestServer;
+use wid_testkit::{TestServer, claims_of};
 
 const AUD: &str = "api://AzureADTokenExchange";
 const NS: &str = "ns1";
 const SA: &str = "sa1";
-
-fn claims_of(jwt: &str) -> Value {
-    let payload = jwt.trim().split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777

@@ -60,6 +60,7 @@ use super::aks::{AKS_API, parse_duration_secs};
 use super::identity::{DEFAULT_AUDIENCE, FIC_API, IDENTITY_API};
 use super::require_str;
 use crate::error::CliError;
+use crate::http::jwt_claims;
 use crate::shape::ResourceId;
 use crate::value::Val;
 use crate::{Console, Ctx, GlobalArgs};
@@ -281,20 +282,9 @@ async fn mint(ctx: &mut Ctx<'_>, req: &TokenRequest) -> Result<Minted, CliError>
     Ok(Minted { token, claims, received, lifetime })
 }
 
-/// The payload of a compact JWS, decoded without verification (a token our server just gave us).
-fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
 fn rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(0))
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| format!("{secs} (Unix time)"))
+    wid_core::clock::rfc3339(i64::try_from(secs).unwrap_or(0))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -54,7 +54,9 @@ impl Server {
         if self.child.try_wait()?.is_some() {
             return Ok(());
         }
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
+        if let Some(pid) = i32::try_from(self.pid()).ok().and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if self.child.try_wait()?.is_some() {

@@ -228,3 +228,9 @@ pub fn claims_of(jwt: &str) -> Value {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
     serde_json::from_slice(&bytes).expect("a JSON payload")
 }
+
+/// Sends `signal` to process `pid` (a child the test started), as `kill -SIG pid` would.
+pub fn send_signal(pid: u32, signal: rustix::process::Signal) {
+    let pid = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw).expect("a process id");
+    rustix::process::kill_process(pid, signal).expect("the signal is delivered");
+}

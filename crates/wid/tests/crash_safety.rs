@@ -190,7 +190,7 @@ async fn acknowledged_writes_survive_sigkill_at_random_points() {
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             tokio::time::sleep(Duration::from_millis(random_below(16))).await;
-            support::signal(s.pid(), "KILL");
+            support::kill(s.pid());
         };
         let (a, b, c, d, ()) = tokio::join!(
             secret_writer(&s, &kv, round, 0, &acks),

@@ -316,7 +316,7 @@ async fn a_replica_killed_mid_write_loses_nothing_it_acknowledged() {
             tokio::time::sleep(Duration::from_millis(u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20))).await;
             let pid = a.child.id();
             // SIGKILL: no shutdown, no flush beyond what was committed.
-            support::signal(pid, "KILL");
+            support::kill(pid);
         };
         let (secrets, ids, ()) = tokio::join!(secret_writer, identity_writer, killer);
         assert!(!secrets.is_empty() && !ids.is_empty(), "round {round}: writes were acknowledged before the kill");

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use wid_testkit::{TestServer, claims_of};
+use rustix::process::Signal;
+use wid_testkit::{TestServer, claims_of, send_signal};
 
 const AUD: &str = "api://AzureADTokenExchange";
 const NS: &str = "ns1";
@@ -311,8 +312,12 @@ async fn signals_are_forwarded_to_the_child() {
             assert!(started.elapsed() < Duration::from_secs(30), "the child never started");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let pid = child.id().unwrap().to_string();
-        assert!(std::process::Command::new("kill").args(["-s", signal, &pid]).status().unwrap().success());
+        let unix_signal = match signal {
+            "TERM" => Signal::TERM,
+            "INT" => Signal::INT,
+            _ => Signal::HUP,
+        };
+        send_signal(child.id().unwrap(), unix_signal);
         let (code, out, err) = finish(child).await;
         assert_eq!(code, trap_code, "SIG{signal}: stdout: {out}\nstderr: {err}");
         assert_eq!(out, format!("got {signal}\n"));
@@ -326,8 +331,7 @@ async fn signals_are_forwarded_to_the_child() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await; // until `exec sleep` has replaced sh
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-s", "TERM", &pid]).status().unwrap().success());
+    send_signal(child.id().unwrap(), Signal::TERM);
     let (code, _, err) = finish(child).await;
     assert_eq!(code, 128 + 15, "{err}");
     assert!(empty_dir(&t.tmpdir()));

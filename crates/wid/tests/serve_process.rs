@@ -65,8 +65,7 @@ async fn serve_audits_decisions_and_stops_on_sigterm() {
     assert_eq!(token("wrong-secret-value".into()).await.unwrap().status().as_u16(), 401);
 
     // SIGTERM: drains and exits 0.
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
+    wid_testkit::send_signal(child.id(), rustix::process::Signal::TERM);
     let deadline = Instant::now() + Duration::from_secs(15);
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {

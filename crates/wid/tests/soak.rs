@@ -278,7 +278,7 @@ async fn soak_mixed_traffic_issuer_outage_and_secrets_hygiene() {
         let pid = b.pid();
         tokio::spawn(async move {
             tokio::time::sleep_until(half.into()).await;
-            support::signal(pid, "KILL");
+            support::kill(pid);
             ctx.issuer_down.store(true, Ordering::Relaxed);
         })
     };

@@ -320,8 +320,7 @@ async fn webhook_process_admits_over_https_with_health_metrics_and_cert_reload()
 
     // SIGTERM: clean exit.
     let mut wh = wh;
-    let killed = Command::new("kill").args(["-TERM", &wh.child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
+    wid_testkit::send_signal(wh.child.id(), rustix::process::Signal::TERM);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Some(status) = wh.child.try_wait().unwrap() {

@@ -51,6 +51,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 use reqwest::Method;
+use rustix::process::{Pid, Signal as UnixSignal, kill_process};
 use serde_json::json;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use wid_core::fic::{ClaimsMatchingExpression, FederatedCredential, NoMatch, Presented, find_match};
@@ -712,10 +713,14 @@ impl Sig {
     }
 
     fn number(self) -> i32 {
+        self.signal().as_raw()
+    }
+
+    fn signal(self) -> UnixSignal {
         match self {
-            Sig::Int => 2,
-            Sig::Term => 15,
-            Sig::Hup => 1,
+            Sig::Int => UnixSignal::INT,
+            Sig::Term => UnixSignal::TERM,
+            Sig::Hup => UnixSignal::HUP,
         }
     }
 }
@@ -800,13 +805,8 @@ async fn execute(
         if forward == Sig::Int && terminal_signalled_child(pid) {
             continue;
         }
-        let sent = std::process::Command::new("kill")
-            .args(["-s", forward.name(), &pid.to_string()])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status();
-        if !sent.is_ok_and(|s| s.success()) {
+        let sent = i32::try_from(pid).ok().and_then(Pid::from_raw).map(|p| kill_process(p, forward.signal()));
+        if !matches!(sent, Some(Ok(()))) {
             ctx.warn(&format!("Could not forward SIG{} to the command (pid {pid}).", forward.name()));
         }
     };
@@ -847,21 +847,20 @@ async fn sleep_until(at: SystemTime) {
     }
 }
 
-/// Whether a Ctrl-C at the terminal has reached the child already: we are in the terminal's
-/// foreground process group and the child is in ours (Linux `/proc`; elsewhere: no, forward).
+/// Whether a Ctrl-C at the terminal has reached the child already: we are in the foreground process
+/// group of our controlling terminal and the child is in our group (no terminal: no, forward).
 fn terminal_signalled_child(child: u32) -> bool {
-    let groups = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| stat_groups(&s));
-    match (groups("self"), groups(&child.to_string())) {
-        (Some((pgrp, tpgid)), Some((child_pgrp, _))) => pgrp == tpgid && child_pgrp == pgrp,
-        _ => false,
-    }
-}
-
-/// `(pgrp, tpgid)` from a `/proc/PID/stat` line (`pid (comm) state ppid pgrp session tty_nr
-/// tpgid …`; `comm` may contain spaces and parentheses, so fields count from the last `)`).
-fn stat_groups(stat: &str) -> Option<(i64, i64)> {
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    Some((fields.get(2)?.parse().ok()?, fields.get(5)?.parse().ok()?))
+    let Some(child) = i32::try_from(child).ok().and_then(Pid::from_raw) else { return false };
+    let Ok(tty) = rustix::fs::open(
+        "/dev/tty",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NOCTTY,
+        rustix::fs::Mode::empty(),
+    ) else {
+        return false;
+    };
+    let ours = rustix::process::getpgrp();
+    rustix::termios::tcgetpgrp(&tty).is_ok_and(|fg| fg == ours)
+        && rustix::process::getpgid(Some(child)).is_ok_and(|g| g == ours)
 }
 
 #[cfg(test)]
@@ -977,17 +976,13 @@ mod tests {
     }
 
     #[test]
-    fn proc_stat_groups() {
-        let stat = "4242 (my (odd) prog) S 1 4242 4242 34816 4242 4194560 0 0";
-        assert_eq!(stat_groups(stat), Some((4242, 4242)));
-        let no_tty = "17 (sh) S 1 17 17 0 -1 4194560";
-        assert_eq!(stat_groups(no_tty), Some((17, -1)));
-        assert_eq!(stat_groups("garbage"), None);
-        // Our own process can be read on Linux.
-        if Path::new("/proc/self/stat").exists() {
-            let own = std::fs::read_to_string("/proc/self/stat").unwrap();
-            assert!(stat_groups(&own).is_some());
-        }
+    fn a_child_in_another_process_group_was_not_signalled_by_the_terminal() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sleep").arg("5").process_group(0).spawn().unwrap();
+        assert!(!terminal_signalled_child(child.id()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!terminal_signalled_child(0), "pid 0 names no child");
     }
 
     #[test]

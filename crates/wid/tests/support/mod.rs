@@ -172,13 +172,13 @@ impl Serve {
 
     /// Sends SIGKILL and reaps the process: no shutdown, nothing flushed beyond what was committed.
     pub fn sigkill(&mut self) {
-        signal(self.pid(), "KILL");
+        kill(self.pid());
         self.child.wait().unwrap();
     }
 
     /// SIGTERM, then waits (at most 30 s) for a clean exit.
     pub async fn stop(&mut self) {
-        signal(self.pid(), "TERM");
+        wid_testkit::send_signal(self.pid(), rustix::process::Signal::TERM);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
@@ -228,9 +228,8 @@ fn https_client(ca: &[u8], ip: [u8; 4], port: u16, hosts: &[String]) -> reqwest:
     b.build().unwrap()
 }
 
-pub fn signal(pid: u32, sig: &str) {
-    let st = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
-    assert!(st.success(), "kill -{sig} {pid}");
+pub fn kill(pid: u32) {
+    wid_testkit::send_signal(pid, rustix::process::Signal::KILL);
 }
 
 pub fn log_of(dir: &Path) -> String {

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use indexmap::IndexMap;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
 
@@ -19,10 +20,10 @@ pub enum Val {
     Obj(Obj),
 }
 
-/// An insertion-ordered JSON object.
+/// An insertion-ordered JSON object (members keep their first position, as in a Python dict).
 #[derive(Debug, Clone, Default)]
 pub struct Obj {
-    entries: Vec<(String, Val)>,
+    entries: IndexMap<String, Val>,
     /// `true` for Python's `OrderedDict` (TSV keeps insertion order), `false` for `dict` (TSV sorts).
     ordered: bool,
 }
@@ -35,7 +36,7 @@ impl Obj {
 
     /// An empty `OrderedDict`.
     pub fn ordered() -> Self {
-        Obj { entries: Vec::new(), ordered: true }
+        Obj { entries: IndexMap::new(), ordered: true }
     }
 
     /// Whether this is an `OrderedDict`.
@@ -52,11 +53,11 @@ impl Obj {
     }
 
     pub fn get(&self, key: &str) -> Option<&Val> {
-        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.entries.get(key)
     }
 
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Val> {
-        self.entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.entries.get_mut(key)
     }
 
     pub fn contains_key(&self, key: &str) -> bool {
@@ -65,12 +66,7 @@ impl Obj {
 
     /// Sets `key`; an existing key keeps its position (as a Python dict does).
     pub fn insert(&mut self, key: impl Into<String>, value: impl Into<Val>) {
-        let key = key.into();
-        let value = value.into();
-        match self.get_mut(&key) {
-            Some(slot) => *slot = value,
-            None => self.entries.push((key, value)),
-        }
+        self.entries.insert(key.into(), value.into());
     }
 
     /// Builder form of [`Obj::insert`].
@@ -80,24 +76,23 @@ impl Obj {
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Val> {
-        let pos = self.entries.iter().position(|(k, _)| k == key)?;
-        Some(self.entries.remove(pos).1)
+        self.entries.shift_remove(key)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Val)> {
-        self.entries.iter().map(|(k, v)| (k, v))
+        self.entries.iter()
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&String, &mut Val)> {
-        self.entries.iter_mut().map(|(k, v)| (&*k, v))
+        self.entries.iter_mut()
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &String> {
-        self.entries.iter().map(|(k, _)| k)
+        self.entries.keys()
     }
 
     pub fn values(&self) -> impl Iterator<Item = &Val> {
-        self.entries.iter().map(|(_, v)| v)
+        self.entries.values()
     }
 
     /// Entries sorted by key (code-point order, as Python's `sorted`).
@@ -110,7 +105,7 @@ impl Obj {
 
 impl IntoIterator for Obj {
     type Item = (String, Val);
-    type IntoIter = std::vec::IntoIter<(String, Val)>;
+    type IntoIter = indexmap::map::IntoIter<String, Val>;
     fn into_iter(self) -> Self::IntoIter {
         self.entries.into_iter()
     }

@@ -5,6 +5,8 @@
 //! so every case must pass: a result equal to the expected one (numbers by value, objects without
 //! regard to key order), or an error where one is expected.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)] // test code
+
 use std::path::PathBuf;
 
 use serde_json::Value;

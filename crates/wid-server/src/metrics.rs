@@ -1,55 +1,26 @@
-//! Prometheus metrics, rendered in the text exposition format. A handful of counters and one
-//! latency histogram, kept in atomics and a small map: no registry crate needed.
+//! Prometheus metrics of `wid serve`: requests by route class and status, token outcomes, and the
+//! token endpoint's latency, written with [`wid_http::prometheus`].
 
 use std::collections::BTreeMap;
-use std::fmt::Write;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+
+use wid_http::prometheus::{Exposition, Histogram};
 
 /// Upper bounds (seconds) of the latency histogram buckets.
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
-/// A latency histogram.
-#[derive(Default)]
-pub struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
-}
-
-impl Histogram {
-    /// Records one observation.
-    pub fn observe(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        for (bound, c) in BUCKETS.iter().zip(&self.counts) {
-            if secs <= *bound {
-                c.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros.fetch_add(u64::try_from(d.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
-    }
-
-    fn render(&self, name: &str, out: &mut String) {
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        for (bound, c) in BUCKETS.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {}", c.load(Ordering::Relaxed));
-        }
-        let n = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {n}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {n}");
-    }
-}
-
 /// The server's metrics.
-#[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
     tokens: Mutex<BTreeMap<String, u64>>,
     /// Time to answer a token request.
     pub token_latency: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics { requests: Mutex::default(), tokens: Mutex::default(), token_latency: Histogram::new(&BUCKETS) }
+    }
 }
 
 impl Metrics {
@@ -65,17 +36,22 @@ impl Metrics {
 
     /// The exposition text.
     pub fn render(&self) -> String {
-        let mut out = String::new();
-        out.push_str("# TYPE wid_http_requests_total counter\n");
+        let mut e = Exposition::new();
+        e.family("wid_http_requests_total", "counter", None);
         for ((class, status), n) in self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "wid_http_requests_total{{route=\"{class}\",status=\"{status}\"}} {n}");
+            let status = status.to_string();
+            e.sample("wid_http_requests_total", &[("route", class), ("status", status.as_str())], n);
         }
-        out.push_str("# TYPE wid_token_requests_total counter\n");
+        e.family("wid_token_requests_total", "counter", None);
         for (outcome, n) in self.tokens.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "wid_token_requests_total{{outcome=\"{outcome}\"}} {n}");
+            e.sample("wid_token_requests_total", &[("outcome", outcome)], n);
         }
-        self.token_latency.render("wid_token_request_duration_seconds", &mut out);
-        out
+        e.family("wid_token_request_duration_seconds", "histogram", None).histogram(
+            "wid_token_request_duration_seconds",
+            &[],
+            &self.token_latency,
+        );
+        e.finish()
     }
 }
 

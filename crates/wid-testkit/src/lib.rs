@@ -234,3 +234,33 @@ pub fn send_signal(pid: u32, signal: rustix::process::Signal) {
     let pid = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw).expect("a process id");
     rustix::process::kill_process(pid, signal).expect("the signal is delivered");
 }
+
+/// Seeded randomness for tests that pick random points (xorshift64*). The seed is printed; setting
+/// `WID_TEST_SEED` to it replays the same choices.
+#[derive(Debug, Clone)]
+pub struct TestRng(u64);
+
+impl TestRng {
+    /// A generator seeded from `WID_TEST_SEED`, else from the clock; says which on stderr.
+    pub fn from_env(test: &str) -> Self {
+        let seed = std::env::var("WID_TEST_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            u64::try_from(nanos.as_nanos() % u128::from(u64::MAX)).unwrap_or(1) ^ u64::from(std::process::id())
+        });
+        eprintln!("{test}: random seed {seed} (WID_TEST_SEED={seed} replays it)");
+        TestRng::seeded(seed)
+    }
+
+    /// A generator with a fixed seed.
+    pub fn seeded(seed: u64) -> Self {
+        TestRng(seed.max(1))
+    }
+
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n.max(1)
+    }
+}

@@ -20,11 +20,6 @@ use wid_core::rbac::roles::KEY_VAULT_SECRETS_USER;
 
 const VAULT: &str = "kvc";
 
-fn random_below(n: u64) -> u64 {
-    let b = uuid::Uuid::new_v4();
-    u64::from_le_bytes(b.as_bytes()[..8].try_into().unwrap()) % n.max(1)
-}
-
 /// What the clients saw acknowledged in one round.
 #[derive(Default)]
 struct Acks {
@@ -175,13 +170,15 @@ async fn acknowledged_writes_survive_sigkill_at_random_points() {
     let vault_id = s.vault_with_officer(&admin, VAULT).await;
     let kv = s.admin_token_for(&s.vault_resource()).await;
 
+    let mut rng = wid_testkit::TestRng::from_env("acknowledged_writes_survive_sigkill_at_random_points");
     let started = Instant::now();
     let mut all = Acks::default();
     let mut acknowledged_total = 0usize;
     let (mut worst_restart, mut total_restart) = (Duration::ZERO, Duration::ZERO);
     for round in 0..iterations {
         // Kill once between writes/2 and 3·writes/2 writes are acknowledged, plus 0–15 ms.
-        let target = (writes / 2 + random_below(writes)) as usize;
+        let target = (writes / 2 + rng.below(writes)) as usize;
+        let jitter = Duration::from_millis(rng.below(16));
         let acks = AtomicUsize::new(0);
         let killer = async {
             let deadline = Instant::now() + Duration::from_secs(120);
@@ -189,7 +186,7 @@ async fn acknowledged_writes_survive_sigkill_at_random_points() {
                 assert!(Instant::now() < deadline, "round {round}: writes stalled at {}", acks.load(Ordering::Relaxed));
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            tokio::time::sleep(Duration::from_millis(random_below(16))).await;
+            tokio::time::sleep(jitter).await;
             support::kill(s.pid());
         };
         let (a, b, c, d, ()) = tokio::join!(

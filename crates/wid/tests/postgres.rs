@@ -265,6 +265,7 @@ async fn a_replica_killed_mid_write_loses_nothing_it_acknowledged() {
     let admin = p.a.client.admin_token().await;
     p.a.vault_with_officer(&admin, VAULT).await;
 
+    let mut rng = wid_testkit::TestRng::from_env("a_replica_killed_mid_write_loses_nothing_it_acknowledged");
     let mut acknowledged: Vec<(String, String)> = Vec::new();
     let mut identities: Vec<String> = Vec::new();
     for round in 0..3u64 {
@@ -309,11 +310,14 @@ async fn a_replica_killed_mid_write_loses_nothing_it_acknowledged() {
             }
             acks
         };
+        let jitter = Duration::from_millis(rng.below(20));
         let killer = async {
+            let deadline = Instant::now() + Duration::from_secs(120);
             while secret_acks.load(Ordering::Relaxed) < want || identity_acks.load(Ordering::Relaxed) < want / 2 {
+                assert!(Instant::now() < deadline, "round {round}: writes stalled");
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            tokio::time::sleep(Duration::from_millis(u64::from(uuid::Uuid::new_v4().as_bytes()[0] % 20))).await;
+            tokio::time::sleep(jitter).await;
             let pid = a.child.id();
             // SIGKILL: no shutdown, no flush beyond what was committed.
             support::kill(pid);

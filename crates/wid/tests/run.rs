@@ -327,7 +327,9 @@ async fn signals_are_forwarded_to_the_child() {
     // A child that does not handle SIGTERM dies of it: 128+15.
     let ready = t.scratch.path().join("ready-plain");
     let child = t.spawn(&[], r#": > "$READY"; exec sleep 30"#, &[("READY", ready.to_str().unwrap())]);
+    let started = Instant::now();
     while !ready.exists() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the child never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(100)).await; // until `exec sleep` has replaced sh

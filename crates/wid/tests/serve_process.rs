@@ -46,6 +46,7 @@ async fn serve_audits_decisions_and_stops_on_sigterm() {
         if let Ok(r) = http.get(format!("{server}/readyz")).send().await {
             break r.status().as_u16();
         }
+        assert!(started.elapsed() < Duration::from_secs(30), "wid serve never answered /readyz");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(ready, 200);

@@ -226,27 +226,33 @@ fn canary() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
     (url, hits)
 }
 
+/// The store as it was before a battery: taken with the server down (one process per database
+/// file) and compared, again with the server down, once the battery is over.
+struct NoTrace(Vec<Record>);
+
+impl NoTrace {
+    async fn take(w: &mut World) -> NoTrace {
+        let mut before = Vec::new();
+        w.s.restart(|cfg| before = snapshot(&cfg.data_dir), Arc::new(SystemClock)).await;
+        NoTrace(before)
+    }
+
+    async fn check(self, w: &mut World, tried: usize, battery: &str) {
+        w.s.stop().await;
+        let after = snapshot(&w.s.dir.path().join("data"));
+        assert_eq!(self.0.len(), after.len(), "records added or removed by refused requests");
+        assert!(self.0 == after, "a refused request changed the store");
+        eprintln!("{battery}: {tried} bad inputs tried, each refused with its documented error, store unchanged");
+    }
+}
+
+/// Assertions signed with the wrong key, announcing keys in their headers, or with duplicate claims:
+/// each gets its AADSTS code, no key URL is fetched, and nothing is stored.
 #[tokio::test]
-async fn bad_inputs_get_their_documented_errors_and_leave_no_trace() {
+async fn token_endpoint_refuses_algorithm_and_key_confusion() {
     let mut w = world().await;
     let vault_res = w.vault_resource();
-    let mgmt = w.s.url.clone();
-    // Tokens taken before the snapshot (issuing a token writes nothing either; checked below).
-    let kv_admin = w.kv_admin().await;
-    let (st, _, body) =
-        w.exchange(&encode_compact(&json!({}), &w.claims(), &w.key_a, Alg::Rs256).unwrap(), &vault_res).await;
-    assert_eq!(st, 200, "{body}");
-    let kv_app = body["access_token"].as_str().unwrap().to_string();
-    let (_, _, body) = w.exchange(&encode_compact(&json!({}), &w.claims(), &w.key_a, Alg::Rs256).unwrap(), &mgmt).await;
-    let arm_app = body["access_token"].as_str().unwrap().to_string();
-
-    // Another tenant: a second server with its own keys and tenant id.
-    let other = TestServer::start().await;
-    let other_admin = other.admin_token().await;
-
-    // The snapshot is taken while the server is down (one process per database file).
-    let mut before = Vec::new();
-    w.s.restart(|cfg| before = snapshot(&cfg.data_dir), Arc::new(SystemClock)).await;
+    let trace = NoTrace::take(&mut w).await;
     let mut tried = 0usize;
 
     // ---- token endpoint: algorithm and key confusion -------------------------------------------
@@ -304,6 +310,17 @@ async fn bad_inputs_get_their_documented_errors_and_leave_no_trace() {
     }
     assert_eq!(canary_hits.load(std::sync::atomic::Ordering::SeqCst), 0, "a key URL from a token header was fetched");
 
+    trace.check(&mut w, tried, "token endpoint refuses algorithm and key confusion").await;
+}
+
+/// Lifetime, clock skew, audience, subject and issuer at and just past their limits.
+#[tokio::test]
+async fn assertion_lifetime_and_audience_boundaries_are_exact() {
+    let mut w = world().await;
+    let vault_res = w.vault_resource();
+    let trace = NoTrace::take(&mut w).await;
+    let mut tried = 0usize;
+
     // ---- lifetime and audience boundaries (clock skew 5 min, lifetime ≤ 25 h) ------------------
     let with = |patch: Value| {
         let mut c = w.claims();
@@ -347,6 +364,21 @@ async fn bad_inputs_get_their_documented_errors_and_leave_no_trace() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 
+    trace.check(&mut w, tried, "assertion lifetime and audience boundaries are exact").await;
+}
+
+/// Scopes naming other resources, and another tenant's tokens and credentials.
+#[tokio::test]
+async fn tokens_for_other_resources_and_tenants_are_refused() {
+    let mut w = world().await;
+    let vault_res = w.vault_resource();
+    let mgmt = w.s.url.clone();
+    // Another tenant: a second server with its own keys and tenant id.
+    let other = TestServer::start().await;
+    let other_admin = other.admin_token().await;
+    let trace = NoTrace::take(&mut w).await;
+    let mut tried = 0usize;
+
     // ---- resources: another vault's URL, another tenant ----------------------------------------
     let port = w.port();
     for (what, scope, status, code) in [
@@ -381,6 +413,24 @@ async fn bad_inputs_get_their_documented_errors_and_leave_no_trace() {
     let (st, body) = w.s.token(&other.tenant, &[("grant_type", "client_credentials")]).await;
     assert_eq!((st, body["error_codes"][0].as_u64()), (400, Some(90002)), "{body}");
     tried += 4;
+
+    trace.check(&mut w, tried, "tokens for other resources and tenants are refused").await;
+}
+
+/// A grant on `app`, `kva` or the secret `on` says nothing about `app2`, `kvab` or `one`.
+#[tokio::test]
+async fn sibling_scopes_never_grant() {
+    let mut w = world().await;
+    let vault_res = w.vault_resource();
+    let mgmt = w.s.url.clone();
+    let (st, _, body) =
+        w.exchange(&encode_compact(&json!({}), &w.claims(), &w.key_a, Alg::Rs256).unwrap(), &vault_res).await;
+    assert_eq!(st, 200, "{body}");
+    let kv_app = body["access_token"].as_str().unwrap().to_string();
+    let (_, _, body) = w.exchange(&encode_compact(&json!({}), &w.claims(), &w.key_a, Alg::Rs256).unwrap(), &mgmt).await;
+    let arm_app = body["access_token"].as_str().unwrap().to_string();
+    let trace = NoTrace::take(&mut w).await;
+    let mut tried = 0usize;
 
     // ---- sibling scopes: name prefixes never grant -----------------------------------------------
     for (what, vault, name, want) in [
@@ -426,9 +476,20 @@ async fn bad_inputs_get_their_documented_errors_and_leave_no_trace() {
     assert_eq!((st, body["error"]["code"].as_str()), (403, Some("AuthorizationFailed")), "{body}");
     tried += 1;
 
-    // ---- raw paths: traversal, encodings, unicode (exact bytes on the wire) ----------------------
+    trace.check(&mut w, tried, "sibling scopes never grant").await;
+}
+
+/// Traversal, encodings and lookalike characters in management paths, as exact bytes on the wire:
+/// each is 400 InvalidResourceName.
+#[tokio::test]
+async fn raw_arm_paths_are_refused_as_invalid_resource_names() {
+    let mut w = world().await;
+    let trace = NoTrace::take(&mut w).await;
+    let mut tried = 0usize;
+
     let ca = std::fs::read(w.s.ca_pem()).unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let addr = SocketAddr::from(([127, 0, 0, 1], w.port()));
+    let port = w.port();
     let sub = w.s.subscription.clone();
     let arm_raw = |method: &str, path: &str, body: &str| {
         format!(
@@ -535,11 +596,25 @@ async fn bad_inputs_get_their_documented_errors_and_leave_no_trace() {
         })
         .await
         .unwrap();
-        assert!(st == want || (st == 404 && want == 400), "{what}: {st} {resp}");
         let err: Value = serde_json::from_str(&resp).unwrap_or(Value::Null);
-        assert!(st == 404 || err["error"]["code"].is_string(), "{what}: not an ARM error: {resp}");
+        assert_eq!((st, err["error"]["code"].as_str()), (want, Some("InvalidResourceName")), "{what}: {resp}");
         tried += 1;
     }
+
+    trace.check(&mut w, tried, "raw arm paths are refused as invalid resource names").await;
+}
+
+/// Traversal, encodings and bad parameters on the Key Vault data plane, as exact bytes on the wire.
+#[tokio::test]
+async fn raw_key_vault_paths_get_their_key_vault_errors() {
+    let mut w = world().await;
+    let kv_admin = w.kv_admin().await;
+    let trace = NoTrace::take(&mut w).await;
+    let mut tried = 0usize;
+
+    let ca = std::fs::read(w.s.ca_pem()).unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], w.port()));
+    let port = w.port();
     let kv_raw = |method: &str, path: &str, body: &str| {
         format!(
             "{method} {path} HTTP/1.1\r\nHost: kva.vault.localhost:{port}\r\nAuthorization: Bearer {kv_admin}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -548,26 +623,43 @@ async fn bad_inputs_get_their_documented_errors_and_leave_no_trace() {
     };
     let set = r#"{"value":"planted"}"#;
     let long_name = format!("/secrets/{}?api-version=7.5", "a".repeat(128));
-    let kv_cases: Vec<(&str, &str, &str, &str, u16)> = vec![
-        ("traversal out of /secrets", "PUT", "/secrets/../deletedsecrets/one?api-version=7.5", set, 400),
-        ("encoded traversal", "PUT", "/secrets/%2e%2e/one?api-version=7.5", set, 400),
-        ("encoded slash in a name", "PUT", "/secrets/one%2F..%2Fother?api-version=7.5", set, 400),
-        ("unicode letter in a name", "PUT", "/secrets/caf%C3%A9?api-version=7.5", set, 400),
-        ("zero-width space in a name", "PUT", "/secrets/one%E2%80%8B?api-version=7.5", set, 400),
-        ("fullwidth hyphen in a name", "PUT", "/secrets/a%EF%BC%8Db?api-version=7.5", set, 400),
-        ("NUL in a name", "PUT", "/secrets/a%00b?api-version=7.5", set, 400),
-        ("invalid UTF-8 in a name", "PUT", "/secrets/a%FFb?api-version=7.5", set, 400),
-        ("a 128-character name", "PUT", &long_name, set, 400),
-        ("a version that is not 32 hex digits", "GET", "/secrets/one/..%2F..?api-version=7.5", "", 400),
-        ("a malformed api-version", "PUT", "/secrets/x?api-version=7.5.1", set, 400),
-        ("an api-version with a script", "PUT", "/secrets/x?api-version=%3Cscript%3E", set, 400),
-        ("a forged $skiptoken", "GET", "/secrets?api-version=7.5&$skiptoken=..%2F..%2Fetc", "", 400),
-        ("maxresults out of range", "GET", "/secrets?api-version=7.5&maxresults=100000", "", 400),
-        ("a JSON body that is not an object", "PUT", "/secrets/x?api-version=7.5", "[]", 400),
-        ("a value that is not a string", "PUT", "/secrets/x?api-version=7.5", r#"{"value":{"a":1}}"#, 400),
-        ("truncated JSON", "PUT", "/secrets/x?api-version=7.5", r#"{"value":"#, 400),
+    // One status and Key Vault error code each: a bad name or parameter is 400 BadParameter; a path
+    // whose dots leave /secrets names no operation (404 NotFound, or 405 where `..` stays a name
+    // segment of a secret's version path); a version that is no version is a version not found.
+    let kv_cases: Vec<(&str, &str, &str, &str, u16, &str)> = vec![
+        ("traversal out of /secrets", "PUT", "/secrets/../deletedsecrets/one?api-version=7.5", set, 404, "NotFound"),
+        ("encoded traversal", "PUT", "/secrets/%2e%2e/one?api-version=7.5", set, 405, "MethodNotAllowed"),
+        ("encoded slash in a name", "PUT", "/secrets/one%2F..%2Fother?api-version=7.5", set, 400, "BadParameter"),
+        ("unicode letter in a name", "PUT", "/secrets/caf%C3%A9?api-version=7.5", set, 400, "BadParameter"),
+        ("zero-width space in a name", "PUT", "/secrets/one%E2%80%8B?api-version=7.5", set, 400, "BadParameter"),
+        ("fullwidth hyphen in a name", "PUT", "/secrets/a%EF%BC%8Db?api-version=7.5", set, 400, "BadParameter"),
+        ("NUL in a name", "PUT", "/secrets/a%00b?api-version=7.5", set, 400, "BadParameter"),
+        ("invalid UTF-8 in a name", "PUT", "/secrets/a%FFb?api-version=7.5", set, 400, "BadParameter"),
+        ("a 128-character name", "PUT", &long_name, set, 400, "BadParameter"),
+        (
+            "a version that is not 32 hex digits",
+            "GET",
+            "/secrets/one/..%2F..?api-version=7.5",
+            "",
+            404,
+            "SecretNotFound",
+        ),
+        ("a malformed api-version", "PUT", "/secrets/x?api-version=7.5.1", set, 400, "BadParameter"),
+        ("an api-version with a script", "PUT", "/secrets/x?api-version=%3Cscript%3E", set, 400, "BadParameter"),
+        ("a forged $skiptoken", "GET", "/secrets?api-version=7.5&$skiptoken=..%2F..%2Fetc", "", 400, "BadParameter"),
+        ("maxresults out of range", "GET", "/secrets?api-version=7.5&maxresults=100000", "", 400, "BadParameter"),
+        ("a JSON body that is not an object", "PUT", "/secrets/x?api-version=7.5", "[]", 400, "BadParameter"),
+        (
+            "a value that is not a string",
+            "PUT",
+            "/secrets/x?api-version=7.5",
+            r#"{"value":{"a":1}}"#,
+            400,
+            "BadParameter",
+        ),
+        ("truncated JSON", "PUT", "/secrets/x?api-version=7.5", r#"{"value":"#, 400, "BadParameter"),
     ];
-    for (what, method, path, body, want) in kv_cases {
+    for (what, method, path, body, want, code) in kv_cases {
         let req = kv_raw(method, path, body);
         let (st, resp) = tokio::task::spawn_blocking({
             let ca = ca.clone();
@@ -576,13 +668,19 @@ async fn bad_inputs_get_their_documented_errors_and_leave_no_trace() {
         .await
         .unwrap();
         let err: Value = serde_json::from_str(&resp).unwrap_or(Value::Null);
-        // 400 for a bad name or parameter; a path that no longer names an operation is a 404/405.
-        assert!(
-            (st == want || (want == 400 && (st == 404 || st == 405))) && err["error"]["code"].is_string(),
-            "{what}: {st} {resp}"
-        );
+        assert_eq!((st, err["error"]["code"].as_str()), (want, Some(code)), "{what}: {resp}");
         tried += 1;
     }
+
+    trace.check(&mut w, tried, "raw key vault paths get their key vault errors").await;
+}
+
+/// Large forms, duplicate fields, deep and oversized JSON within the body limits.
+#[tokio::test]
+async fn floods_within_the_size_limits_are_refused() {
+    let mut w = world().await;
+    let trace = NoTrace::take(&mut w).await;
+    let mut tried = 0usize;
 
     // ---- floods within the size limits ----------------------------------------------------------
     let http = &w.s.http;
@@ -632,12 +730,7 @@ async fn bad_inputs_get_their_documented_errors_and_leave_no_trace() {
     assert_eq!(body["error"]["code"], "RequestBodyTooLarge", "{body}");
     tried += 5;
 
-    // ---- no trace ---------------------------------------------------------------------------------
-    w.s.stop().await;
-    let after = snapshot(&w.s.dir.path().join("data"));
-    assert_eq!(before.len(), after.len(), "records added or removed by refused requests");
-    assert!(before == after, "a refused request changed the store");
-    eprintln!("bad-input battery: {tried} bad inputs tried, each refused with its documented error, store unchanged");
+    trace.check(&mut w, tried, "floods within the size limits are refused").await;
 }
 
 /// Slow clients cannot hold connections: a TCP connection that never starts TLS, one that trickles

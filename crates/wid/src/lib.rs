@@ -13,30 +13,13 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::time::Instant;
 
-use clap::{FromArgMatches, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Subcommand};
 use wid_cli::Console;
 
-/// `wid`: self-hosted workload identity (az-compatible CLI and its servers).
-#[derive(Debug, Parser)]
-#[command(
-    name = "wid",
-    version,
-    about = "wid: self-hosted, keyless workload identity for Kubernetes (az-compatible CLI)",
-    infer_long_args = true,
-    disable_help_subcommand = true,
-    subcommand_required = true,
-    arg_required_else_help = true
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// The client's command groups, then the long-running processes and the data commands.
+/// The binary's own commands, mounted after the client's: the long-running processes and the data
+/// commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
-    #[command(flatten)]
-    Client(wid_cli::Command),
+pub enum Process {
     /// Run the wid control plane.
     Serve(serve::ServeArgs),
     /// Run the admission webhook (drop-in for azure-workload-identity's).
@@ -50,6 +33,11 @@ pub enum Command {
     Import(data::ImportArgs),
 }
 
+/// The whole command tree: the client's ([`wid_cli::Cli`]) with [`Process`] added.
+pub fn command() -> clap::Command {
+    Process::augment_subcommands(<wid_cli::Cli as CommandFactory>::command())
+}
+
 /// Runs `wid` with `argv` (including the program name) and returns the exit code (as az: 0
 /// success, 1 error, 2 usage error, 3 resource not found).
 pub async fn run_with(
@@ -60,21 +48,28 @@ pub async fn run_with(
     console: Console,
 ) -> i32 {
     let started = Instant::now();
-    let parsed =
-        <Cli as clap::CommandFactory>::command().try_get_matches_from(argv).and_then(|m| Cli::from_arg_matches(&m));
-    let command = match parsed {
-        Ok(cli) => cli.command,
+    let matches = match command().try_get_matches_from(argv) {
+        Ok(m) => m,
         Err(e) => return wid_cli::report_clap_error(&e, stdout, stderr),
     };
-    let process = match command {
-        Command::Client(c) => return wid_cli::execute(c, &env, stdout, stderr, console, started).await,
-        Command::Serve(args) => serve::run(args, &env).await,
-        Command::Webhook(args) => wid_webhook::server::run(args, &env).await,
-        Command::Migrate(args) => data::migrate(&args, &env, stdout),
-        Command::Export(args) => data::export(&args, &env, stdout, stderr),
-        Command::Import(args) => data::import(&args, &env, stderr),
+    let process = match matches.subcommand_name() {
+        Some(name) if Process::has_subcommand(name) => Process::from_arg_matches(&matches),
+        _ => {
+            return match wid_cli::Cli::from_arg_matches(&matches) {
+                Ok(cli) => wid_cli::execute(cli.command, &env, stdout, stderr, console, started).await,
+                Err(e) => wid_cli::report_clap_error(&e, stdout, stderr),
+            };
+        }
     };
-    match process {
+    let result = match process {
+        Ok(Process::Serve(args)) => serve::run(args, &env).await,
+        Ok(Process::Webhook(args)) => wid_webhook::server::run(args, &env).await,
+        Ok(Process::Migrate(args)) => data::migrate(&args, &env, stdout),
+        Ok(Process::Export(args)) => data::export(&args, &env, stdout, stderr),
+        Ok(Process::Import(args)) => data::import(&args, &env, stderr),
+        Err(e) => return wid_cli::report_clap_error(&e, stdout, stderr),
+    };
+    match result {
         Ok(()) => 0,
         Err(e) => {
             let _ = writeln!(stderr, "ERROR: {e:#}");
@@ -89,6 +84,14 @@ mod tests {
 
     #[test]
     fn command_tree_is_consistent() {
-        <Cli as clap::CommandFactory>::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn process_and_client_commands_share_one_tree() {
+        let help = command().render_long_help().to_string();
+        for name in ["identity", "keyvault", "run", "serve", "webhook", "migrate", "export", "import"] {
+            assert!(help.contains(&format!("  {name}")), "{name} missing from:\n{help}");
+        }
     }
 }

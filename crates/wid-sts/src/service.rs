@@ -415,33 +415,6 @@ impl TokenService {
         };
         Ok(Caller { principal_id: id("oid")?, client_id: id("appid")?, issuer: iss.to_string() })
     }
-
-    /// Mints a service-account token for a hosted cluster issuer.
-    pub fn mint_service_account_token(
-        &self,
-        cluster: &Cluster,
-        namespace: &str,
-        service_account: &str,
-        audiences: &[String],
-        lifetime: i64,
-    ) -> Result<(String, i64), StsError> {
-        let key = self
-            .keys
-            .signer(&cluster_purpose(&cluster.cluster_id))
-            .ok_or_else(|| StsError::Internal(format!("cluster {} has no signing key", cluster.cluster_id)))?;
-        let now = self.clock.now();
-        let claims = service_account_claims(
-            cluster.issuer.issuer_url(),
-            &cluster.cluster_id,
-            namespace,
-            service_account,
-            audiences,
-            now,
-            lifetime,
-        );
-        let token = sign(&key, &claims, false).map_err(|e| StsError::Internal(e.to_string()))?;
-        Ok((token, now + lifetime))
-    }
 }
 
 impl HostedIssuers for TokenService {
@@ -465,8 +438,22 @@ impl HostedIssuers for TokenService {
         audiences: &[String],
         lifetime: i64,
     ) -> Result<(String, i64), IssuerError> {
-        TokenService::mint_service_account_token(self, cluster, namespace, service_account, audiences, lifetime)
-            .map_err(|e| IssuerError(format!("{e:?}")))
+        let key = self
+            .keys
+            .signer(&cluster_purpose(&cluster.cluster_id))
+            .ok_or_else(|| IssuerError(format!("cluster {} has no signing key", cluster.cluster_id)))?;
+        let now = self.clock.now();
+        let claims = service_account_claims(
+            cluster.issuer.issuer_url(),
+            &cluster.cluster_id,
+            namespace,
+            service_account,
+            audiences,
+            now,
+            lifetime,
+        );
+        let token = sign(&key, &claims, false).map_err(|e| IssuerError(e.to_string()))?;
+        Ok((token, now + lifetime))
     }
 }
 

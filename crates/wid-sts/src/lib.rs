@@ -16,5 +16,5 @@ pub mod tokens;
 
 pub use error::{StsError, WireError};
 pub use request::TokenRequest;
-pub use service::{StsConfig, TokenResponse, TokenService};
+pub use service::{JWT_BEARER, StsConfig, TokenResponse, TokenService};
 pub use wid_core::{Caller, VerifyError};

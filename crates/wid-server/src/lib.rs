@@ -3,7 +3,8 @@
 //! shutdown.
 //!
 //! `start(config)` binds, initialises or opens the data dir, writes the CLI profile and serves HTTPS
-//! until the returned handle is shut down; the daemon and the tests use the same path.
+//! until the returned handle is shut down; the daemon and the tests use the same path. `assemble`
+//! does all of it but the socket, for router tests that need none.
 
 pub mod bootstrap;
 pub mod config;
@@ -94,7 +95,34 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
     let addr = listener
         .local_addr()
         .map_err(|source| ServeError::Io { path: PathBuf::from(cfg.listen.to_string()), source })?;
-    let authority = config::authority(&cfg.host, addr.port());
+    assemble(cfg, clock, addr.port()).await?.serve(listener, addr)
+}
+
+/// A server assembled but not yet serving: the data dir is open, the services are built and the
+/// profile is written. [`Assembled::router`] answers requests without a socket (tests call it with
+/// `tower::ServiceExt::oneshot`); [`Assembled::serve`] starts HTTPS and the background tasks.
+pub struct Assembled {
+    /// `https://HOST[:PORT]`.
+    pub public_url: String,
+    pub tenant_id: uuid::Uuid,
+    pub subscription_id: uuid::Uuid,
+    /// The CA certificate clients should trust.
+    pub ca_pem: PathBuf,
+    /// The admin profile the server wrote (or would write).
+    pub profile: wid_core::profile::Profile,
+    router: axum::Router,
+    tls: Arc<rustls::ServerConfig>,
+    ready: Arc<AtomicBool>,
+    vault: Arc<VaultService>,
+    /// Set when replicas share the store: what follows the others' writes.
+    follower: Option<(replica::Follower, i64)>,
+    shutdown_grace: std::time::Duration,
+}
+
+/// Opens the data dir and builds the services for a server that will listen on `port` (its public
+/// URL and vault host names carry the port).
+pub async fn assemble(cfg: ServerConfig, clock: Arc<dyn Clock>, port: u16) -> Result<Assembled, ServeError> {
+    let authority = config::authority(&cfg.host, port);
     let public_url = format!("https://{authority}");
     let vault_suffix = format!("vault.{authority}");
 
@@ -201,34 +229,59 @@ pub async fn start_with_clock(cfg: ServerConfig, clock: Arc<dyn Clock>) -> Resul
         tenant_id: data.tenant_id,
         inline_secret_reads: !data.shared,
     };
-    let app = router(state);
-    let (shutdown, rx) = tokio::sync::watch::channel(false);
-    if data.shared {
-        let stop = Arc::new(AtomicBool::new(false));
-        let follower = replica::Follower { store: data.store.clone(), directory, keys, clock: clock.clone() };
-        follower
-            .spawn(change_head, stop.clone())
-            .map_err(|source| ServeError::Io { path: PathBuf::from("wid-replica thread"), source })?;
-        let mut rx = rx.clone();
-        tokio::spawn(async move {
-            let _ = rx.changed().await;
-            stop.store(true, std::sync::atomic::Ordering::Release);
-        });
-    }
-    tokio::spawn(http::vault::purge_expired_periodically(vault, PURGE_INTERVAL, rx.clone()));
-    let task = tokio::spawn(wid_http::serve(listener, tls, app, rx, cfg.shutdown_grace));
-    ready.store(true, std::sync::atomic::Ordering::Release);
-    tracing::info!(%addr, url = %public_url, tenant = %data.tenant_id, data_dir = %cfg.data_dir.display(), "wid serve is ready");
-    Ok(RunningServer {
-        addr,
+    let follower = data
+        .shared
+        .then(|| (replica::Follower { store: data.store.clone(), directory, keys, clock: clock.clone() }, change_head));
+    Ok(Assembled {
         public_url,
         tenant_id: data.tenant_id,
         subscription_id: data.subscription_id,
         ca_pem: data.ca_pem_path(),
         profile,
-        shutdown,
-        task,
+        router: router(state),
+        tls,
+        ready,
+        vault,
+        follower,
+        shutdown_grace: cfg.shutdown_grace,
     })
+}
+
+impl Assembled {
+    /// The router (`/readyz` answers 503 until [`Assembled::serve`]).
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+
+    /// Serves HTTPS on `listener` (bound to `addr`) and starts the replica follower and the purge task.
+    pub fn serve(self, listener: tokio::net::TcpListener, addr: SocketAddr) -> Result<RunningServer, ServeError> {
+        let (shutdown, rx) = tokio::sync::watch::channel(false);
+        if let Some((follower, change_head)) = self.follower {
+            let stop = Arc::new(AtomicBool::new(false));
+            follower
+                .spawn(change_head, stop.clone())
+                .map_err(|source| ServeError::Io { path: PathBuf::from("wid-replica thread"), source })?;
+            let mut rx = rx.clone();
+            tokio::spawn(async move {
+                let _ = rx.changed().await;
+                stop.store(true, std::sync::atomic::Ordering::Release);
+            });
+        }
+        tokio::spawn(http::vault::purge_expired_periodically(self.vault, PURGE_INTERVAL, rx.clone()));
+        let task = tokio::spawn(wid_http::serve(listener, self.tls, self.router, rx, self.shutdown_grace));
+        self.ready.store(true, std::sync::atomic::Ordering::Release);
+        tracing::info!(%addr, url = %self.public_url, tenant = %self.tenant_id, "wid serve is ready");
+        Ok(RunningServer {
+            addr,
+            public_url: self.public_url,
+            tenant_id: self.tenant_id,
+            subscription_id: self.subscription_id,
+            ca_pem: self.ca_pem,
+            profile: self.profile,
+            shutdown,
+            task,
+        })
+    }
 }
 
 /// Writes the profile unless it belongs to another server (a different tenant or client).

@@ -9,6 +9,7 @@
 //! lower-case keys (`wid_core::model::ResourceKey`).
 
 mod postgres;
+mod rows;
 mod sqlite;
 
 pub use postgres::{PostgresConfig, PostgresStore};

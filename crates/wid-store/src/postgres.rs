@@ -33,15 +33,16 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio_postgres::Row;
-use tokio_postgres::types::FromSql;
 use uuid::Uuid;
 use wid_core::Scope;
-use wid_core::fic::{ClaimsMatchingExpression, FederatedCredential};
 use wid_core::model::{
-    AppPrincipal, Cluster, ClusterIssuer, DeletedSecret, Identity, PrincipalType, ResourceGroup, ResourceKey,
-    RoleAssignment, SecretVersion, StoredCredential, Vault, name_key,
+    AppPrincipal, Cluster, ClusterIssuer, DeletedSecret, Identity, ResourceGroup, ResourceKey, RoleAssignment,
+    SecretVersion, StoredCredential, Vault, name_key,
 };
 
+use crate::rows::{
+    self, APP_COLS, CLUSTER_COLS, CREDENTIAL_COLS, Cols, IDENTITY_COLS, RA_COLS, RG_COLS, RawRow, SIGNING_KEY_COLS,
+};
 use crate::{
     ChangeBatch, Changed, LockGuard, Page, Purged, Record, Removed, Result, SigningKeyRecord, Snapshot, Store,
     StoreError, Written,
@@ -141,7 +142,7 @@ impl Drop for PostgresStore {
 }
 
 /// An export query and the decoder of its rows.
-type ExportQuery = (String, fn(&Row) -> Result<Record>);
+type ExportQuery = (String, fn(&dyn RawRow) -> Result<Record>);
 
 type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
@@ -334,183 +335,40 @@ async fn migrate_schema(shared: Arc<Shared>) -> Result<(i64, i64)> {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Encoding and decoding rows.
+// Encoding and decoding rows (column lists and decoders: `crate::rows`, shared by both backends).
 
 fn json<T: serde::Serialize + ?Sized>(what: &str, value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("{what}: cannot encode: {e}")))
 }
 
-/// Typed access to a row's columns by name; every failure is `Corrupt` naming the table and column.
-struct Cols<'a> {
-    row: &'a Row,
-    table: &'static str,
-}
-
-impl Cols<'_> {
-    fn corrupt(&self, col: &str, why: impl std::fmt::Display) -> StoreError {
-        StoreError::Corrupt(format!("{}.{col}: {why}", self.table))
+/// PostgreSQL reads every type natively; its errors are rendered with their causes.
+impl RawRow for Row {
+    fn opt_text(&self, col: &str) -> std::result::Result<Option<String>, String> {
+        self.try_get(col).map_err(|e| chain(&e))
     }
-    fn get<T: for<'r> FromSql<'r>>(&self, col: &str) -> Result<T> {
-        self.row.try_get(col).map_err(|e| self.corrupt(col, chain(&e)))
+    fn opt_int(&self, col: &str) -> std::result::Result<Option<i64>, String> {
+        self.try_get(col).map_err(|e| chain(&e))
     }
-    fn uuid(&self, col: &str) -> Result<Uuid> {
-        let s: String = self.get(col)?;
-        Uuid::parse_str(&s).map_err(|_| self.corrupt(col, "not a GUID"))
+    fn opt_flag(&self, col: &str) -> std::result::Result<Option<bool>, String> {
+        self.try_get(col).map_err(|e| chain(&e))
     }
-    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
-        let s: Option<String> = self.get(col)?;
-        s.map(|s| Uuid::parse_str(&s).map_err(|_| self.corrupt(col, "not a GUID"))).transpose()
-    }
-    fn json<T: serde::de::DeserializeOwned>(&self, col: &str) -> Result<T> {
-        let s: String = self.get(col)?;
-        serde_json::from_str(&s).map_err(|e| self.corrupt(col, e))
+    fn opt_bytes(&self, col: &str) -> std::result::Result<Option<Vec<u8>>, String> {
+        self.try_get(col).map_err(|e| chain(&e))
     }
 }
 
-fn decode_all<T>(rows: &[Row], decode: impl Fn(&Row) -> Result<T>) -> Result<Vec<T>> {
-    rows.iter().map(decode).collect()
+/// Decodes every row of a query.
+fn decode_all<T>(rows: &[Row], decode: impl Fn(&dyn RawRow) -> Result<T>) -> Result<Vec<T>> {
+    rows.iter().map(|row| decode(row)).collect()
+}
+
+/// Decodes the row of a query expected to return at most one.
+fn decode_opt<T>(row: Option<Row>, decode: impl Fn(&dyn RawRow) -> Result<T>) -> Result<Option<T>> {
+    row.map(|row| decode(&row)).transpose()
 }
 
 fn written(existed: bool) -> Written {
     if existed { Written::Updated } else { Written::Created }
-}
-
-const RG_COLS: &str = "subscription, name, location, tags, created";
-
-fn decode_rg(row: &Row) -> Result<ResourceGroup> {
-    let c = Cols { row, table: "resource_groups" };
-    Ok(ResourceGroup {
-        subscription: c.uuid("subscription")?,
-        name: c.get("name")?,
-        location: c.get("location")?,
-        tags: c.json("tags")?,
-        created: c.get("created")?,
-    })
-}
-
-const IDENTITY_COLS: &str =
-    "subscription, resource_group, name, location, tags, tenant_id, client_id, principal_id, created, updated";
-
-fn decode_identity(row: &Row) -> Result<Identity> {
-    let c = Cols { row, table: "identities" };
-    Ok(Identity {
-        subscription: c.uuid("subscription")?,
-        resource_group: c.get("resource_group")?,
-        name: c.get("name")?,
-        location: c.get("location")?,
-        tags: c.json("tags")?,
-        tenant_id: c.uuid("tenant_id")?,
-        client_id: c.uuid("client_id")?,
-        principal_id: c.uuid("principal_id")?,
-        created: c.get("created")?,
-        updated: c.get("updated")?,
-    })
-}
-
-const CREDENTIAL_COLS: &str = "subscription, rg_key, identity_key, name, issuer, subject, expression, \
-                               expression_version, audiences, description, created, updated";
-
-fn decode_credential(row: &Row) -> Result<StoredCredential> {
-    let c = Cols { row, table: "credentials" };
-    let expression: Option<String> = c.get("expression")?;
-    let version: Option<i64> = c.get("expression_version")?;
-    let claims_matching_expression = match (expression, version) {
-        (Some(value), Some(language_version)) => Some(ClaimsMatchingExpression { value, language_version }),
-        (None, None) => None,
-        _ => return Err(c.corrupt("expression", "expression and its version must both be set or both be null")),
-    };
-    Ok(StoredCredential {
-        identity: ResourceKey {
-            subscription: c.uuid("subscription")?,
-            resource_group: c.get("rg_key")?,
-            name: c.get("identity_key")?,
-        },
-        credential: FederatedCredential {
-            name: c.get("name")?,
-            issuer: c.get("issuer")?,
-            subject: c.get("subject")?,
-            claims_matching_expression,
-            audiences: c.json("audiences")?,
-            description: c.get("description")?,
-        },
-        created: c.get("created")?,
-        updated: c.get("updated")?,
-    })
-}
-
-const CLUSTER_COLS: &str = "subscription, resource_group, name, location, tags, cluster_id, issuer_kind, \
-                            issuer_url, issuer_kid, issuer_jwks, workload_identity, created, updated";
-
-fn decode_cluster(row: &Row) -> Result<Cluster> {
-    let c = Cols { row, table: "clusters" };
-    let kind: String = c.get("issuer_kind")?;
-    let issuer_url: String = c.get("issuer_url")?;
-    let kid: Option<String> = c.get("issuer_kid")?;
-    let jwks: Option<String> = c.get("issuer_jwks")?;
-    let issuer = match (kind.as_str(), kid) {
-        ("hosted", Some(kid)) => ClusterIssuer::Hosted { issuer_url, kid },
-        ("external", None) => ClusterIssuer::External { issuer_url, jwks },
-        _ => return Err(c.corrupt("issuer_kind", format!("'{kind}' does not fit the issuer columns"))),
-    };
-    Ok(Cluster {
-        subscription: c.uuid("subscription")?,
-        resource_group: c.get("resource_group")?,
-        name: c.get("name")?,
-        location: c.get("location")?,
-        tags: c.json("tags")?,
-        cluster_id: c.uuid("cluster_id")?,
-        issuer,
-        workload_identity: c.get("workload_identity")?,
-        created: c.get("created")?,
-        updated: c.get("updated")?,
-    })
-}
-
-const APP_COLS: &str = "client_id, principal_id, display_name, secret_hash, created";
-
-fn decode_app(row: &Row) -> Result<AppPrincipal> {
-    let c = Cols { row, table: "apps" };
-    Ok(AppPrincipal {
-        client_id: c.uuid("client_id")?,
-        principal_id: c.uuid("principal_id")?,
-        display_name: c.get("display_name")?,
-        secret_hash: c.get("secret_hash")?,
-        created: c.get("created")?,
-    })
-}
-
-const RA_COLS: &str =
-    "id, scope, role_definition_id, principal_id, principal_type, description, created, updated, created_by";
-
-fn decode_ra(row: &Row) -> Result<RoleAssignment> {
-    let c = Cols { row, table: "role_assignments" };
-    let principal_type: String = c.get("principal_type")?;
-    Ok(RoleAssignment {
-        id: c.uuid("id")?,
-        scope: c.get("scope")?,
-        role_definition_id: c.uuid("role_definition_id")?,
-        principal_id: c.uuid("principal_id")?,
-        principal_type: PrincipalType::parse(&principal_type)
-            .ok_or_else(|| c.corrupt("principal_type", format!("unknown principal type '{principal_type}'")))?,
-        description: c.get("description")?,
-        created: c.get("created")?,
-        updated: c.get("updated")?,
-        created_by: c.opt_uuid("created_by")?,
-    })
-}
-
-const SIGNING_KEY_COLS: &str = "kid, purpose, sealed_pkcs8, created, retired, expires";
-
-fn decode_signing_key(row: &Row) -> Result<SigningKeyRecord> {
-    let c = Cols { row, table: "signing_keys" };
-    Ok(SigningKeyRecord {
-        kid: c.get("kid")?,
-        purpose: c.get("purpose")?,
-        sealed_pkcs8: c.get("sealed_pkcs8")?,
-        created: c.get("created")?,
-        retired: c.get("retired")?,
-        expires: c.get("expires")?,
-    })
 }
 
 /// Subscription, group key, name key: what identifies a resource inside a group.
@@ -755,7 +613,7 @@ async fn insert_role_assignment(db: &Db<'_>, ra: &RoleAssignment) -> Result<()> 
         )
         .await?;
     if let Some(row) = twin {
-        let existing: String = Cols { row: &row, table: "role_assignments" }.get("id")?;
+        let existing = Cols { row: &row, table: "role_assignments" }.text("id")?;
         return Err(StoreError::Conflict(format!(
             "principal {principal} already holds role {role} at scope '{}' (role assignment {existing})",
             ra.scope
@@ -801,7 +659,7 @@ async fn delete_resource_group(db: &Db<'_>, subscription: Uuid, name: &str) -> R
             &[&sub, &key],
         )
         .await?,
-        decode_identity,
+        rows::identity,
     )?;
     let clusters = decode_all(
         &db.query(
@@ -809,7 +667,7 @@ async fn delete_resource_group(db: &Db<'_>, subscription: Uuid, name: &str) -> R
             &[&sub, &key],
         )
         .await?,
-        decode_cluster,
+        rows::cluster,
     )?;
     // "At or below" on whole segments: the group's key itself, or the key followed by '/'.
     let ra_filter = "scope_key = $1 OR starts_with(scope_key, $2)";
@@ -819,7 +677,7 @@ async fn delete_resource_group(db: &Db<'_>, subscription: Uuid, name: &str) -> R
             &[&scope_key, &below],
         )
         .await?,
-        decode_ra,
+        rows::role_assignment,
     )?;
     db.execute(&format!("DELETE FROM role_assignments WHERE {ra_filter}"), &[&scope_key, &below]).await?;
     db.execute(&format!("DELETE FROM clusters WHERE {in_group}"), &[&sub, &key]).await?;
@@ -838,7 +696,7 @@ impl Store for PostgresStore {
         self.read("reading metadata", move |db| {
             Box::pin(async move {
                 let row = db.query_opt("SELECT value FROM meta WHERE key = $1", &[&key]).await?;
-                row.map(|row| Cols { row: &row, table: "meta" }.get("value")).transpose()
+                row.map(|row| Cols { row: &row, table: "meta" }.bytes("value")).transpose()
             })
         })
     }
@@ -864,7 +722,7 @@ impl Store for PostgresStore {
         self.read("reading signing keys", |db| {
             Box::pin(async move {
                 let sql = format!("SELECT {SIGNING_KEY_COLS} FROM signing_keys ORDER BY created, kid");
-                decode_all(&db.query(&sql, &[]).await?, decode_signing_key)
+                decode_all(&db.query(&sql, &[]).await?, rows::signing_key)
             })
         })
     }
@@ -885,7 +743,7 @@ impl Store for PostgresStore {
             Box::pin(async move {
                 let row = db.query_opt("DELETE FROM signing_keys WHERE kid = $1 RETURNING purpose", &[&kid]).await?;
                 let Some(row) = row else { return Ok(()) };
-                let purpose: String = Cols { row: &row, table: "signing_keys" }.get("purpose")?;
+                let purpose = Cols { row: &row, table: "signing_keys" }.text("purpose")?;
                 replica::log_changes(db, &[Changed::SigningKeys(purpose)]).await
             })
         })
@@ -903,7 +761,7 @@ impl Store for PostgresStore {
         self.read("reading a resource group", move |db| {
             Box::pin(async move {
                 let sql = format!("SELECT {RG_COLS} FROM resource_groups WHERE subscription = $1 AND name_key = $2");
-                db.query_opt(&sql, &[&uuid_text(subscription), &key]).await?.as_ref().map(decode_rg).transpose()
+                decode_opt(db.query_opt(&sql, &[&uuid_text(subscription), &key]).await?, rows::resource_group)
             })
         })
     }
@@ -912,7 +770,7 @@ impl Store for PostgresStore {
         self.read("listing resource groups", move |db| {
             Box::pin(async move {
                 let sql = format!("SELECT {RG_COLS} FROM resource_groups WHERE subscription = $1 ORDER BY name_key");
-                decode_all(&db.query(&sql, &[&uuid_text(subscription)]).await?, decode_rg)
+                decode_all(&db.query(&sql, &[&uuid_text(subscription)]).await?, rows::resource_group)
             })
         })
     }
@@ -956,7 +814,7 @@ impl Store for PostgresStore {
                     "SELECT {IDENTITY_COLS} FROM identities WHERE subscription = $1 AND rg_key = $2 AND name_key = $3"
                 );
                 let [sub, rg, name] = &params;
-                db.query_opt(&sql, &[sub, rg, name]).await?.as_ref().map(decode_identity).transpose()
+                decode_opt(db.query_opt(&sql, &[sub, rg, name]).await?, rows::identity)
             })
         })
     }
@@ -981,7 +839,7 @@ impl Store for PostgresStore {
                         db.query(&sql, &[&sub]).await?
                     }
                 };
-                decode_all(&rows, decode_identity)
+                decode_all(&rows, rows::identity)
             })
         })
     }
@@ -996,7 +854,7 @@ impl Store for PostgresStore {
                     "DELETE FROM identities WHERE subscription = $1 AND rg_key = $2 AND name_key = $3 \
                      RETURNING {IDENTITY_COLS}"
                 );
-                let found = db.query_opt(&sql, &[&sub, &rg, &name]).await?.as_ref().map(decode_identity).transpose()?;
+                let found = decode_opt(db.query_opt(&sql, &[&sub, &rg, &name]).await?, rows::identity)?;
                 if found.is_some() {
                     replica::log_changes(db, &[Changed::Identity(key_of(&key))]).await?;
                 }
@@ -1025,7 +883,7 @@ impl Store for PostgresStore {
                      WHERE subscription = $1 AND rg_key = $2 AND identity_key = $3 ORDER BY name_key"
                 );
                 let [sub, rg, name] = &params;
-                decode_all(&db.query(&sql, &[sub, rg, name]).await?, decode_credential)
+                decode_all(&db.query(&sql, &[sub, rg, name]).await?, rows::credential)
             })
         })
     }
@@ -1041,7 +899,7 @@ impl Store for PostgresStore {
                      RETURNING {CREDENTIAL_COLS}"
                 );
                 let row = db.query_opt(&sql, &[&sub, &rg, &id, &cred_key]).await?;
-                let found = row.as_ref().map(decode_credential).transpose()?;
+                let found = decode_opt(row, rows::credential)?;
                 if let Some(c) = &found {
                     replica::log_changes(db, &[Changed::Identity(c.identity.clone())]).await?;
                 }
@@ -1069,7 +927,7 @@ impl Store for PostgresStore {
                     "SELECT {CLUSTER_COLS} FROM clusters WHERE subscription = $1 AND rg_key = $2 AND name_key = $3"
                 );
                 let [sub, rg, name] = &params;
-                db.query_opt(&sql, &[sub, rg, name]).await?.as_ref().map(decode_cluster).transpose()
+                decode_opt(db.query_opt(&sql, &[sub, rg, name]).await?, rows::cluster)
             })
         })
     }
@@ -1094,7 +952,7 @@ impl Store for PostgresStore {
                         db.query(&sql, &[&sub]).await?
                     }
                 };
-                decode_all(&rows, decode_cluster)
+                decode_all(&rows, rows::cluster)
             })
         })
     }
@@ -1108,7 +966,7 @@ impl Store for PostgresStore {
                     "DELETE FROM clusters WHERE subscription = $1 AND rg_key = $2 AND name_key = $3 \
                      RETURNING {CLUSTER_COLS}"
                 );
-                let found = db.query_opt(&sql, &[&sub, &rg, &name]).await?.as_ref().map(decode_cluster).transpose()?;
+                let found = decode_opt(db.query_opt(&sql, &[&sub, &rg, &name]).await?, rows::cluster)?;
                 if found.is_some() {
                     replica::log_changes(db, &[Changed::Cluster(key_of(&key))]).await?;
                 }
@@ -1131,7 +989,7 @@ impl Store for PostgresStore {
         self.read("reading an application", move |db| {
             Box::pin(async move {
                 let sql = format!("SELECT {APP_COLS} FROM apps WHERE client_id = $1");
-                db.query_opt(&sql, &[&uuid_text(client_id)]).await?.as_ref().map(decode_app).transpose()
+                decode_opt(db.query_opt(&sql, &[&uuid_text(client_id)]).await?, rows::app)
             })
         })
     }
@@ -1150,7 +1008,7 @@ impl Store for PostgresStore {
         self.read("reading a role assignment", move |db| {
             Box::pin(async move {
                 let sql = format!("SELECT {RA_COLS} FROM role_assignments WHERE id = $1");
-                db.query_opt(&sql, &[&uuid_text(id)]).await?.as_ref().map(decode_ra).transpose()
+                decode_opt(db.query_opt(&sql, &[&uuid_text(id)]).await?, rows::role_assignment)
             })
         })
     }
@@ -1159,7 +1017,7 @@ impl Store for PostgresStore {
         self.write(format!("deleting role assignment {id}"), move |db| {
             Box::pin(async move {
                 let sql = format!("DELETE FROM role_assignments WHERE id = $1 RETURNING {RA_COLS}");
-                let found = db.query_opt(&sql, &[&uuid_text(id)]).await?.as_ref().map(decode_ra).transpose()?;
+                let found = decode_opt(db.query_opt(&sql, &[&uuid_text(id)]).await?, rows::role_assignment)?;
                 if let Some(ra) = &found {
                     replica::log_changes(db, &[ra_changed(ra)]).await?;
                 }
@@ -1183,7 +1041,7 @@ impl Store for PostgresStore {
                         db.query(&sql, &[]).await?
                     }
                 };
-                decode_all(&rows, decode_ra)
+                decode_all(&rows, rows::role_assignment)
             })
         })
     }
@@ -1196,7 +1054,7 @@ impl Store for PostgresStore {
                     identities: decode_all(
                         &all(format!("SELECT {IDENTITY_COLS} FROM identities ORDER BY subscription, rg_key, name_key"))
                             .await?,
-                        decode_identity,
+                        rows::identity,
                     )?,
                     credentials: decode_all(
                         &all(format!(
@@ -1204,20 +1062,20 @@ impl Store for PostgresStore {
                              ORDER BY subscription, rg_key, identity_key, name_key"
                         ))
                         .await?,
-                        decode_credential,
+                        rows::credential,
                     )?,
                     clusters: decode_all(
                         &all(format!("SELECT {CLUSTER_COLS} FROM clusters ORDER BY subscription, rg_key, name_key"))
                             .await?,
-                        decode_cluster,
+                        rows::cluster,
                     )?,
                     apps: decode_all(
                         &all(format!("SELECT {APP_COLS} FROM apps ORDER BY client_id")).await?,
-                        decode_app,
+                        rows::app,
                     )?,
                     role_assignments: decode_all(
                         &all(format!("SELECT {RA_COLS} FROM role_assignments ORDER BY scope_key, id")).await?,
-                        decode_ra,
+                        rows::role_assignment,
                     )?,
                     change_head: db.scalar("SELECT coalesce(max(seq), 0)::bigint FROM changes", &[]).await?,
                 })

@@ -23,12 +23,14 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use uuid::Uuid;
 use wid_core::Scope;
-use wid_core::fic::{ClaimsMatchingExpression, FederatedCredential};
 use wid_core::model::{
-    AppPrincipal, Cluster, ClusterIssuer, DeletedSecret, Identity, PrincipalType, ResourceGroup, ResourceKey,
-    RoleAssignment, SecretVersion, StoredCredential, Tags, Vault, name_key,
+    AppPrincipal, Cluster, ClusterIssuer, DeletedSecret, Identity, ResourceGroup, ResourceKey, RoleAssignment,
+    SecretVersion, StoredCredential, Vault, name_key,
 };
 
+use crate::rows::{
+    self, APP_COLS, CLUSTER_COLS, CREDENTIAL_COLS, Cols, IDENTITY_COLS, RA_COLS, RG_COLS, RawRow, SIGNING_KEY_COLS,
+};
 use crate::{
     ChangeBatch, Changed, LockGuard, Page, Purged, Record, Removed, Result, SigningKeyRecord, Snapshot, Store,
     StoreError, Written,
@@ -341,42 +343,25 @@ fn unique_rule(msg: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Encoding and decoding rows.
+// Encoding and decoding rows (column lists and decoders: `crate::rows`, shared by both backends).
 
 fn json<T: serde::Serialize + ?Sized>(what: &str, value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| StoreError::Corrupt(format!("{what}: cannot encode: {e}")))
 }
 
-/// Typed access to a row's columns by name; every failure is `Corrupt` naming the table and column.
-struct Cols<'a, 'r> {
-    row: &'a Row<'r>,
-    table: &'static str,
-}
-
-impl Cols<'_, '_> {
-    fn corrupt(&self, col: &str, why: impl std::fmt::Display) -> StoreError {
-        StoreError::Corrupt(format!("{}.{col}: {why}", self.table))
+/// SQLite keeps flags as integers: nonzero is true.
+impl RawRow for Row<'_> {
+    fn opt_text(&self, col: &str) -> std::result::Result<Option<String>, String> {
+        self.get(col).map_err(|e: rusqlite::Error| e.to_string())
     }
-    fn get<T: rusqlite::types::FromSql>(&self, col: &str) -> Result<T> {
-        self.row.get(col).map_err(|e| self.corrupt(col, e))
+    fn opt_int(&self, col: &str) -> std::result::Result<Option<i64>, String> {
+        self.get(col).map_err(|e: rusqlite::Error| e.to_string())
     }
-    fn text(&self, col: &str) -> Result<String> {
-        self.get(col)
+    fn opt_flag(&self, col: &str) -> std::result::Result<Option<bool>, String> {
+        self.opt_int(col).map(|v| v.map(|v| v != 0))
     }
-    fn int(&self, col: &str) -> Result<i64> {
-        self.get(col)
-    }
-    fn uuid(&self, col: &str) -> Result<Uuid> {
-        let s: String = self.get(col)?;
-        Uuid::parse_str(&s).map_err(|_| self.corrupt(col, "not a GUID"))
-    }
-    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
-        let s: Option<String> = self.get(col)?;
-        s.map(|s| Uuid::parse_str(&s).map_err(|_| self.corrupt(col, "not a GUID"))).transpose()
-    }
-    fn json<T: serde::de::DeserializeOwned>(&self, col: &str) -> Result<T> {
-        let s: String = self.get(col)?;
-        serde_json::from_str(&s).map_err(|e| self.corrupt(col, e))
+    fn opt_bytes(&self, col: &str) -> std::result::Result<Option<Vec<u8>>, String> {
+        self.get(col).map_err(|e: rusqlite::Error| e.to_string())
     }
 }
 
@@ -386,7 +371,7 @@ fn query_all<T>(
     what: &str,
     query: &str,
     params: impl rusqlite::Params,
-    decode: impl Fn(&Row<'_>) -> Result<T>,
+    decode: impl Fn(&dyn RawRow) -> Result<T>,
 ) -> Result<Vec<T>> {
     let mut stmt = conn.prepare_cached(query).map_err(sql(what))?;
     let mut rows = stmt.query(params).map_err(sql(what))?;
@@ -403,7 +388,7 @@ fn query_opt<T>(
     what: &str,
     query: &str,
     params: impl rusqlite::Params,
-    decode: impl Fn(&Row<'_>) -> Result<T>,
+    decode: impl Fn(&dyn RawRow) -> Result<T>,
 ) -> Result<Option<T>> {
     let mut stmt = conn.prepare_cached(query).map_err(sql(what))?;
     let mut rows = stmt.query(params).map_err(sql(what))?;
@@ -420,144 +405,6 @@ fn exists(conn: &Connection, what: &str, query: &str, params: impl rusqlite::Par
 
 fn written(existed: bool) -> Written {
     if existed { Written::Updated } else { Written::Created }
-}
-
-const RG_COLS: &str = "subscription, name, location, tags, created";
-
-fn decode_rg(row: &Row<'_>) -> Result<ResourceGroup> {
-    let c = Cols { row, table: "resource_groups" };
-    Ok(ResourceGroup {
-        subscription: c.uuid("subscription")?,
-        name: c.text("name")?,
-        location: c.text("location")?,
-        tags: c.json::<Tags>("tags")?,
-        created: c.int("created")?,
-    })
-}
-
-const IDENTITY_COLS: &str =
-    "subscription, resource_group, name, location, tags, tenant_id, client_id, principal_id, created, updated";
-
-fn decode_identity(row: &Row<'_>) -> Result<Identity> {
-    let c = Cols { row, table: "identities" };
-    Ok(Identity {
-        subscription: c.uuid("subscription")?,
-        resource_group: c.text("resource_group")?,
-        name: c.text("name")?,
-        location: c.text("location")?,
-        tags: c.json("tags")?,
-        tenant_id: c.uuid("tenant_id")?,
-        client_id: c.uuid("client_id")?,
-        principal_id: c.uuid("principal_id")?,
-        created: c.int("created")?,
-        updated: c.int("updated")?,
-    })
-}
-
-const CREDENTIAL_COLS: &str = "subscription, rg_key, identity_key, name, issuer, subject, expression, \
-                               expression_version, audiences, description, created, updated";
-
-fn decode_credential(row: &Row<'_>) -> Result<StoredCredential> {
-    let c = Cols { row, table: "credentials" };
-    let expression: Option<String> = c.get("expression")?;
-    let version: Option<i64> = c.get("expression_version")?;
-    let claims_matching_expression = match (expression, version) {
-        (Some(value), Some(language_version)) => Some(ClaimsMatchingExpression { value, language_version }),
-        (None, None) => None,
-        _ => return Err(c.corrupt("expression", "expression and its version must both be set or both be null")),
-    };
-    Ok(StoredCredential {
-        identity: ResourceKey {
-            subscription: c.uuid("subscription")?,
-            resource_group: c.text("rg_key")?,
-            name: c.text("identity_key")?,
-        },
-        credential: FederatedCredential {
-            name: c.text("name")?,
-            issuer: c.text("issuer")?,
-            subject: c.get("subject")?,
-            claims_matching_expression,
-            audiences: c.json("audiences")?,
-            description: c.get("description")?,
-        },
-        created: c.int("created")?,
-        updated: c.int("updated")?,
-    })
-}
-
-const CLUSTER_COLS: &str = "subscription, resource_group, name, location, tags, cluster_id, issuer_kind, \
-                            issuer_url, issuer_kid, issuer_jwks, workload_identity, created, updated";
-
-fn decode_cluster(row: &Row<'_>) -> Result<Cluster> {
-    let c = Cols { row, table: "clusters" };
-    let kind = c.text("issuer_kind")?;
-    let issuer_url = c.text("issuer_url")?;
-    let kid: Option<String> = c.get("issuer_kid")?;
-    let jwks: Option<String> = c.get("issuer_jwks")?;
-    let issuer = match (kind.as_str(), kid) {
-        ("hosted", Some(kid)) => ClusterIssuer::Hosted { issuer_url, kid },
-        ("external", None) => ClusterIssuer::External { issuer_url, jwks },
-        _ => return Err(c.corrupt("issuer_kind", format!("'{kind}' does not fit the issuer columns"))),
-    };
-    Ok(Cluster {
-        subscription: c.uuid("subscription")?,
-        resource_group: c.text("resource_group")?,
-        name: c.text("name")?,
-        location: c.text("location")?,
-        tags: c.json("tags")?,
-        cluster_id: c.uuid("cluster_id")?,
-        issuer,
-        workload_identity: c.int("workload_identity")? != 0,
-        created: c.int("created")?,
-        updated: c.int("updated")?,
-    })
-}
-
-const APP_COLS: &str = "client_id, principal_id, display_name, secret_hash, created";
-
-fn decode_app(row: &Row<'_>) -> Result<AppPrincipal> {
-    let c = Cols { row, table: "apps" };
-    Ok(AppPrincipal {
-        client_id: c.uuid("client_id")?,
-        principal_id: c.uuid("principal_id")?,
-        display_name: c.text("display_name")?,
-        secret_hash: c.get("secret_hash")?,
-        created: c.int("created")?,
-    })
-}
-
-const RA_COLS: &str =
-    "id, scope, role_definition_id, principal_id, principal_type, description, created, updated, created_by";
-
-fn decode_ra(row: &Row<'_>) -> Result<RoleAssignment> {
-    let c = Cols { row, table: "role_assignments" };
-    let principal_type = c.text("principal_type")?;
-    Ok(RoleAssignment {
-        id: c.uuid("id")?,
-        scope: c.text("scope")?,
-        role_definition_id: c.uuid("role_definition_id")?,
-        principal_id: c.uuid("principal_id")?,
-        principal_type: PrincipalType::parse(&principal_type)
-            .ok_or_else(|| c.corrupt("principal_type", format!("unknown principal type '{principal_type}'")))?,
-        description: c.get("description")?,
-        created: c.int("created")?,
-        updated: c.int("updated")?,
-        created_by: c.opt_uuid("created_by")?,
-    })
-}
-
-const SIGNING_KEY_COLS: &str = "kid, purpose, sealed_pkcs8, created, retired, expires";
-
-fn decode_signing_key(row: &Row<'_>) -> Result<SigningKeyRecord> {
-    let c = Cols { row, table: "signing_keys" };
-    Ok(SigningKeyRecord {
-        kid: c.text("kid")?,
-        purpose: c.text("purpose")?,
-        sealed_pkcs8: c.get("sealed_pkcs8")?,
-        created: c.int("created")?,
-        retired: c.get("retired")?,
-        expires: c.get("expires")?,
-    })
 }
 
 /// The parameters identifying a resource inside a group: subscription, group key, name key.
@@ -860,7 +707,7 @@ fn insert_role_assignment(tx: &Connection, what: &str, ra: &RoleAssignment) -> R
 }
 
 /// Runs an export query, turning each row into a record.
-type ExportQuery<'a> = dyn FnMut(&str, &dyn Fn(&Row<'_>) -> Result<Record>) -> Result<()> + 'a;
+type ExportQuery<'a> = dyn FnMut(&str, &dyn Fn(&dyn RawRow) -> Result<Record>) -> Result<()> + 'a;
 
 /// Appends change-log rows (see `migrations/0003_changes.sql`).
 fn log_changes<'c>(tx: &Connection, what: &str, changes: impl IntoIterator<Item = &'c Changed>) -> Result<()> {
@@ -902,7 +749,7 @@ impl Store for SqliteStore {
     fn meta_get(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.read(|conn| {
             query_opt(conn, "reading metadata", "SELECT value FROM meta WHERE key = ?1", [key], |row| {
-                Cols { row, table: "meta" }.get("value")
+                Cols { row, table: "meta" }.bytes("value")
             })
         })
     }
@@ -930,7 +777,7 @@ impl Store for SqliteStore {
                 "reading signing keys",
                 &format!("SELECT {SIGNING_KEY_COLS} FROM signing_keys ORDER BY created, kid"),
                 [],
-                decode_signing_key,
+                rows::signing_key,
             )
         })
     }
@@ -966,7 +813,7 @@ impl Store for SqliteStore {
                 "reading a resource group",
                 &format!("SELECT {RG_COLS} FROM resource_groups WHERE subscription = ?1 AND name_key = ?2"),
                 params![uuid_text(subscription), name_key(name)],
-                decode_rg,
+                rows::resource_group,
             )
         })
     }
@@ -978,7 +825,7 @@ impl Store for SqliteStore {
                 "listing resource groups",
                 &format!("SELECT {RG_COLS} FROM resource_groups WHERE subscription = ?1 ORDER BY name_key"),
                 [uuid_text(subscription)],
-                decode_rg,
+                rows::resource_group,
             )
         })
     }
@@ -1000,7 +847,7 @@ impl Store for SqliteStore {
                     "SELECT {IDENTITY_COLS} FROM identities WHERE subscription = ?1 AND rg_key = ?2 ORDER BY name_key"
                 ),
                 params![sub, key],
-                decode_identity,
+                rows::identity,
             )?;
             let clusters = query_all(
                 tx,
@@ -1009,7 +856,7 @@ impl Store for SqliteStore {
                     "SELECT {CLUSTER_COLS} FROM clusters WHERE subscription = ?1 AND rg_key = ?2 ORDER BY name_key"
                 ),
                 params![sub, key],
-                decode_cluster,
+                rows::cluster,
             )?;
             // "At or below" on whole segments: the group's key itself, or the key followed by '/'.
             let ra_filter = "scope_key = ?1 OR substr(scope_key, 1, length(?2)) = ?2";
@@ -1018,7 +865,7 @@ impl Store for SqliteStore {
                 &what,
                 &format!("SELECT {RA_COLS} FROM role_assignments WHERE {ra_filter} ORDER BY scope_key, id"),
                 params![scope_key, below],
-                decode_ra,
+                rows::role_assignment,
             )?;
             let run = |query: &str, params: &[&dyn rusqlite::ToSql]| {
                 tx.prepare_cached(query).and_then(|mut s| s.execute(params)).map_err(sql(&what))
@@ -1054,7 +901,7 @@ impl Store for SqliteStore {
                     "SELECT {IDENTITY_COLS} FROM identities WHERE subscription = ?1 AND rg_key = ?2 AND name_key = ?3"
                 ),
                 key_params(key),
-                decode_identity,
+                rows::identity,
             )
         })
     }
@@ -1071,7 +918,7 @@ impl Store for SqliteStore {
                          ORDER BY rg_key, name_key"
                     ),
                     params![sub, name_key(rg)],
-                    decode_identity,
+                    rows::identity,
                 ),
                 None => query_all(
                     conn,
@@ -1080,7 +927,7 @@ impl Store for SqliteStore {
                         "SELECT {IDENTITY_COLS} FROM identities WHERE subscription = ?1 ORDER BY rg_key, name_key"
                     ),
                     [sub],
-                    decode_identity,
+                    rows::identity,
                 ),
             }
         })
@@ -1096,7 +943,7 @@ impl Store for SqliteStore {
                     "SELECT {IDENTITY_COLS} FROM identities WHERE subscription = ?1 AND rg_key = ?2 AND name_key = ?3"
                 ),
                 key_params(key),
-                decode_identity,
+                rows::identity,
             )?;
             if found.is_some() {
                 // Credentials go with it (ON DELETE CASCADE).
@@ -1125,7 +972,7 @@ impl Store for SqliteStore {
                      WHERE subscription = ?1 AND rg_key = ?2 AND identity_key = ?3 ORDER BY name_key"
                 ),
                 key_params(identity),
-                decode_credential,
+                rows::credential,
             )
         })
     }
@@ -1141,7 +988,7 @@ impl Store for SqliteStore {
                 &what,
                 &format!("SELECT {CREDENTIAL_COLS} FROM credentials WHERE {filter}"),
                 params![sub, rg_key, id_key, cred_key],
-                decode_credential,
+                rows::credential,
             )?;
             if found.is_some() {
                 tx.prepare_cached(&format!("DELETE FROM credentials WHERE {filter}"))
@@ -1167,7 +1014,7 @@ impl Store for SqliteStore {
                     "SELECT {CLUSTER_COLS} FROM clusters WHERE subscription = ?1 AND rg_key = ?2 AND name_key = ?3"
                 ),
                 key_params(key),
-                decode_cluster,
+                rows::cluster,
             )
         })
     }
@@ -1184,14 +1031,14 @@ impl Store for SqliteStore {
                          ORDER BY rg_key, name_key"
                     ),
                     params![sub, name_key(rg)],
-                    decode_cluster,
+                    rows::cluster,
                 ),
                 None => query_all(
                     conn,
                     "listing clusters",
                     &format!("SELECT {CLUSTER_COLS} FROM clusters WHERE subscription = ?1 ORDER BY rg_key, name_key"),
                     [sub],
-                    decode_cluster,
+                    rows::cluster,
                 ),
             }
         })
@@ -1206,7 +1053,7 @@ impl Store for SqliteStore {
                 &what,
                 &format!("SELECT {CLUSTER_COLS} FROM clusters WHERE {filter}"),
                 key_params(key),
-                decode_cluster,
+                rows::cluster,
             )?;
             if found.is_some() {
                 tx.prepare_cached(&format!("DELETE FROM clusters WHERE {filter}"))
@@ -1230,7 +1077,7 @@ impl Store for SqliteStore {
                 "reading an application",
                 &format!("SELECT {APP_COLS} FROM apps WHERE client_id = ?1"),
                 [uuid_text(client_id)],
-                decode_app,
+                rows::app,
             )
         })
     }
@@ -1247,7 +1094,7 @@ impl Store for SqliteStore {
                 "reading a role assignment",
                 &format!("SELECT {RA_COLS} FROM role_assignments WHERE id = ?1"),
                 [uuid_text(id)],
-                decode_ra,
+                rows::role_assignment,
             )
         })
     }
@@ -1260,14 +1107,14 @@ impl Store for SqliteStore {
                 what,
                 &format!("SELECT {RA_COLS} FROM role_assignments WHERE principal_id = ?1 ORDER BY scope_key, id"),
                 [uuid_text(p)],
-                decode_ra,
+                rows::role_assignment,
             ),
             None => query_all(
                 conn,
                 what,
                 &format!("SELECT {RA_COLS} FROM role_assignments ORDER BY scope_key, id"),
                 [],
-                decode_ra,
+                rows::role_assignment,
             ),
         })
     }
@@ -1281,7 +1128,7 @@ impl Store for SqliteStore {
                 &what,
                 &format!("SELECT {RA_COLS} FROM role_assignments WHERE id = ?1"),
                 [&id],
-                decode_ra,
+                rows::role_assignment,
             )?;
             if let Some(ra) = &found {
                 tx.prepare_cached("DELETE FROM role_assignments WHERE id = ?1")
@@ -1304,7 +1151,7 @@ impl Store for SqliteStore {
                     what,
                     &format!("SELECT {IDENTITY_COLS} FROM identities ORDER BY subscription, rg_key, name_key"),
                     [],
-                    decode_identity,
+                    rows::identity,
                 )?,
                 credentials: query_all(
                     &tx,
@@ -1314,22 +1161,22 @@ impl Store for SqliteStore {
                          ORDER BY subscription, rg_key, identity_key, name_key"
                     ),
                     [],
-                    decode_credential,
+                    rows::credential,
                 )?,
                 clusters: query_all(
                     &tx,
                     what,
                     &format!("SELECT {CLUSTER_COLS} FROM clusters ORDER BY subscription, rg_key, name_key"),
                     [],
-                    decode_cluster,
+                    rows::cluster,
                 )?,
-                apps: query_all(&tx, what, &format!("SELECT {APP_COLS} FROM apps ORDER BY client_id"), [], decode_app)?,
+                apps: query_all(&tx, what, &format!("SELECT {APP_COLS} FROM apps ORDER BY client_id"), [], rows::app)?,
                 role_assignments: query_all(
                     &tx,
                     what,
                     &format!("SELECT {RA_COLS} FROM role_assignments ORDER BY scope_key, id"),
                     [],
-                    decode_ra,
+                    rows::role_assignment,
                 )?,
                 change_head: tx
                     .query_row("SELECT coalesce(max(seq), 0) FROM changes", [], |r| r.get(0))
@@ -1524,7 +1371,7 @@ impl Store for SqliteStore {
             let tx = conn.transaction().map_err(sql(what))?;
             let each = |query: &str,
                         out: &mut dyn FnMut(Record) -> Result<()>,
-                        decode: &dyn Fn(&Row<'_>) -> Result<Record>| {
+                        decode: &dyn Fn(&dyn RawRow) -> Result<Record>| {
                 let mut stmt = tx.prepare(query).map_err(sql(what))?;
                 let mut rows = stmt.query([]).map_err(sql(what))?;
                 while let Some(row) = rows.next().map_err(sql(what))? {
@@ -1534,36 +1381,36 @@ impl Store for SqliteStore {
             };
             each("SELECT key, value FROM meta ORDER BY key", out, &|row| {
                 let c = Cols { row, table: "meta" };
-                Ok(Record::Meta { key: c.text("key")?, value: c.get("value")? })
+                Ok(Record::Meta { key: c.text("key")?, value: c.bytes("value")? })
             })?;
             each(&format!("SELECT {SIGNING_KEY_COLS} FROM signing_keys ORDER BY created, kid"), out, &|row| {
-                decode_signing_key(row).map(Record::SigningKey)
+                rows::signing_key(row).map(Record::SigningKey)
             })?;
             each(&format!("SELECT {RG_COLS} FROM resource_groups ORDER BY subscription, name_key"), out, &|row| {
-                decode_rg(row).map(Record::ResourceGroup)
+                rows::resource_group(row).map(Record::ResourceGroup)
             })?;
             each(
                 &format!("SELECT {IDENTITY_COLS} FROM identities ORDER BY subscription, rg_key, name_key"),
                 out,
-                &|row| decode_identity(row).map(Record::Identity),
+                &|row| rows::identity(row).map(Record::Identity),
             )?;
             each(
                 &format!(
                     "SELECT {CREDENTIAL_COLS} FROM credentials ORDER BY subscription, rg_key, identity_key, name_key"
                 ),
                 out,
-                &|row| decode_credential(row).map(Record::Credential),
+                &|row| rows::credential(row).map(Record::Credential),
             )?;
             each(
                 &format!("SELECT {CLUSTER_COLS} FROM clusters ORDER BY subscription, rg_key, name_key"),
                 out,
-                &|row| decode_cluster(row).map(Record::Cluster),
+                &|row| rows::cluster(row).map(Record::Cluster),
             )?;
             each(&format!("SELECT {APP_COLS} FROM apps ORDER BY client_id"), out, &|row| {
-                decode_app(row).map(Record::App)
+                rows::app(row).map(Record::App)
             })?;
             each(&format!("SELECT {RA_COLS} FROM role_assignments ORDER BY scope_key, id"), out, &|row| {
-                decode_ra(row).map(Record::RoleAssignment)
+                rows::role_assignment(row).map(Record::RoleAssignment)
             })?;
             key_vault::export(&mut |query, decode| each(query, out, decode))?;
             tx.commit().map_err(sql(what))

@@ -10,85 +10,16 @@
 //! Paging as in the SQLite backend: a listing fetches `limit + 1` rows; cursors are the last item's
 //! name key, or the version's `seq` in decimal for [`secret_versions`].
 
-use tokio_postgres::Row;
 use uuid::Uuid;
 use wid_core::model::{DeletedSecret, SecretVersion, Vault, name_key};
 
 use super::conn::Db;
-use super::{Cols, ExportQuery, RA_COLS, decode_ra, json, rg_locked, uuid_text, written};
+use super::{ExportQuery, decode_all, decode_opt, json, rg_locked, uuid_text, written};
+use crate::rows::{self, Cols, DELETED_COLS, DELETED_SECRET_COLS, RA_COLS, VAULT_COLS, VERSION_COLS};
 use crate::{Page, Purged, Record, Result, StoreError, Written};
 
 // ---------------------------------------------------------------------------------------------------
-// Rows.
-
-pub(super) const VAULT_COLS: &str = "subscription, resource_group, name, location, tags, vault_id, tenant_id, sku, \
-                                     enable_rbac_authorization, enable_purge_protection, \
-                                     soft_delete_retention_days, public_network_access, sealed_data_key, created, \
-                                     updated, deleted";
-
-pub(super) fn decode_vault(row: &Row) -> Result<Vault> {
-    let c = Cols { row, table: "vaults" };
-    Ok(Vault {
-        subscription: c.uuid("subscription")?,
-        resource_group: c.get("resource_group")?,
-        name: c.get("name")?,
-        location: c.get("location")?,
-        tags: c.json("tags")?,
-        vault_id: c.uuid("vault_id")?,
-        tenant_id: c.uuid("tenant_id")?,
-        sku: c.get("sku")?,
-        enable_rbac_authorization: c.get("enable_rbac_authorization")?,
-        enable_purge_protection: c.get("enable_purge_protection")?,
-        soft_delete_retention_days: c.get("soft_delete_retention_days")?,
-        public_network_access: c.get("public_network_access")?,
-        sealed_data_key: c.get("sealed_data_key")?,
-        created: c.get("created")?,
-        updated: c.get("updated")?,
-        deleted: c.get("deleted")?,
-    })
-}
-
-/// The columns of a secret version, from `secrets` aliased `s`.
-pub(super) const VERSION_COLS: &str = "s.seq, s.vault, s.name, s.version, s.sealed_value, s.content_type, s.tags, \
-                                       s.enabled, s.nbf, s.exp, s.created, s.updated";
-
-/// A version and its `seq` (the versions cursor).
-fn decode_version(row: &Row) -> Result<(i64, SecretVersion)> {
-    let c = Cols { row, table: "secrets" };
-    let version = SecretVersion {
-        vault: c.get("vault")?,
-        name: c.get("name")?,
-        version: c.get("version")?,
-        sealed_value: c.get("sealed_value")?,
-        content_type: c.get("content_type")?,
-        tags: c.json("tags")?,
-        enabled: c.get("enabled")?,
-        nbf: c.get("nbf")?,
-        exp: c.get("exp")?,
-        created: c.get("created")?,
-        updated: c.get("updated")?,
-    };
-    Ok((c.get("seq")?, version))
-}
-
-pub(super) fn decode_latest(row: &Row) -> Result<SecretVersion> {
-    decode_version(row).map(|(_, v)| v)
-}
-
-/// The columns of a deleted secret, from `deleted_secrets` aliased `d`, renamed apart from `s`'s.
-const DELETED_COLS: &str = "d.vault AS d_vault, d.name AS d_name, d.deleted AS d_deleted, \
-                            d.scheduled_purge AS d_scheduled_purge";
-
-fn decode_deleted(row: &Row) -> Result<(DeletedSecret, SecretVersion)> {
-    let c = Cols { row, table: "deleted_secrets" };
-    let deleted = DeletedSecret {
-        vault: c.get("d_vault")?,
-        name: c.get("d_name")?,
-        deleted: c.get("d_deleted")?,
-        scheduled_purge: c.get("d_scheduled_purge")?,
-    };
-    Ok((deleted, decode_latest(row)?))
-}
+// Filters.
 
 /// `s` is the latest version of its name.
 const IS_LATEST: &str =
@@ -126,16 +57,12 @@ fn after_key(after: Option<&str>) -> (&'static str, &str) {
     }
 }
 
-fn decode_all<T>(rows: &[Row], decode: impl Fn(&Row) -> Result<T>) -> Result<Vec<T>> {
-    rows.iter().map(decode).collect()
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Vaults.
 
 async fn vault_by_key(db: &Db<'_>, key: &str, lock: &str) -> Result<Option<Vault>> {
     let sql = format!("SELECT {VAULT_COLS} FROM vaults WHERE name_key = $1 {lock}");
-    db.query_opt(&sql, &[&key]).await?.as_ref().map(decode_vault).transpose()
+    decode_opt(db.query_opt(&sql, &[&key]).await?, rows::vault)
 }
 
 /// Locks a vault's row for a write to its secrets; `false` if there is no such vault.
@@ -266,19 +193,19 @@ pub(super) async fn vaults(db: &Db<'_>, subscription: Uuid, resource_group: Opti
             db.query(&sql, &[&sub]).await?
         }
     };
-    decode_all(&rows, decode_vault)
+    decode_all(&rows, rows::vault)
 }
 
 pub(super) async fn deleted_vaults(db: &Db<'_>, subscription: Uuid) -> Result<Vec<Vault>> {
     let sql =
         format!("SELECT {VAULT_COLS} FROM vaults WHERE subscription = $1 AND deleted IS NOT NULL ORDER BY name_key");
-    decode_all(&db.query(&sql, &[&uuid_text(subscription)]).await?, decode_vault)
+    decode_all(&db.query(&sql, &[&uuid_text(subscription)]).await?, rows::vault)
 }
 
 pub(super) async fn purge_vault(db: &Db<'_>, name: &str) -> Result<Option<Vault>> {
     // Versions and deleted-secret rows go with it (ON DELETE CASCADE).
     let sql = format!("DELETE FROM vaults WHERE name_key = $1 RETURNING {VAULT_COLS}");
-    db.query_opt(&sql, &[&name_key(name)]).await?.as_ref().map(decode_vault).transpose()
+    decode_opt(db.query_opt(&sql, &[&name_key(name)]).await?, rows::vault)
 }
 
 /// Soft-deletes the active vaults of a group that is being deleted (its row locked by the caller, so
@@ -287,7 +214,7 @@ pub(super) async fn purge_vault(db: &Db<'_>, name: &str) -> Result<Option<Vault>
 pub(super) async fn soft_delete_group_vaults(db: &Db<'_>, sub: &str, rg_key: &str) -> Result<Vec<Vault>> {
     let filter = "subscription = $1 AND rg_key = $2 AND deleted IS NULL";
     let sql = format!("SELECT {VAULT_COLS} FROM vaults WHERE {filter} ORDER BY name_key FOR NO KEY UPDATE");
-    let mut vaults = decode_all(&db.query(&sql, &[&sub, &rg_key]).await?, decode_vault)?;
+    let mut vaults = decode_all(&db.query(&sql, &[&sub, &rg_key]).await?, rows::vault)?;
     if vaults.is_empty() {
         return Ok(vaults);
     }
@@ -307,7 +234,7 @@ async fn secret_name(db: &Db<'_>, vault: &str, key: &str) -> Result<Option<Strin
     let row = db
         .query_opt("SELECT name FROM secrets WHERE vault = $1 AND name_key = $2 ORDER BY seq LIMIT 1", &[&vault, &key])
         .await?;
-    row.map(|row| Cols { row: &row, table: "secrets" }.get("name")).transpose()
+    row.map(|row| Cols { row: &row, table: "secrets" }.text("name")).transpose()
 }
 
 async fn is_deleted(db: &Db<'_>, vault: &str, key: &str) -> Result<bool> {
@@ -319,7 +246,7 @@ async fn latest(db: &Db<'_>, vault: &str, key: &str) -> Result<Option<SecretVers
     let sql = format!(
         "SELECT {VERSION_COLS} FROM secrets s WHERE s.vault = $1 AND s.name_key = $2 ORDER BY s.seq DESC LIMIT 1"
     );
-    db.query_opt(&sql, &[&vault, &key]).await?.as_ref().map(decode_latest).transpose()
+    decode_opt(db.query_opt(&sql, &[&vault, &key]).await?, rows::secret_version)
 }
 
 fn deleted_but_recoverable(name: &str) -> StoreError {
@@ -409,7 +336,7 @@ pub(super) async fn secret_version(
             db.query_opt(&sql, &[&vault, &key, &version]).await?
         }
     };
-    row.as_ref().map(decode_latest).transpose()
+    decode_opt(row, rows::secret_version)
 }
 
 pub(super) async fn secrets(
@@ -424,7 +351,7 @@ pub(super) async fn secrets(
         "SELECT {VERSION_COLS} FROM secrets s WHERE s.vault = $1 AND s.name_key {op} $2 AND {IS_LATEST} \
          AND {IS_ACTIVE} ORDER BY s.name_key LIMIT $3"
     );
-    let rows = decode_all(&db.query(&sql, &[&name_key(vault), &from, &fetch]).await?, decode_latest)?;
+    let rows = decode_all(&db.query(&sql, &[&name_key(vault), &from, &fetch]).await?, rows::secret_version)?;
     Ok(page(rows, limit, |v| name_key(&v.name)))
 }
 
@@ -449,7 +376,10 @@ pub(super) async fn secret_versions(
         "SELECT {VERSION_COLS} FROM secrets s WHERE s.vault = $1 AND s.name_key = $2 AND s.seq > $3 \
          AND {IS_ACTIVE} ORDER BY s.seq LIMIT $4"
     );
-    let rows = decode_all(&db.query(&sql, &[&name_key(vault), &name_key(name), &from, &fetch]).await?, decode_version)?;
+    let rows = decode_all(
+        &db.query(&sql, &[&name_key(vault), &name_key(name), &from, &fetch]).await?,
+        rows::secret_version_seq,
+    )?;
     let Page { items, next } = page(rows, limit, |(seq, _)| seq.to_string());
     Ok(Page { items: items.into_iter().map(|(_, v)| v).collect(), next })
 }
@@ -492,7 +422,7 @@ pub(super) async fn deleted_secret(
     name: &str,
 ) -> Result<Option<(DeletedSecret, SecretVersion)>> {
     let sql = deleted_query("d.vault = $1 AND d.name_key = $2");
-    db.query_opt(&sql, &[&name_key(vault), &name_key(name)]).await?.as_ref().map(decode_deleted).transpose()
+    decode_opt(db.query_opt(&sql, &[&name_key(vault), &name_key(name)]).await?, rows::deleted_secret_version)
 }
 
 pub(super) async fn deleted_secrets(
@@ -505,7 +435,7 @@ pub(super) async fn deleted_secrets(
     let (op, from) = after_key(after);
     let sql =
         format!("{} ORDER BY d.name_key LIMIT $3", deleted_query(&format!("d.vault = $1 AND d.name_key {op} $2")));
-    let rows = decode_all(&db.query(&sql, &[&name_key(vault), &from, &fetch]).await?, decode_deleted)?;
+    let rows = decode_all(&db.query(&sql, &[&name_key(vault), &from, &fetch]).await?, rows::deleted_secret_version)?;
     Ok(page(rows, limit, |(d, _)| name_key(&d.name)))
 }
 
@@ -562,9 +492,9 @@ pub(super) async fn purge_expired(db: &Db<'_>, now: i64) -> Result<Purged> {
     let secrets = usize::try_from(secrets).unwrap_or(usize::MAX);
     let sql = format!("SELECT {VAULT_COLS}, name_key FROM vaults WHERE {expired} ORDER BY name_key");
     let rows = db.query(&sql, &[&now]).await?;
-    let vaults = decode_all(&rows, decode_vault)?;
+    let vaults = decode_all(&rows, rows::vault)?;
     let keys: Vec<String> =
-        rows.iter().map(|row| Cols { row, table: "vaults" }.get("name_key")).collect::<Result<_>>()?;
+        rows.iter().map(|row| Cols { row, table: "vaults" }.text("name_key")).collect::<Result<_>>()?;
     // Grants on a purged vault (or its secrets) go with it, so a vault re-created under the name
     // starts with none.
     let mut role_assignments = Vec::new();
@@ -573,7 +503,7 @@ pub(super) async fn purge_expired(db: &Db<'_>, now: i64) -> Result<Purged> {
         let below = format!("{key}/");
         let filter = "scope_key = $1 OR starts_with(scope_key, $2)";
         let sql = format!("SELECT {RA_COLS} FROM role_assignments WHERE {filter} ORDER BY scope_key, id FOR UPDATE");
-        role_assignments.extend(decode_all(&db.query(&sql, &[&key, &below]).await?, decode_ra)?);
+        role_assignments.extend(decode_all(&db.query(&sql, &[&key, &below]).await?, rows::role_assignment)?);
         db.execute(&format!("DELETE FROM role_assignments WHERE {filter}"), &[&key, &below]).await?;
     }
     db.execute("DELETE FROM vaults WHERE name_key = ANY($1)", &[&keys]).await?;
@@ -609,21 +539,12 @@ pub(super) async fn restore_secret(db: &Db<'_>, versions: &[SecretVersion]) -> R
 /// The export queries of Key Vault records, in the order `import` takes them, with their decoders.
 pub(super) fn exports() -> Vec<ExportQuery> {
     vec![
-        (format!("SELECT {VAULT_COLS} FROM vaults ORDER BY name_key"), |row| decode_vault(row).map(Record::Vault)),
+        (format!("SELECT {VAULT_COLS} FROM vaults ORDER BY name_key"), |row| rows::vault(row).map(Record::Vault)),
         (format!("SELECT {VERSION_COLS} FROM secrets s ORDER BY s.seq"), |row| {
-            decode_latest(row).map(Record::SecretVersion)
+            rows::secret_version(row).map(Record::SecretVersion)
         }),
-        (
-            "SELECT vault, name, deleted, scheduled_purge FROM deleted_secrets ORDER BY vault, name_key".to_string(),
-            |row| {
-                let c = Cols { row, table: "deleted_secrets" };
-                Ok(Record::DeletedSecret(DeletedSecret {
-                    vault: c.get("vault")?,
-                    name: c.get("name")?,
-                    deleted: c.get("deleted")?,
-                    scheduled_purge: c.get("scheduled_purge")?,
-                }))
-            },
-        ),
+        (format!("SELECT {DELETED_SECRET_COLS} FROM deleted_secrets ORDER BY vault, name_key"), |row| {
+            rows::deleted_secret(row).map(Record::DeletedSecret)
+        }),
     ]
 }

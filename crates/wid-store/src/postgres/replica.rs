@@ -25,10 +25,9 @@ use tokio::sync::Notify;
 use tokio_postgres::{AsyncMessage, Client};
 
 use super::conn::{Db, Pooled, begin_snapshot, block_on, pg_error, run};
-use super::{
-    APP_COLS, CHANGE_LOG_LOCK, CLUSTER_COLS, CREDENTIAL_COLS, Cols, ExportQuery, IDENTITY_COLS, LOCKS, RA_COLS,
-    RG_COLS, SIGNING_KEY_COLS, Shared, decode_app, decode_cluster, decode_credential, decode_identity, decode_ra,
-    decode_rg, decode_signing_key, key_vault,
+use super::{CHANGE_LOG_LOCK, ExportQuery, LOCKS, Shared, key_vault};
+use crate::rows::{
+    self, APP_COLS, CLUSTER_COLS, CREDENTIAL_COLS, Cols, IDENTITY_COLS, RA_COLS, RG_COLS, SIGNING_KEY_COLS,
 };
 use crate::{ChangeBatch, Changed, Record, Result, StoreError};
 
@@ -78,11 +77,9 @@ pub(super) async fn changes_since(db: &Db<'_>, seq: i64, limit: usize) -> Result
     let mut batch = ChangeBatch::default();
     for row in &rows {
         let c = Cols { row, table: "changes" };
-        let pruned: i64 = c.get("through")?;
+        let pruned = c.int("through")?;
         batch.resync = seq < pruned;
-        let (Some(at), Some(kind), Some(key)) =
-            (c.get::<Option<i64>>("seq")?, c.get::<Option<String>>("kind")?, c.get::<Option<String>>("key")?)
-        else {
+        let (Some(at), Some(kind), Some(key)) = (c.opt_int("seq")?, c.opt_text("kind")?, c.opt_text("key")?) else {
             continue;
         };
         // A kind or key this release does not know is skipped.
@@ -271,27 +268,27 @@ fn exports() -> Vec<ExportQuery> {
     let mut queries: Vec<ExportQuery> = vec![
         ("SELECT key, value FROM meta ORDER BY key".to_string(), |row| {
             let c = Cols { row, table: "meta" };
-            Ok(Record::Meta { key: c.get("key")?, value: c.get("value")? })
+            Ok(Record::Meta { key: c.text("key")?, value: c.bytes("value")? })
         }),
         (format!("SELECT {SIGNING_KEY_COLS} FROM signing_keys ORDER BY created, kid"), |row| {
-            decode_signing_key(row).map(Record::SigningKey)
+            rows::signing_key(row).map(Record::SigningKey)
         }),
         (format!("SELECT {RG_COLS} FROM resource_groups ORDER BY subscription, name_key"), |row| {
-            decode_rg(row).map(Record::ResourceGroup)
+            rows::resource_group(row).map(Record::ResourceGroup)
         }),
         (format!("SELECT {IDENTITY_COLS} FROM identities ORDER BY subscription, rg_key, name_key"), |row| {
-            decode_identity(row).map(Record::Identity)
+            rows::identity(row).map(Record::Identity)
         }),
         (
             format!("SELECT {CREDENTIAL_COLS} FROM credentials ORDER BY subscription, rg_key, identity_key, name_key"),
-            |row| decode_credential(row).map(Record::Credential),
+            |row| rows::credential(row).map(Record::Credential),
         ),
         (format!("SELECT {CLUSTER_COLS} FROM clusters ORDER BY subscription, rg_key, name_key"), |row| {
-            decode_cluster(row).map(Record::Cluster)
+            rows::cluster(row).map(Record::Cluster)
         }),
-        (format!("SELECT {APP_COLS} FROM apps ORDER BY client_id"), |row| decode_app(row).map(Record::App)),
+        (format!("SELECT {APP_COLS} FROM apps ORDER BY client_id"), |row| rows::app(row).map(Record::App)),
         (format!("SELECT {RA_COLS} FROM role_assignments ORDER BY scope_key, id"), |row| {
-            decode_ra(row).map(Record::RoleAssignment)
+            rows::role_assignment(row).map(Record::RoleAssignment)
         }),
     ];
     queries.extend(key_vault::exports());

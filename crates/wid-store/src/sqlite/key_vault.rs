@@ -9,83 +9,16 @@
 //! the last item's position: the name key for [`secrets`] and [`deleted_secrets`], the version's
 //! `seq` in decimal for [`secret_versions`].
 
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, params};
 use uuid::Uuid;
 use wid_core::model::{DeletedSecret, SecretVersion, Vault, name_key};
 
-use super::{Cols, exists, json, query_all, query_opt, rg_exists, sql, uuid_text, written};
+use super::{exists, json, query_all, query_opt, rg_exists, sql, uuid_text, written};
+use crate::rows::{self, Cols, DELETED_COLS, DELETED_SECRET_COLS, RA_COLS, VAULT_COLS, VERSION_COLS};
 use crate::{Page, Purged, Record, Result, StoreError, Written};
 
 // ---------------------------------------------------------------------------------------------------
-// Rows.
-
-const VAULT_COLS: &str = "subscription, resource_group, name, location, tags, vault_id, tenant_id, sku, \
-                          enable_rbac_authorization, enable_purge_protection, soft_delete_retention_days, \
-                          public_network_access, sealed_data_key, created, updated, deleted";
-
-fn decode_vault(row: &Row<'_>) -> Result<Vault> {
-    let c = Cols { row, table: "vaults" };
-    Ok(Vault {
-        subscription: c.uuid("subscription")?,
-        resource_group: c.text("resource_group")?,
-        name: c.text("name")?,
-        location: c.text("location")?,
-        tags: c.json("tags")?,
-        vault_id: c.uuid("vault_id")?,
-        tenant_id: c.uuid("tenant_id")?,
-        sku: c.text("sku")?,
-        enable_rbac_authorization: c.int("enable_rbac_authorization")? != 0,
-        enable_purge_protection: c.int("enable_purge_protection")? != 0,
-        soft_delete_retention_days: c.int("soft_delete_retention_days")?,
-        public_network_access: c.text("public_network_access")?,
-        sealed_data_key: c.get("sealed_data_key")?,
-        created: c.int("created")?,
-        updated: c.int("updated")?,
-        deleted: c.get("deleted")?,
-    })
-}
-
-/// The columns of a secret version, from `secrets` aliased `s`.
-const VERSION_COLS: &str = "s.seq, s.vault, s.name, s.version, s.sealed_value, s.content_type, s.tags, s.enabled, \
-                            s.nbf, s.exp, s.created, s.updated";
-
-/// A version and its `seq` (the versions cursor).
-fn decode_version(row: &Row<'_>) -> Result<(i64, SecretVersion)> {
-    let c = Cols { row, table: "secrets" };
-    let version = SecretVersion {
-        vault: c.text("vault")?,
-        name: c.text("name")?,
-        version: c.text("version")?,
-        sealed_value: c.get("sealed_value")?,
-        content_type: c.get("content_type")?,
-        tags: c.json("tags")?,
-        enabled: c.int("enabled")? != 0,
-        nbf: c.get("nbf")?,
-        exp: c.get("exp")?,
-        created: c.int("created")?,
-        updated: c.int("updated")?,
-    };
-    Ok((c.int("seq")?, version))
-}
-
-fn decode_latest(row: &Row<'_>) -> Result<SecretVersion> {
-    decode_version(row).map(|(_, v)| v)
-}
-
-/// The columns of a deleted secret, from `deleted_secrets` aliased `d`, renamed apart from `s`'s.
-const DELETED_COLS: &str = "d.vault AS d_vault, d.name AS d_name, d.deleted AS d_deleted, \
-                            d.scheduled_purge AS d_scheduled_purge";
-
-fn decode_deleted(row: &Row<'_>) -> Result<(DeletedSecret, SecretVersion)> {
-    let c = Cols { row, table: "deleted_secrets" };
-    let deleted = DeletedSecret {
-        vault: c.text("d_vault")?,
-        name: c.text("d_name")?,
-        deleted: c.int("d_deleted")?,
-        scheduled_purge: c.int("d_scheduled_purge")?,
-    };
-    Ok((deleted, decode_latest(row)?))
-}
+// Filters.
 
 /// `s` is the latest version of its name.
 const IS_LATEST: &str =
@@ -127,7 +60,7 @@ fn after_key(after: Option<&str>) -> (&'static str, &str) {
 // Vaults.
 
 fn vault_by_key(conn: &Connection, what: &str, key: &str) -> Result<Option<Vault>> {
-    query_opt(conn, what, &format!("SELECT {VAULT_COLS} FROM vaults WHERE name_key = ?1"), [key], decode_vault)
+    query_opt(conn, what, &format!("SELECT {VAULT_COLS} FROM vaults WHERE name_key = ?1"), [key], rows::vault)
 }
 
 fn vault_exists(conn: &Connection, what: &str, key: &str) -> Result<bool> {
@@ -233,14 +166,14 @@ pub(super) fn vaults(conn: &Connection, subscription: Uuid, resource_group: Opti
                  ORDER BY name_key"
             ),
             params![sub, name_key(rg)],
-            decode_vault,
+            rows::vault,
         ),
         None => query_all(
             conn,
             what,
             &format!("SELECT {VAULT_COLS} FROM vaults WHERE subscription = ?1 AND deleted IS NULL ORDER BY name_key"),
             [sub],
-            decode_vault,
+            rows::vault,
         ),
     }
 }
@@ -251,7 +184,7 @@ pub(super) fn deleted_vaults(conn: &Connection, subscription: Uuid) -> Result<Ve
         "listing deleted vaults",
         &format!("SELECT {VAULT_COLS} FROM vaults WHERE subscription = ?1 AND deleted IS NOT NULL ORDER BY name_key"),
         [uuid_text(subscription)],
-        decode_vault,
+        rows::vault,
     )
 }
 
@@ -279,7 +212,7 @@ pub(super) fn soft_delete_group_vaults(tx: &Connection, what: &str, sub: &str, r
         what,
         &format!("SELECT {VAULT_COLS} FROM vaults WHERE {filter} ORDER BY name_key"),
         params![sub, rg_key],
-        decode_vault,
+        rows::vault,
     )?;
     if vaults.is_empty() {
         return Ok(vaults);
@@ -322,7 +255,7 @@ fn latest(conn: &Connection, what: &str, vault: &str, key: &str) -> Result<Optio
             "SELECT {VERSION_COLS} FROM secrets s WHERE s.vault = ?1 AND s.name_key = ?2 ORDER BY s.seq DESC LIMIT 1"
         ),
         params![vault, key],
-        decode_latest,
+        rows::secret_version,
     )
 }
 
@@ -415,7 +348,7 @@ pub(super) fn secret_version(
                  ORDER BY s.seq DESC LIMIT 1"
             ),
             params![vault, key],
-            decode_latest,
+            rows::secret_version,
         ),
         Some(version) => query_opt(
             conn,
@@ -425,7 +358,7 @@ pub(super) fn secret_version(
                  WHERE s.vault = ?1 AND s.name_key = ?2 AND s.version = ?3 AND {IS_ACTIVE}"
             ),
             params![vault, key, version],
-            decode_latest,
+            rows::secret_version,
         ),
     }
 }
@@ -446,7 +379,7 @@ pub(super) fn secrets(
              AND {IS_ACTIVE} ORDER BY s.name_key LIMIT ?3"
         ),
         params![name_key(vault), from, fetch],
-        decode_latest,
+        rows::secret_version,
     )?;
     Ok(page(rows, limit, |v| name_key(&v.name)))
 }
@@ -476,7 +409,7 @@ pub(super) fn secret_versions(
              AND {IS_ACTIVE} ORDER BY s.seq LIMIT ?4"
         ),
         params![name_key(vault), name_key(name), from, fetch],
-        decode_version,
+        rows::secret_version_seq,
     )?;
     let Page { items, next } = page(rows, limit, |(seq, _)| seq.to_string());
     Ok(Page { items: items.into_iter().map(|(_, v)| v).collect(), next })
@@ -522,7 +455,7 @@ pub(super) fn deleted_secret(
         "reading a deleted secret",
         &deleted_query("d.vault = ?1 AND d.name_key = ?2"),
         params![name_key(vault), name_key(name)],
-        decode_deleted,
+        rows::deleted_secret_version,
     )
 }
 
@@ -539,7 +472,7 @@ pub(super) fn deleted_secrets(
         "listing deleted secrets",
         &format!("{} ORDER BY d.name_key LIMIT ?3", deleted_query(&format!("d.vault = ?1 AND d.name_key {op} ?2"))),
         params![name_key(vault), from, fetch],
-        decode_deleted,
+        rows::deleted_secret_version,
     )?;
     Ok(page(rows, limit, |(d, _)| name_key(&d.name)))
 }
@@ -588,7 +521,7 @@ pub(super) fn purge_expired(tx: &Connection, what: &str, now: i64) -> Result<Pur
         what,
         &format!("SELECT {VAULT_COLS} FROM vaults WHERE {expired} ORDER BY name_key"),
         [now],
-        decode_vault,
+        rows::vault,
     )?;
     // Grants on a purged vault (or its secrets) go with it, so a vault re-created under the name
     // starts with none.
@@ -600,9 +533,9 @@ pub(super) fn purge_expired(tx: &Connection, what: &str, now: i64) -> Result<Pur
         role_assignments.extend(query_all(
             tx,
             what,
-            &format!("SELECT {} FROM role_assignments WHERE {filter} ORDER BY scope_key, id", super::RA_COLS),
+            &format!("SELECT {RA_COLS} FROM role_assignments WHERE {filter} ORDER BY scope_key, id"),
             params![key, below],
-            super::decode_ra,
+            rows::role_assignment,
         )?);
         tx.prepare_cached(&format!("DELETE FROM role_assignments WHERE {filter}"))
             .and_then(|mut s| s.execute(params![key, below]))
@@ -614,18 +547,12 @@ pub(super) fn purge_expired(tx: &Connection, what: &str, now: i64) -> Result<Pur
 
 /// Streams vaults, secret versions (in insertion order) and soft-deleted secrets for an export.
 pub(super) fn export(each: &mut super::ExportQuery<'_>) -> Result<()> {
-    each(&format!("SELECT {VAULT_COLS} FROM vaults ORDER BY name_key"), &|row| decode_vault(row).map(Record::Vault))?;
+    each(&format!("SELECT {VAULT_COLS} FROM vaults ORDER BY name_key"), &|row| rows::vault(row).map(Record::Vault))?;
     each(&format!("SELECT {VERSION_COLS} FROM secrets s ORDER BY s.seq"), &|row| {
-        decode_latest(row).map(Record::SecretVersion)
+        rows::secret_version(row).map(Record::SecretVersion)
     })?;
-    each("SELECT vault, name, deleted, scheduled_purge FROM deleted_secrets ORDER BY vault, name_key", &|row| {
-        let c = Cols { row, table: "deleted_secrets" };
-        Ok(Record::DeletedSecret(DeletedSecret {
-            vault: c.text("vault")?,
-            name: c.text("name")?,
-            deleted: c.int("deleted")?,
-            scheduled_purge: c.int("scheduled_purge")?,
-        }))
+    each(&format!("SELECT {DELETED_SECRET_COLS} FROM deleted_secrets ORDER BY vault, name_key"), &|row| {
+        rows::deleted_secret(row).map(Record::DeletedSecret)
     })
 }
 

@@ -11,8 +11,8 @@ use reqwest::{Method, StatusCode, Url};
 use super::error::CliError;
 use super::http::{self, Body, Credential, Http, Response};
 use super::profile::{self, Profile, ProfileError};
-use super::value::Val;
 use super::{Console, GlobalArgs};
+use crate::output::value::Val;
 
 /// Longest time an ARM long-running operation is awaited.
 const LRO_TIMEOUT: Duration = Duration::from_secs(30 * 60);

@@ -20,7 +20,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode, Url};
 
 use super::error::CliError;
-use super::value::{DumpOptions, Val, py_json_dumps, py_str};
+use crate::output::value::{DumpOptions, Val, py_json_dumps, py_str};
 
 /// The advice az prints for TLS failures, adapted to wid.
 const TLS_ADVICE: &str = "Certificate verification failed. If the server uses wid's local CA, point \

@@ -15,10 +15,6 @@ pub mod error;
 pub mod http;
 pub mod output;
 pub mod profile;
-pub mod query;
-pub mod shape;
-pub mod value;
-pub mod yaml;
 
 mod ctx;
 
@@ -30,11 +26,11 @@ use clap::{Args, FromArgMatches, Parser, Subcommand};
 
 pub use ctx::Ctx;
 pub use error::{CliError, ErrorKind};
+pub use output::value::{Obj, Val};
 pub use output::{OutputFormat, TableTransformer};
-pub use value::{Obj, Val};
 
 use error::QUERY_REFERENCE;
-use query::Query;
+use output::query::Query;
 
 /// `wid`'s client commands alone (what tests and [`run`] parse; the binary adds its process commands).
 #[derive(Debug, Parser)]
@@ -298,7 +294,7 @@ fn emit(
     let Some(mut result) = outcome.result else {
         return Ok(());
     };
-    shape::add_resource_group(&mut result);
+    output::shape::add_resource_group(&mut result);
     if let Some(q) = query {
         result = q.search(&result).map_err(|e| {
             CliError::failed(format!("Invalid jmespath query supplied for `--query`: {e}")).recommend(QUERY_REFERENCE)

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 use wid_cli::output::format_json;
-use wid_cli::query::Query;
-use wid_cli::value::Val;
+use wid_cli::output::query::Query;
+use wid_cli::output::value::Val;
 
 /// The directory of the `jmespath` crate's compliance fixtures, as this build resolved it.
 fn fixtures() -> PathBuf {

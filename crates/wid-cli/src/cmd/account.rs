@@ -6,8 +6,8 @@ use clap::{Args, Subcommand};
 
 use crate::error::CliError;
 use crate::output::TableTransformer;
+use crate::output::value::{Obj, Val};
 use crate::profile::Profile;
-use crate::value::{Obj, Val};
 use crate::{Ctx, GlobalArgs, Outcome};
 
 /// Name of the cloud wid reports (az's `environmentName` / `cloudName`).

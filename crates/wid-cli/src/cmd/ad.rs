@@ -4,7 +4,7 @@
 use clap::{Args, Subcommand};
 
 use crate::error::CliError;
-use crate::value::{Obj, Val};
+use crate::output::value::{Obj, Val};
 use crate::{Ctx, GlobalArgs, Outcome};
 
 #[derive(Debug, Args)]

@@ -16,9 +16,9 @@ use serde_json::json;
 use super::{parse_tags, require_str, resource_group_location};
 use crate::error::CliError;
 use crate::output::TableTransformer;
-use crate::query::Query;
-use crate::shape::Models;
-use crate::value::Val;
+use crate::output::query::Query;
+use crate::output::shape::Models;
+use crate::output::value::Val;
 use crate::{Ctx, GlobalArgs, Outcome};
 
 /// api-version of azure-mgmt-containerservice 41.6.0 (pinned by azure-cli 2.91).

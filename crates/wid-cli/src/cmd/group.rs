@@ -8,8 +8,8 @@ use reqwest::{Method, StatusCode};
 use super::{RESOURCE_GROUPS_API, parse_tags};
 use crate::error::CliError;
 use crate::output::TableTransformer;
-use crate::shape::Models;
-use crate::value::{Obj, Val};
+use crate::output::shape::Models;
+use crate::output::value::{Obj, Val};
 use crate::{Ctx, GlobalArgs, Outcome};
 
 #[derive(Debug, Args)]

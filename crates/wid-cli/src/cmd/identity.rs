@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::{parse_tags, resource_group_location};
 use crate::error::CliError;
-use crate::shape::{self, FEDERATED_CREDENTIAL, IDENTITY, ResourceId};
-use crate::value::{Obj, Val};
+use crate::output::shape::{self, FEDERATED_CREDENTIAL, IDENTITY, ResourceId};
+use crate::output::value::{Obj, Val};
 use crate::{Ctx, GlobalArgs, Outcome};
 
 /// api-version of `az identity` (aaz, azure-cli 2.91).

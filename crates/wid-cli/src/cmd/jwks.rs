@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use crate::error::CliError;
-use crate::value::Val;
+use crate::output::value::Val;
 use crate::{Ctx, GlobalArgs, Outcome};
 
 #[derive(Debug, Args)]

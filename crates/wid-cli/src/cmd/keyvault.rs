@@ -13,8 +13,8 @@ use serde_json::{Map, Value, json};
 
 use super::{parse_tags, resource_group_location, secret};
 use crate::error::CliError;
-use crate::shape::{Models, ResourceId};
-use crate::value::Val;
+use crate::output::shape::{Models, ResourceId};
+use crate::output::value::Val;
 use crate::{Ctx, GlobalArgs, Outcome};
 
 /// api-version of azure-mgmt-keyvault 14.0.1 (pinned by azure-cli 2.91).
@@ -434,8 +434,8 @@ mod tests {
         )
         .unwrap();
         let mut out = vault_out(&wire);
-        crate::shape::add_resource_group(&mut out);
-        assert_eq!(format_json(&out), include_str!("../schema/testdata/keyvault_show_az.json"));
+        crate::output::shape::add_resource_group(&mut out);
+        assert_eq!(format_json(&out), include_str!("../output/schema/testdata/keyvault_show_az.json"));
         assert_eq!(
             out.path(&["properties", "vaultUri"]).and_then(Val::as_str),
             Some("https://kv.vault.localhost:8443/")

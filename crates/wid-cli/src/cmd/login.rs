@@ -19,8 +19,8 @@ use reqwest::{Method, StatusCode};
 use crate::cmd::account::{CLOUD_NAME, account_entry};
 use crate::error::CliError;
 use crate::http::{self, Body, Credential, Http};
+use crate::output::value::Val;
 use crate::profile::Profile;
-use crate::value::Val;
 use crate::{Ctx, GlobalArgs, Outcome};
 
 /// api-version az uses for `/subscriptions` and `/tenants`.

@@ -16,7 +16,7 @@ use reqwest::Method;
 
 use super::Ctx;
 use super::error::CliError;
-use super::value::{Obj, Val};
+use crate::output::value::{Obj, Val};
 
 /// api-version of `Microsoft.Resources` resource groups (azure-cli 2.91 profile `latest`).
 pub const RESOURCE_GROUPS_API: &str = "2024-11-01";

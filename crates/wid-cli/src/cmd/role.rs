@@ -24,8 +24,8 @@ use super::identity::IDENTITY_API;
 use crate::ctx::is_guid;
 use crate::error::CliError;
 use crate::output::TableTransformer;
-use crate::shape::{Models, ResourceId, py_isoformat};
-use crate::value::{Obj, Val};
+use crate::output::shape::{Models, ResourceId, py_isoformat};
+use crate::output::value::{Obj, Val};
 use crate::{Ctx, GlobalArgs, Outcome};
 
 /// api-version of role assignments (azure-mgmt-authorization 5.0.0b2).
@@ -727,8 +727,8 @@ mod tests {
     fn create_output_matches_azure_cli() {
         // Expected: azure-cli's `todict` of azure-mgmt-authorization 5.0.0b2 `RoleAssignment(wire)`.
         let mut out = assignment_out(&Val::parse(WIRE).unwrap());
-        crate::shape::add_resource_group(&mut out);
-        assert_eq!(format_json(&out), include_str!("../schema/testdata/role_assignment_create_az.json"));
+        crate::output::shape::add_resource_group(&mut out);
+        assert_eq!(format_json(&out), include_str!("../output/schema/testdata/role_assignment_create_az.json"));
     }
 
     #[test]
@@ -738,8 +738,8 @@ mod tests {
         o.insert("roleDefinitionName", "Key Vault Secrets User");
         o.insert("principalName", "client-id");
         let mut out = Val::Obj(o);
-        crate::shape::add_resource_group(&mut out);
-        assert_eq!(format_json(&out), include_str!("../schema/testdata/role_assignment_list_az.json"));
+        crate::output::shape::add_resource_group(&mut out);
+        assert_eq!(format_json(&out), include_str!("../output/schema/testdata/role_assignment_list_az.json"));
         let table = assignment_list_table(&Val::List(vec![out])).unwrap();
         assert_eq!(table.as_list().unwrap()[0].get_str("Role"), Some("Key Vault Secrets User"));
     }

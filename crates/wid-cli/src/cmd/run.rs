@@ -62,8 +62,8 @@ use super::identity::{DEFAULT_AUDIENCE, FIC_API, IDENTITY_API};
 use super::require_str;
 use crate::error::CliError;
 use crate::http::jwt_claims;
-use crate::shape::ResourceId;
-use crate::value::Val;
+use crate::output::shape::ResourceId;
+use crate::output::value::Val;
 use crate::{Console, Ctx, GlobalArgs};
 
 /// File name of the token, as in the pod (`…/azure-identity-token`).

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use super::parse_tags;
 use crate::error::CliError;
 use crate::output::TableTransformer;
-use crate::value::{Obj, Val};
+use crate::output::value::{Obj, Val};
 use crate::{Ctx, Outcome};
 
 /// api-version of the Key Vault data plane requests.
@@ -742,14 +742,14 @@ mod tests {
             r#"{"value":"Hello!","id":"https://kv.vault.localhost:8443/secrets/my-secret/4387e9f3d6e14c459867679a90fd0f79","tags":{"file-encoding":"utf-8"},"attributes":{"enabled":true,"created":1767323045,"updated":1767323045,"recoveryLevel":"Recoverable+Purgeable","recoverableDays":90}}"#,
         )
         .unwrap();
-        assert_eq!(format_json(&secret_out(&wire)), include_str!("../schema/testdata/secret_show_az.json"));
+        assert_eq!(format_json(&secret_out(&wire)), include_str!("../output/schema/testdata/secret_show_az.json"));
         let deleted = Val::parse(
             r#"{"id":"https://kv.vault.localhost:8443/secrets/my-secret/4387e9f3d6e14c459867679a90fd0f79","attributes":{"enabled":true,"created":1767323045,"updated":1767323045,"recoveryLevel":"Recoverable+Purgeable","recoverableDays":90},"recoveryId":"https://kv.vault.localhost:8443/deletedsecrets/my-secret","deletedDate":1767323100,"scheduledPurgeDate":1775099100}"#,
         )
         .unwrap();
         assert_eq!(
             format_json(&deleted_secret_out(&deleted)),
-            include_str!("../schema/testdata/secret_delete_az.json")
+            include_str!("../output/schema/testdata/secret_delete_az.json")
         );
     }
 }

@@ -1,4 +1,7 @@
-//! `-o json|jsonc|yaml|yamlc|table|tsv|none`, rendered as az does (knack `output.py` 0.14 and the
+//! az's output, emulated as pure functions over values (no IO, so it is unit-tested against az's own
+//! output and fuzzed): [`value`] holds JSON as Python does, [`query`] evaluates `--query`
+//! (JMESPath), [`shape`] turns wire resources into az's result shapes, [`yaml`] writes YAML, and
+//! this module renders `-o json|jsonc|yaml|yamlc|table|tsv|none` as az does (knack `output.py` 0.14 and the
 //! `tabulate` "simple" format it uses):
 //!
 //! - json: `json.dumps(result, ensure_ascii=False, indent=2, sort_keys=True)` plus a newline;
@@ -12,11 +15,15 @@
 //!   trailing blanks stripped.
 //! - none: nothing.
 
+pub mod query;
+pub mod shape;
+pub mod value;
+pub mod yaml;
+
 use clap::ValueEnum;
 
-use super::query::Query;
-use super::value::{DumpOptions, Obj, Val, py_json_dumps, py_str};
-use super::yaml;
+use query::Query;
+use value::{DumpOptions, Obj, Val, py_json_dumps, py_str};
 
 /// The `--output/-o` choices of az.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -713,7 +713,7 @@ fn to_number(s: &str) -> Val {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::py_str;
+    use crate::output::value::py_str;
 
     fn q(expr: &str, data: &str) -> Val {
         Query::parse(expr).unwrap().search(&Val::parse(data).unwrap()).unwrap()

@@ -11,6 +11,7 @@
 //! - [`envelope`]: AES-256-GCM encryption at rest under a [`MasterKey`].
 //! - [`data_key`]: per-vault data keys sealed with the master key, and what binds a secret value.
 //! - [`pki`]: a local CA ([`LocalCa`]) issuing server certificates.
+//! - [`pem`]: the one PEM reader (strict for our own files, Go's leniency for key files).
 //! - [`secret`]: client secrets and small helpers (randomness, SHA-256, base64url).
 //!
 //! Everything that parses untrusted input returns an error instead of panicking, and no
@@ -23,7 +24,7 @@ pub mod jose;
 mod json;
 pub mod jwk;
 pub mod keys;
-mod pem;
+pub mod pem;
 pub mod pki;
 pub mod secret;
 

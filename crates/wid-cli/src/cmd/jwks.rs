@@ -81,7 +81,7 @@ pub fn jwks_from_files(paths: &[PathBuf]) -> Result<wid_crypto::JwkSet, CliError
 fn jwks_from_pem_text(path: &Path, text: &str) -> Result<Vec<wid_crypto::Jwk>, CliError> {
     let file = path.display();
     let mut keys = Vec::new();
-    for block in pem_blocks(text) {
+    for block in wid_crypto::pem::text_blocks(text) {
         if KEY_LABELS.contains(&block.label.as_str()) {
             let jwk = wid_crypto::jwk_from_public_pem(&block.text).map_err(|e| {
                 CliError::failed(format!("failed to read public key file {file}: {} block: {e}", block.label))
@@ -104,62 +104,4 @@ fn jwks_from_pem_text(path: &Path, text: &str) -> Result<Vec<wid_crypto::Jwk>, C
         )));
     }
     Ok(keys)
-}
-
-/// One `-----BEGIN L-----` … `-----END L-----` block, re-assembled as PEM text.
-#[derive(Debug, PartialEq, Eq)]
-struct PemBlock {
-    label: String,
-    text: String,
-}
-
-/// The PEM blocks of `text` in order; text around and between them is ignored (as Go's
-/// `pem.Decode` ignores it), an unterminated block is dropped.
-fn pem_blocks(text: &str) -> Vec<PemBlock> {
-    let mut blocks = Vec::new();
-    let mut open: Option<(String, Vec<&str>)> = None;
-    for line in text.lines().map(str::trim) {
-        match &mut open {
-            None => {
-                if let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) {
-                    open = Some((label.to_owned(), vec![line]));
-                }
-            }
-            Some((label, lines)) => {
-                lines.push(line);
-                let end = line.strip_prefix("-----END ").and_then(|l| l.strip_suffix("-----"));
-                if end == Some(label.as_str()) {
-                    let text = lines.join("\n") + "\n";
-                    blocks.push(PemBlock { label: std::mem::take(label), text });
-                    open = None;
-                }
-            }
-        }
-    }
-    blocks
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pem_blocks_in_order_with_text_around() {
-        let text = "junk\r\n-----BEGIN EC PARAMETERS-----\r\nBggqhkjOPQMBBw==\r\n-----END EC PARAMETERS-----\n\
-                    between\n-----BEGIN EC PRIVATE KEY-----\nAAAA\nBBBB\n-----END EC PRIVATE KEY-----\n\
-                    -----BEGIN PUBLIC KEY-----\nunterminated\n";
-        let blocks = pem_blocks(text);
-        assert_eq!(blocks.len(), 2);
-        assert_eq!(blocks[0].label, "EC PARAMETERS");
-        assert_eq!(blocks[1].label, "EC PRIVATE KEY");
-        assert_eq!(blocks[1].text, "-----BEGIN EC PRIVATE KEY-----\nAAAA\nBBBB\n-----END EC PRIVATE KEY-----\n");
-    }
-
-    #[test]
-    fn mismatched_end_label_does_not_close_the_block() {
-        let text = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PRIVATE KEY-----\n-----END PUBLIC KEY-----\n";
-        let blocks = pem_blocks(text);
-        assert_eq!(blocks.len(), 1);
-        assert_eq!(blocks[0].text.lines().count(), 4);
-    }
 }

@@ -33,9 +33,12 @@ pub enum Process {
     Import(data::ImportArgs),
 }
 
-/// The whole command tree: the client's ([`wid_cli::Cli`]) with [`Process`] added.
+/// The whole command tree: the client's ([`wid_cli::Cli`]) with [`Process`] added, under the
+/// client's description (augmenting would put [`Process`]'s own doc in its place).
 pub fn command() -> clap::Command {
-    Process::augment_subcommands(<wid_cli::Cli as CommandFactory>::command())
+    let client = <wid_cli::Cli as CommandFactory>::command();
+    let about = client.get_about().cloned().unwrap_or_default();
+    Process::augment_subcommands(client).about(about)
 }
 
 /// Runs `wid` with `argv` (including the program name) and returns the exit code (as az: 0
@@ -90,6 +93,7 @@ mod tests {
     #[test]
     fn process_and_client_commands_share_one_tree() {
         let help = command().render_long_help().to_string();
+        assert!(help.starts_with("wid: self-hosted, keyless workload identity"), "{help}");
         for name in ["identity", "keyvault", "run", "serve", "webhook", "migrate", "export", "import"] {
             assert!(help.contains(&format!("  {name}")), "{name} missing from:\n{help}");
         }

@@ -163,8 +163,8 @@ fn log_levels(level: &str) -> anyhow::Result<(&'static str, &'static str)> {
     Ok(match level {
         "" => ("info", "warning"),
         "info" => ("info", "info"),
-        "debug" => ("info,wid=debug,wid_webhook=debug,wid_kube=debug,wid_server=debug", "debug"),
-        "trace" => ("info,wid=trace,wid_webhook=trace,wid_kube=trace,wid_server=trace", "trace"),
+        "debug" => ("info,wid=debug,wid_webhook=debug,wid_kube=debug,wid_http=debug", "debug"),
+        "trace" => ("info,wid=trace,wid_webhook=trace,wid_kube=trace,wid_http=trace", "trace"),
         "all" => ("trace", "all"),
         other => bail!("invalid --log-level set: '{other}' is not one of \"\" (unset), info, debug, trace or all"),
     })

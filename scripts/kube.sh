@@ -16,7 +16,8 @@
 #   scripts/kube.sh down DIR     stop what `up DIR` started (by the pids it recorded); DIR is kept
 #   scripts/kube.sh env          print the tool paths (as `build`, but fail if not built yet)
 #   scripts/kube.sh tool NAME    build (once) and print the path of deploy/tools/NAME (certgen,
-#                                helm-render), with the Go of the cache
+#                                helm-render), with the Go of the cache; `tool helm` builds the real
+#                                Helm (HELM_VERSION) with the machine's Go from the module proxy
 #
 # Nothing is downloaded except from package registries: no kube-apiserver is packaged anywhere we can
 # reach, but Debian's *source* package `kubernetes` carries the full upstream tree with vendor/, so it
@@ -309,6 +310,24 @@ go_tool() {
     echo "$bin"
 }
 
+# The real Helm, pinned, built once with the machine's Go from the module proxy (its go.sum pins every
+# module) and cached; prints its path.
+HELM_VERSION="v4.3.2"
+helm_tool() {
+    local dir="$cache/helm-$HELM_VERSION"
+    if [[ ! -x "$dir/helm" ]]; then
+        local go
+        go="$(command -v go || echo /usr/local/go/bin/go)"
+        [[ -x "$go" ]] || die "building Helm needs Go on the PATH (the machines have it)"
+        mkdir -p "$dir"
+        echo "kube.sh: building Helm $HELM_VERSION (once)" >&2
+        GOBIN="$dir" GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local GOCACHE="$cache/gocache" \
+            GOMODCACHE="$cache/gomodcache" "$go" install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" >&2 \
+            || die "building Helm $HELM_VERSION failed"
+    fi
+    echo "$dir/helm"
+}
+
 free_ports() {
     python3 - "$1" <<'EOF'
 import socket, sys
@@ -520,8 +539,10 @@ main() {
     up) cmd_up "$@" ;;
     down) cmd_down "$@" ;;
     tool)
-        ensure_tools
-        go_tool "${1:?usage: scripts/kube.sh tool NAME}"
+        case "${1:?usage: scripts/kube.sh tool NAME}" in
+            helm) helm_tool ;;
+            *) ensure_tools; go_tool "$1" ;;
+        esac
         ;;
     *)
         sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2

@@ -12,10 +12,13 @@
   master key, PDB, anti-affinity), the values it refuses, and, when WID_TEST_DATABASE_URL names a
   PostgreSQL server (scripts/postgres.sh), `wid migrate` and two `wid serve` replicas run with the
   Deployment's own arguments, environment and volumes, and share the admin and their writes;
-- the Go tools (certgen, helm-render) pass their unit tests.
+- the Go tools (certgen, helm-render) pass their unit tests;
+- the real Helm (built from the Go module proxy by scripts/kube.sh, pinned) lints the chart, renders
+  every chart variant the suite deploys to the same objects as deploy/tools/helm-render, and refuses
+  what it refuses with the same message.
 
-Helm itself is not installable here; deploy/tools/helm-render renders the chart with the subset of
-Helm's template language the chart is kept to.
+The renderings the other tests check still come from deploy/tools/helm-render, the subset of Helm's
+template language the chart is kept to; the comparison above is what holds it to the real Helm.
 
 kube-apiserver 1.20 predates policy/v1, so PodDisruptionBudgets are dry-run as policy/v1beta1 (the
 only change made before the dry run; the chart value webhook.podDisruptionBudget.apiVersion does the
@@ -470,6 +473,48 @@ def test_chart_refuses_what_cannot_work(sets: list[str], message: str):
     error = render_error(*sets)
     assert message in error, error
     assert "deploy/README.md" in error, error
+
+
+def helm(*args: str, home: Path) -> subprocess.CompletedProcess:
+    """The real Helm (scripts/kube.sh tool helm), with its config, cache and data under `home`."""
+    env = {**os.environ, "HELM_CACHE_HOME": str(home / "cache"), "HELM_CONFIG_HOME": str(home / "config"),
+           "HELM_DATA_HOME": str(home / "data")}
+    return subprocess.run([tool("helm"), *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_the_chart_passes_helm_lint(tmp_path: Path):
+    for sets in ([], POSTGRES):
+        args = ["lint", str(CHART)] + [a for s in sets for a in ("--set", s)]
+        proc = helm(*args, home=tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "0 chart(s) failed" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("variant", sorted(CHART_VARIANTS))
+def test_helm_render_renders_as_helm_template(variant: str, tmp_path: Path):
+    """deploy/tools/helm-render against the real Helm: the same objects for every chart variant
+    the suite deploys (compared as parsed YAML; Helm adds `# Source:` comments and separators)."""
+    sets = CHART_VARIANTS[variant]
+    args = ["template", "wid", str(CHART), "--namespace", CHART_NS]
+    for s in sets:
+        args += ["--set", s]
+    proc = helm(*args, home=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+
+    def canonical(text: str) -> list[str]:  # Helm orders objects by kind, helm-render by file name
+        return sorted(json.dumps(d, sort_keys=True) for d in load_docs(text))
+
+    assert canonical(proc.stdout) == canonical(render(*sets))
+
+
+@pytest.mark.parametrize("sets", [[POSTGRES[0]], ["server.replicas=2"]], ids=["database-only", "sqlite-2-replicas"])
+def test_helm_refuses_what_helm_render_refuses(sets: list[str], tmp_path: Path):
+    args = ["template", "wid", str(CHART), "--namespace", CHART_NS] + [a for s in sets for a in ("--set", s)]
+    proc = helm(*args, home=tmp_path)
+    assert proc.returncode != 0, proc.stdout
+    # The same message; only the location differs (Helm names the including template).
+    message = render_error(*sets).strip().splitlines()[-1].split("): ", 1)[1]
+    assert message in proc.stderr, proc.stderr
 
 
 def readme_move_job() -> dict:

@@ -168,24 +168,35 @@ impl Management {
         if sub.eq_ignore_ascii_case(&ours) { Ok(ours) } else { Err(ArmError::SubscriptionNotFound(sub.to_string())) }
     }
 
-    fn decision(&self, caller: &Actor, action: &str, scope: &str) -> Decision {
-        let Ok(scope) = Scope::parse(scope) else { return Decision::Denied };
-        self.dir().rbac().check(&caller.principal_id, Action::Control(action), &scope)
+    /// What the caller's role assignments say about an action at a scope (not audited).
+    fn decision(&self, caller: &Actor, action: &str, scope: &Scope) -> Decision {
+        self.dir().rbac().check(&caller.principal_id, Action::Control(action), scope)
     }
 
     fn allowed(&self, caller: &Actor, action: &str, scope: &str) -> bool {
-        self.decision(caller, action, scope).is_allowed()
+        Scope::parse(scope).is_ok_and(|scope| self.decision(caller, action, &scope).is_allowed())
     }
 
-    /// Checks and audits one management call.
+    /// Checks and audits one management call; an unparsable scope is refused like a missing role.
     fn authorize(&self, caller: &Actor, action: &str, scope: &str) -> Result<()> {
-        match self.decision(caller, action, scope) {
-            Decision::Allowed { assignment, role } => {
-                self.audit(caller, action, scope, true, &format!("role '{role}' (assignment {assignment})"));
-                Ok(())
-            }
-            Decision::Denied => Err(self.denied(caller, action, scope, "no role assignment allows it")),
+        match Scope::parse(scope) {
+            Ok(scope) => self.authorize_at(caller, action, &scope).map(|_| ()),
+            Err(_) => Err(self.denied(caller, action, scope, "no role assignment allows it")),
         }
+    }
+
+    /// [`Management::authorize`] at a parsed scope, returning the grant.
+    pub(crate) fn authorize_at(&self, caller: &Actor, action: &str, scope: &Scope) -> Result<Decision> {
+        match self.decision(caller, action, scope) {
+            Decision::Allowed { assignment, role } => Ok(self.granted(caller, action, scope, assignment, role)),
+            Decision::Denied => Err(self.denied(caller, action, scope.as_str(), "no role assignment allows it")),
+        }
+    }
+
+    /// Audits an allowed call, naming the role and assignment that allow it.
+    fn granted(&self, caller: &Actor, action: &str, scope: &Scope, assignment: Uuid, role: String) -> Decision {
+        self.audit(caller, action, scope.as_str(), true, &format!("role '{role}' (assignment {assignment})"));
+        Decision::Allowed { assignment, role }
     }
 
     /// Audits what a management write did (`event`: `identity.written`, `vault.purged`…).

@@ -163,25 +163,17 @@ impl Management {
         Ok((parsed, Some(sub)))
     }
 
-    /// Decides an action; a refusal is audited and returned as ARM's 403.
-    pub(crate) fn decide(&self, caller: &Actor, action: &str, scope: &Scope) -> Result<Decision> {
-        let decision = self.dir().rbac().check(&caller.principal_id, Action::Control(action), scope);
-        match decision {
-            Decision::Denied => Err(self.denied(caller, action, scope.as_str(), "no role assignment allows it")),
-            d @ Decision::Allowed { .. } => Ok(d),
-        }
-    }
-
     /// Decides a role assignment write or delete for `role`, honouring the condition of the Key
     /// Vault Data Access Administrator role (it may only manage the Key Vault data roles).
     fn decide_assignment_change(&self, caller: &Actor, action: &str, scope: &Scope, role: &Uuid) -> Result<Decision> {
-        let decision = self.decide(caller, action, scope)?;
+        let Decision::Allowed { assignment, role: granted_by } = self.decision(caller, action, scope) else {
+            return Err(self.denied(caller, action, scope.as_str(), "no role assignment allows it"));
+        };
         let kvdaa = Uuid::parse_str(roles::KEY_VAULT_DATA_ACCESS_ADMINISTRATOR).unwrap_or_default();
         let kvdaa_name = self.dir().rbac().role(&kvdaa).map(|r| r.name.clone()).unwrap_or_default();
-        let limited = matches!(&decision, Decision::Allowed { role: r, .. } if *r == kvdaa_name);
         let kv_role = KV_DATA_ROLES.iter().any(|r| Uuid::parse_str(r).ok().as_ref() == Some(role));
-        if !limited || kv_role {
-            return Ok(decision);
+        if granted_by != kvdaa_name || kv_role {
+            return Ok(self.granted(caller, action, scope, assignment, granted_by));
         }
         // The first grant found is the conditional one; look for another that allows it outright.
         let mine: Vec<RoleAssignment> = self.store.role_assignments(Some(caller.principal_id))?;
@@ -193,7 +185,8 @@ impl Management {
         });
         if let Some(ra) = other {
             let name = dir.rbac().role(&ra.role_definition_id).map(|r| r.name.clone()).unwrap_or_default();
-            return Ok(Decision::Allowed { assignment: ra.id, role: name });
+            drop(dir);
+            return Ok(self.granted(caller, action, scope, ra.id, name));
         }
         drop(dir);
         let reason = "Key Vault Data Access Administrator may only manage Key Vault data roles";
@@ -260,7 +253,7 @@ impl Management {
     pub fn list_role_definitions(&self, caller: &Actor, scope: &str, filter: Option<&str>) -> Result<Reply> {
         let (scope, sub) = self.authorization_scope(scope)?;
         let f = parse_definition_filter(filter)?;
-        self.decide(caller, DEFINITIONS_READ, &scope)?;
+        self.authorize_at(caller, DEFINITIONS_READ, &scope)?;
         let mut defs: Vec<RoleDefinition> = self
             .dir()
             .rbac()
@@ -277,7 +270,7 @@ impl Management {
     /// `GET {scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}`.
     pub fn get_role_definition(&self, caller: &Actor, scope: &str, name: &str) -> Result<Reply> {
         let (scope, sub) = self.authorization_scope(scope)?;
-        self.decide(caller, DEFINITIONS_READ, &scope)?;
+        self.authorize_at(caller, DEFINITIONS_READ, &scope)?;
         let role = parse_guid(name).and_then(|g| self.load_role(&g)).ok_or_else(|| {
             ArmError::RoleDefinitionDoesNotExist(format!(
                 "The role definition '{name}' could not be found. List the roles with `wid role definition list`."
@@ -292,7 +285,7 @@ impl Management {
     pub fn put_role_assignment(&self, caller: &Actor, scope: &str, name: &str, body: &[u8]) -> Result<Reply> {
         let (scope, _) = self.authorization_scope(scope)?;
         let id = parse_guid(name).ok_or_else(|| invalid_assignment_id(name))?;
-        self.decide(caller, WRITE, &scope)?;
+        self.authorize_at(caller, WRITE, &scope)?;
         let body: AssignmentBody = parse_body(body)?;
         let props = body.properties.ok_or_else(|| {
             ArmError::InvalidRequestContent(
@@ -407,7 +400,7 @@ impl Management {
     /// `GET {scope}/providers/Microsoft.Authorization/roleAssignments/{guid}`.
     pub fn get_role_assignment(&self, caller: &Actor, scope: &str, name: &str) -> Result<Reply> {
         let (scope, _) = self.authorization_scope(scope)?;
-        self.decide(caller, READ, &scope)?;
+        self.authorize_at(caller, READ, &scope)?;
         let ra = self.load_assignment(&scope, name)?.ok_or_else(|| {
             ArmError::RoleAssignmentNotFound(format!(
                 "The role assignment '{name}' is not found at scope '{}'.",
@@ -421,7 +414,7 @@ impl Management {
     /// removed assignment, 204 if there was none. The access it gave ends with this response.
     pub fn delete_role_assignment(&self, caller: &Actor, scope: &str, name: &str) -> Result<Reply> {
         let (scope, _) = self.authorization_scope(scope)?;
-        self.decide(caller, DELETE, &scope)?;
+        self.authorize_at(caller, DELETE, &scope)?;
         let Some(ra) = self.load_assignment(&scope, name)? else { return Ok(Reply::NoContent) };
         let decision = self.decide_assignment_change(caller, DELETE, &scope, &ra.role_definition_id)?;
         let Some(removed) = self.store.delete_role_assignment(ra.id)? else { return Ok(Reply::NoContent) };
@@ -445,7 +438,7 @@ impl Management {
     pub fn list_role_assignments(&self, caller: &Actor, scope: &str, filter: Option<&str>) -> Result<Reply> {
         let (scope, _) = self.authorization_scope(scope)?;
         let f = parse_assignment_filter(filter)?;
-        self.decide(caller, READ, &scope)?;
+        self.authorize_at(caller, READ, &scope)?;
         // Listing is a management read; the hot paths use the directory's per-principal index.
         let mut items: Vec<RoleAssignment> = self
             .store

@@ -62,8 +62,19 @@ async fn serve_audits_decisions_and_stops_on_sigterm() {
         ];
         http.post(format!("{server}/{tenant}/oauth2/v2.0/token")).form(&form).send()
     };
-    assert_eq!(token(secret.to_string()).await.unwrap().status().as_u16(), 200);
+    let issued: Value = token(secret.to_string()).await.unwrap().json().await.unwrap();
+    let admin = issued["access_token"].as_str().expect("an access token");
     assert_eq!(token("wrong-secret-value".into()).await.unwrap().status().as_u16(), 401);
+    // An allowed management call is audited with the grant that allowed it.
+    let sub = profile["subscriptionId"].as_str().unwrap();
+    let group = http
+        .put(format!("{server}/subscriptions/{sub}/resourcegroups/audited?api-version=2024-11-01"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"location": "eastus"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(group.status().as_u16(), 201);
 
     // SIGTERM: drains and exits 0.
     wid_testkit::send_signal(child.id(), rustix::process::Signal::TERM);
@@ -82,6 +93,12 @@ async fn serve_audits_decisions_and_stops_on_sigterm() {
     let issued = events.iter().find(|e| e["action"] == "token.issue" && e["decision"] == "allowed").expect("issued");
     assert_eq!(issued["reason"], "client secret");
     assert_eq!(issued["principal"], profile["principalId"]);
+    let written = events
+        .iter()
+        .find(|e| e["action"] == "Microsoft.Resources/subscriptions/resourceGroups/write")
+        .expect("the group write is audited");
+    assert_eq!(written["decision"], "allowed");
+    assert!(written["reason"].as_str().unwrap().starts_with("role 'Owner' (assignment "), "{written}");
     let refused = events.iter().find(|e| e["decision"] == "denied").expect("refused");
     assert_eq!(refused["reason"], "AADSTS7000215");
     assert!(refused["request_id"].as_str().is_some_and(|r| r.len() == 36));

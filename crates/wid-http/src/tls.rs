@@ -20,18 +20,11 @@ pub enum TlsError {
     Config(String),
 }
 
-/// A rustls server configuration (HTTP/2 and HTTP/1.1) from a PEM certificate chain and key.
+/// A rustls server configuration (HTTP/2 and HTTP/1.1, TLS 1.3 and 1.2) from a PEM certificate
+/// chain and key.
 pub fn rustls_config(chain: &[u8], key: &[u8]) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let (certs, key) = read_pem_pair(chain, key)?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Config(format!("TLS certificate and key: {e}")))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    let resolver = rustls::sign::SingleCertAndKey::from(certified_key(chain, key)?);
+    rustls_config_with_resolver(Arc::new(resolver), rustls::DEFAULT_VERSIONS)
 }
 
 /// A certificate and key read from two PEM files and re-read when they change (a Kubernetes Secret

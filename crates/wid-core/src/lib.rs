@@ -1,6 +1,7 @@
 //! wid domain types and pure logic: ids, ARM resource ids and scopes, federated identity credential
 //! rules and matching, RBAC role definitions and evaluation, the clock and time formatting, verified
-//! callers, Kubernetes names, and the interface between the management plane and hosted issuers.
+//! callers, Kubernetes names, flag durations, the interface between the management plane and hosted
+//! issuers, and the CLI profile that the server writes and the client reads.
 //!
 //! No IO lives here (no tokio, HTTP or database; the CLI profile's atomic private file write is the
 //! one exception): everything is a plain function over values, so it is

@@ -15,9 +15,9 @@
 #                                KUBE_CA, KUBE_TOKEN, KUBECTL, CERTGEN, ...)
 #   scripts/kube.sh down DIR     stop what `up DIR` started (by the pids it recorded); DIR is kept
 #   scripts/kube.sh env          print the tool paths (as `build`, but fail if not built yet)
-#   scripts/kube.sh tool NAME    build (once) and print the path of deploy/tools/NAME (certgen,
-#                                helm-render), with the Go of the cache; `tool helm` builds the real
-#                                Helm (HELM_VERSION) with the machine's Go from the module proxy
+#   scripts/kube.sh tool NAME    build (once) and print the path of deploy/tools/NAME (certgen) with
+#                                the Go of the cache; `tool helm` builds the real Helm (HELM_VERSION)
+#                                with the machine's Go from the module proxy
 #
 # Nothing is downloaded except from package registries: no kube-apiserver is packaged anywhere we can
 # reach, but Debian's *source* package `kubernetes` carries the full upstream tree with vendor/, so it

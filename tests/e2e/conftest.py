@@ -19,6 +19,7 @@ kube cache is written.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import os
@@ -33,7 +34,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import pytest
 import yaml
@@ -199,9 +200,9 @@ class Kube:
         return body["status"]["token"]
 
 
-@pytest.fixture(scope="session")
-def kube(tmp_path_factory: pytest.TempPathFactory):
-    d = tmp_path_factory.mktemp("kube")
+@contextlib.contextmanager
+def running_kube(d: Path) -> Iterator[Kube]:
+    """An etcd + kube-apiserver of its own under `d` (scripts/kube.sh up), stopped on exit."""
     proc = subprocess.run(["bash", str(KUBE_SH), "up", str(d)], capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         subprocess.run(["bash", str(KUBE_SH), "down", str(d)], capture_output=True, timeout=120)
@@ -210,6 +211,12 @@ def kube(tmp_path_factory: pytest.TempPathFactory):
         yield Kube(dir=d, env=read_env_file(d / "env"))
     finally:
         subprocess.run(["bash", str(KUBE_SH), "down", str(d)], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory):
+    with running_kube(tmp_path_factory.mktemp("kube")) as k:
+        yield k
 
 
 # --- wid serve -------------------------------------------------------------------------------------

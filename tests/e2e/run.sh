@@ -27,7 +27,6 @@ t0=$SECONDS
 echo "e2e: kube-apiserver, kubectl, etcd and Go (scripts/kube.sh build)" >&2
 bash "$root/scripts/kube.sh" build >/dev/null
 bash "$root/scripts/kube.sh" tool certgen >/dev/null
-bash "$root/scripts/kube.sh" tool helm-render >/dev/null
 bash "$root/scripts/kube.sh" tool helm >/dev/null
 echo "e2e: tools ready in $((SECONDS - t0))s" >&2
 

@@ -228,6 +228,7 @@ pub async fn assemble(cfg: ServerConfig, clock: Arc<dyn Clock>, port: u16) -> Re
         public_url: public_url.clone(),
         tenant_id: data.tenant_id,
         inline_secret_reads: !data.shared,
+        azure_hostnames: cfg.azure_hostnames,
     };
     let follower = data
         .shared

@@ -8,9 +8,13 @@ use wid_crypto::pki::LocalCa;
 
 use crate::{ServeError, ServerConfig};
 
-/// The names a server certificate from the local CA covers.
-pub fn server_names(host: &str) -> (Vec<String>, Vec<IpAddr>) {
+/// The names a server certificate from the local CA covers (with `azure_hostnames`, Azure's sign-in
+/// host too).
+pub fn server_names(host: &str, azure_hostnames: bool) -> (Vec<String>, Vec<IpAddr>) {
     let mut dns = vec!["localhost".to_string(), "vault.localhost".into(), "*.vault.localhost".into()];
+    if azure_hostnames {
+        dns.push(crate::http::AZURE_LOGIN_HOST.into());
+    }
     let mut ips: Vec<IpAddr> = vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])];
     match host.trim_matches(['[', ']']).parse::<IpAddr>() {
         Ok(ip) if !ips.contains(&ip) => ips.push(ip),
@@ -29,7 +33,7 @@ pub fn server_config(cfg: &ServerConfig, ca: &LocalCa) -> Result<Arc<rustls::Ser
     let (chain, key) = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(c), Some(k)) => (read(c)?, zeroize::Zeroizing::new(read(k)?)),
         (None, None) => {
-            let (dns, ips) = server_names(&cfg.host);
+            let (dns, ips) = server_names(&cfg.host, cfg.azure_hostnames);
             let (cert, key) = ca.issue_server_cert(&dns, &ips, 397).map_err(|e| ServeError::Crypto(e.to_string()))?;
             (cert.into_bytes(), zeroize::Zeroizing::new(key.as_bytes().to_vec()))
         }

@@ -58,6 +58,68 @@ async fn discovery_documents_name_the_public_url() {
     assert_eq!(oidc["token_endpoint"], format!("https://localhost:8443/{}/oauth2/v2.0/token", s.tenant_id));
 }
 
+/// Instance discovery as Go and Java MSAL send it (to Azure's sign-in host, naming their authority).
+fn instance_discovery(host: &str, authority: &str) -> Request<Body> {
+    let endpoint = format!("https://{authority}/00000000-0000-0000-0000-000000000001/oauth2/v2.0/authorize");
+    let query = serde_urlencoded::to_string([("api-version", "1.1"), ("authorization_endpoint", &endpoint)]).unwrap();
+    get(host, &format!("/common/discovery/instance?{query}"))
+}
+
+#[tokio::test]
+async fn instance_discovery_answers_for_this_server_and_refuses_other_authorities() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = assembled(&dir).await;
+    let (st, _, body) = send(&s, instance_discovery("login.microsoftonline.com", "LOCALHOST:8443")).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let meta: Value = serde_json::from_str(&body).unwrap();
+    let tenant_discovery = format!("https://localhost:8443/{}/v2.0/.well-known/openid-configuration", s.tenant_id);
+    assert_eq!(meta["tenant_discovery_endpoint"], tenant_discovery.as_str());
+    assert_eq!(meta["metadata"][0]["preferred_network"], "localhost:8443");
+
+    // Azure's own host is someone else's unless --azure-hostnames says otherwise: Entra's refusal.
+    for authority in ["login.microsoftonline.com", "wid.example:8443", "localhost:9443"] {
+        let (st, _, body) = send(&s, instance_discovery("localhost:8443", authority)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+        let err: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(err["error"], "invalid_instance");
+        assert_eq!(err["error_codes"][0], 50049);
+        let description = err["error_description"].as_str().unwrap();
+        assert!(description.starts_with("AADSTS50049: "), "{description}");
+        assert!(description.contains(&format!("'{authority}'")), "{description}");
+        assert!(description.contains("https://localhost:8443/"), "{description}");
+    }
+}
+
+#[tokio::test]
+async fn with_azure_hostnames_the_sign_in_host_describes_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ServerConfig::new(dir.path().join("data"));
+    cfg.azure_hostnames = true;
+    let s = wid_server::assemble(cfg, Arc::new(SystemClock), PORT).await.unwrap();
+    let tid = s.tenant_id;
+
+    let (st, _, body) = send(&s, instance_discovery("login.microsoftonline.com", "login.microsoftonline.com")).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let meta: Value = serde_json::from_str(&body).unwrap();
+    let want = format!("https://login.microsoftonline.com/{tid}/v2.0/.well-known/openid-configuration");
+    assert_eq!(meta["tenant_discovery_endpoint"], want.as_str());
+
+    // MSAL accepts an issuer only on the authority's host (or a trusted one): each host names itself.
+    let path = format!("/{tid}/v2.0/.well-known/openid-configuration");
+    for (host, base) in [
+        ("login.microsoftonline.com", "https://login.microsoftonline.com"),
+        ("login.microsoftonline.com:443", "https://login.microsoftonline.com"),
+        ("localhost:8443", "https://localhost:8443"),
+        ("elsewhere.example", "https://localhost:8443"),
+    ] {
+        let (st, _, body) = send(&s, get(host, &path)).await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        let oidc: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(oidc["issuer"], format!("{base}/{tid}/v2.0"), "{host}");
+        assert_eq!(oidc["token_endpoint"], format!("{base}/{tid}/oauth2/v2.0/token"), "{host}");
+    }
+}
+
 #[tokio::test]
 async fn a_vault_host_is_routed_to_the_data_plane_and_challenged() {
     let dir = tempfile::tempdir().unwrap();

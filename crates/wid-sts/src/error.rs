@@ -11,6 +11,9 @@ pub enum StsError {
     /// The tenant in the path is not this server's.
     #[error("tenant")]
     UnknownTenant(String),
+    /// Instance discovery was asked about an authority host this server does not answer for.
+    #[error("unknown instance")]
+    UnknownInstance { asked: String, server: String },
     /// A required form parameter is missing.
     #[error("missing parameter")]
     MissingParameter(&'static str),
@@ -94,6 +97,14 @@ impl StsError {
                 90002,
                 format!(
                     "AADSTS90002: Tenant '{t}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. The tenant of this server is shown by `wid account show --query tenantId -o tsv`."
+                ),
+            ),
+            StsError::UnknownInstance { asked, server } => (
+                400,
+                "invalid_instance",
+                50049,
+                format!(
+                    "AADSTS50049: Unknown or invalid instance. The authority host '{asked}' is not this server; set AZURE_AUTHORITY_HOST to {server}/ (or to https://login.microsoftonline.com/ when wid serve runs with --azure-hostnames)."
                 ),
             ),
             StsError::MissingParameter(p) => (

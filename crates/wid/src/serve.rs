@@ -62,6 +62,12 @@ pub struct ServeArgs {
     /// Replace the access-token signing key at start when it is older than this. Default: 90d
     #[arg(long, value_name = "DURATION")]
     pub signing_key_max_age: Option<String>,
+    /// Also answer as Azure's sign-in host login.microsoftonline.com (the local CA's certificate
+    /// covers it; DNS must send it here, port 443): for Go, Java and .NET MSAL, which ask it for
+    /// instance discovery, and pods with AKS's default AZURE_AUTHORITY_HOST. Clients must trust this
+    /// server's CA for a Microsoft name: see SECURITY.md
+    #[arg(long)]
+    pub azure_hostnames: bool,
 }
 
 /// Builds the server configuration from flags, environment and defaults.
@@ -100,6 +106,7 @@ pub fn config(args: &ServeArgs, env: &HashMap<String, String>) -> anyhow::Result
         cfg.token_cache_entries = n;
     }
     cfg.rotate_signing_key = args.rotate_signing_key;
+    cfg.azure_hostnames = args.azure_hostnames;
     cfg.vault_throttle_per_10s = match args.vault_throttle {
         Some(n) => Some(n),
         None => env

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, Uri, header};
 use axum::response::Response;
 use serde_json::json;
 use uuid::Uuid;
@@ -135,13 +135,19 @@ fn tenant_or_404(st: &AppState, tenant: &str) -> Result<String, Box<Response>> {
     }
 }
 
-/// `GET /{tenant}/v2.0/.well-known/openid-configuration`.
-pub async fn openid_configuration(State(st): State<AppState>, Path(tenant): Path<String>) -> Response {
+/// `GET /{tenant}/v2.0/.well-known/openid-configuration`, naming the host it was asked on (this
+/// server's, or Azure's sign-in host with `--azure-hostnames`).
+pub async fn openid_configuration(
+    State(st): State<AppState>,
+    Path(tenant): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let tid = match tenant_or_404(&st, &tenant) {
         Ok(t) => t,
         Err(r) => return *r,
     };
-    let u = &st.public_url;
+    let u = &st.login_base_of(&uri, &headers);
     let host = u.trim_start_matches("https://");
     json(
         200,
@@ -173,12 +179,17 @@ pub async fn openid_configuration(State(st): State<AppState>, Path(tenant): Path
 }
 
 /// `GET /{tenant}/.well-known/openid-configuration` (v1 metadata; the access-token issuer).
-pub async fn openid_configuration_v1(State(st): State<AppState>, Path(tenant): Path<String>) -> Response {
+pub async fn openid_configuration_v1(
+    State(st): State<AppState>,
+    Path(tenant): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
     let tid = match tenant_or_404(&st, &tenant) {
         Ok(t) => t,
         Err(r) => return *r,
     };
-    let u = &st.public_url;
+    let u = &st.login_base_of(&uri, &headers);
     json(
         200,
         &json!({
@@ -214,10 +225,28 @@ pub async fn keys(State(st): State<AppState>, Path(tenant): Path<String>) -> Res
     json(200, &json!({ "keys": keys }))
 }
 
-/// `GET /common/discovery/instance`: instance metadata naming this server (for MSAL clients that
-/// were pointed here, e.g. by DNS).
-pub async fn instance_discovery(State(st): State<AppState>) -> Response {
-    let u = &st.public_url;
+/// `GET /common/discovery/instance?api-version=1.1&authorization_endpoint=URL`: the metadata of the
+/// authority MSAL asks about (Go and Java MSAL ask Azure's sign-in host, whatever authority they
+/// use): this server, or Azure's sign-in host with `--azure-hostnames`; any other authority is
+/// Entra's AADSTS50049 `invalid_instance`. Without `authorization_endpoint`, the host asked.
+pub async fn instance_discovery(
+    State(st): State<AppState>,
+    RawQuery(query): RawQuery,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
+    let endpoint = params.iter().find(|(k, _)| k == "authorization_endpoint").map(|(_, v)| v.as_str());
+    let asked = match endpoint {
+        // The authority of `https://HOST[:PORT]/tenant/oauth2/v2.0/authorize`.
+        Some(e) => e.split_once("://").map_or(e, |(_, rest)| rest).split(['/', '?', '#']).next().map(str::to_string),
+        None => super::request_authority(&uri, &headers),
+    }
+    .unwrap_or_default();
+    let Some(u) = st.login_base(&asked) else {
+        let e = StsError::UnknownInstance { asked, server: st.public_url.clone() };
+        return aad_error(&st, &e, &correlation_id(&headers, query.as_deref()));
+    };
     let host = u.trim_start_matches("https://");
     json(
         200,

@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use uuid::Uuid;
@@ -51,13 +51,48 @@ pub struct AppState {
     /// Secret reads may run on the async worker: the store is local (SQLite), a read takes
     /// microseconds. Off for a networked database, whose round trips would block the worker.
     pub inline_secret_reads: bool,
+    /// Answer under Azure's sign-in host name too (`--azure-hostnames`).
+    pub azure_hostnames: bool,
 }
+
+/// Azure's sign-in host, answered under its own name with `--azure-hostnames`.
+pub const AZURE_LOGIN_HOST: &str = "login.microsoftonline.com";
 
 impl AppState {
     /// The audience of management-API tokens.
     pub fn management_audience(&self) -> &str {
         &self.public_url
     }
+
+    /// The base URL of the sign-in endpoints for an authority (`HOST[:PORT]`) a client named:
+    /// this server's URL, or Azure's sign-in host when that was named and is answered for; `None`
+    /// for any other host.
+    pub fn login_base(&self, authority: &str) -> Option<String> {
+        let same = |a: &str, b: &str| {
+            let trim = |s: &str| s.strip_suffix(":443").unwrap_or(s).to_ascii_lowercase();
+            trim(a) == trim(b)
+        };
+        if same(authority, self.public_url.trim_start_matches("https://")) {
+            Some(self.public_url.clone())
+        } else if self.azure_hostnames && same(authority, AZURE_LOGIN_HOST) {
+            Some(format!("https://{AZURE_LOGIN_HOST}"))
+        } else {
+            None
+        }
+    }
+
+    /// The base URL of the sign-in endpoints for a request: the host it was sent to when that is
+    /// one answered for, else this server's URL.
+    pub fn login_base_of(&self, uri: &Uri, headers: &HeaderMap) -> String {
+        request_authority(uri, headers).and_then(|a| self.login_base(&a)).unwrap_or_else(|| self.public_url.clone())
+    }
+}
+
+/// The host a request was sent to: HTTP/2 carries it in the URI (`:authority`), HTTP/1.1 in `Host`.
+pub(crate) fn request_authority(uri: &Uri, headers: &HeaderMap) -> Option<String> {
+    uri.authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
 }
 
 /// The router. Key Vault hosts are recognised before routing, so no route or fallback of the

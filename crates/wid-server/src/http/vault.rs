@@ -26,13 +26,7 @@ const SERVICE_VERSION: &str = concat!("wid/", env!("CARGO_PKG_VERSION"));
 
 /// Middleware in front of the router: Key Vault hosts go to [`handle`], everything else on.
 pub async fn by_host(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    // HTTP/2 carries the host in the URI (`:authority`), HTTP/1.1 in `Host`.
-    let authority = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_string())
-        .or_else(|| req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string));
-    match authority.and_then(|a| st.vault.vault_host(&a)) {
+    match super::request_authority(req.uri(), req.headers()).and_then(|a| st.vault.vault_host(&a)) {
         Some(host) => handle(st, host, req).await,
         None => next.run(req).await,
     }

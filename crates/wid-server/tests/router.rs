@@ -59,8 +59,8 @@ async fn discovery_documents_name_the_public_url() {
 }
 
 /// Instance discovery as Go and Java MSAL send it (to Azure's sign-in host, naming their authority).
-fn instance_discovery(host: &str, authority: &str) -> Request<Body> {
-    let endpoint = format!("https://{authority}/00000000-0000-0000-0000-000000000001/oauth2/v2.0/authorize");
+fn instance_discovery(host: &str, authority: &str, tenant: &str) -> Request<Body> {
+    let endpoint = format!("https://{authority}/{tenant}/oauth2/v2.0/authorize");
     let query = serde_urlencoded::to_string([("api-version", "1.1"), ("authorization_endpoint", &endpoint)]).unwrap();
     get(host, &format!("/common/discovery/instance?{query}"))
 }
@@ -69,16 +69,22 @@ fn instance_discovery(host: &str, authority: &str) -> Request<Body> {
 async fn instance_discovery_answers_for_this_server_and_refuses_other_authorities() {
     let dir = tempfile::tempdir().unwrap();
     let s = assembled(&dir).await;
-    let (st, _, body) = send(&s, instance_discovery("login.microsoftonline.com", "LOCALHOST:8443")).await;
+    let (st, _, body) = send(
+        &s,
+        instance_discovery("login.microsoftonline.com", "LOCALHOST:8443", "00000000-0000-0000-0000-000000000001"),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{body}");
     let meta: Value = serde_json::from_str(&body).unwrap();
-    let tenant_discovery = format!("https://localhost:8443/{}/v2.0/.well-known/openid-configuration", s.tenant_id);
-    assert_eq!(meta["tenant_discovery_endpoint"], tenant_discovery.as_str());
+    // The tenant is the one asked about: an unknown one is refused when its metadata is fetched.
+    let tenant_discovery =
+        "https://localhost:8443/00000000-0000-0000-0000-000000000001/v2.0/.well-known/openid-configuration";
+    assert_eq!(meta["tenant_discovery_endpoint"], tenant_discovery);
     assert_eq!(meta["metadata"][0]["preferred_network"], "localhost:8443");
 
     // Azure's own host is someone else's unless --azure-hostnames says otherwise: Entra's refusal.
     for authority in ["login.microsoftonline.com", "wid.example:8443", "localhost:9443"] {
-        let (st, _, body) = send(&s, instance_discovery("localhost:8443", authority)).await;
+        let (st, _, body) = send(&s, instance_discovery("localhost:8443", authority, "common")).await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
         let err: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(err["error"], "invalid_instance");
@@ -98,7 +104,8 @@ async fn with_azure_hostnames_the_sign_in_host_describes_itself() {
     let s = wid_server::assemble(cfg, Arc::new(SystemClock), PORT).await.unwrap();
     let tid = s.tenant_id;
 
-    let (st, _, body) = send(&s, instance_discovery("login.microsoftonline.com", "login.microsoftonline.com")).await;
+    let (st, _, body) =
+        send(&s, instance_discovery("login.microsoftonline.com", "login.microsoftonline.com", &tid.to_string())).await;
     assert_eq!(st, StatusCode::OK, "{body}");
     let meta: Value = serde_json::from_str(&body).unwrap();
     let want = format!("https://login.microsoftonline.com/{tid}/v2.0/.well-known/openid-configuration");

@@ -237,21 +237,25 @@ pub async fn instance_discovery(
 ) -> Response {
     let params: Vec<(String, String)> = serde_urlencoded::from_str(query.as_deref().unwrap_or("")).unwrap_or_default();
     let endpoint = params.iter().find(|(k, _)| k == "authorization_endpoint").map(|(_, v)| v.as_str());
-    let asked = match endpoint {
-        // The authority of `https://HOST[:PORT]/tenant/oauth2/v2.0/authorize`.
-        Some(e) => e.split_once("://").map_or(e, |(_, rest)| rest).split(['/', '?', '#']).next().map(str::to_string),
-        None => super::request_authority(&uri, &headers),
-    }
-    .unwrap_or_default();
+    // `https://HOST[:PORT]/TENANT/oauth2/v2.0/authorize`: Entra answers for that host and tenant.
+    let (asked, tenant) = match endpoint {
+        Some(e) => {
+            let mut parts =
+                e.split_once("://").map_or(e, |(_, rest)| rest).split(['?', '#']).next().unwrap_or("").split('/');
+            (parts.next().unwrap_or("").to_string(), parts.next().filter(|t| !t.is_empty()).map(str::to_string))
+        }
+        None => (super::request_authority(&uri, &headers).unwrap_or_default(), None),
+    };
     let Some(u) = st.login_base(&asked) else {
         let e = StsError::UnknownInstance { asked, server: st.public_url.clone() };
         return aad_error(&st, &e, &correlation_id(&headers, query.as_deref()));
     };
+    let tenant = tenant.unwrap_or_else(|| st.tenant_id.to_string());
     let host = u.trim_start_matches("https://");
     json(
         200,
         &json!({
-            "tenant_discovery_endpoint": format!("{u}/{}/v2.0/.well-known/openid-configuration", st.tenant_id),
+            "tenant_discovery_endpoint": format!("{u}/{tenant}/v2.0/.well-known/openid-configuration"),
             "api-version": "1.1",
             "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
         }),

@@ -17,12 +17,16 @@ from pathlib import Path
 
 SUFFIX = "vault.localhost"
 
-# The vault of tests/e2e/test_token_flow.py.
-VAULTS = ["kv-e2e"]
+# The vaults of tests/e2e/test_token_flow.py and test_clients.py.
+VAULTS = ["kv-e2e", "kv-clients"]
+
+# Azure's sign-in host, answered by the `wid serve --azure-hostnames` of tests/e2e/test_clients.py:
+# Go and Java MSAL ask it for instance discovery.
+AZURE_HOSTS = ["login.microsoftonline.com"]
 
 
 def host_names() -> list[str]:
-    return ["localhost", SUFFIX] + [f"{name}.{SUFFIX}" for name in VAULTS]
+    return ["localhost", SUFFIX] + [f"{name}.{SUFFIX}" for name in VAULTS] + AZURE_HOSTS
 
 
 def unresolved(names: list[str]) -> list[str]:

@@ -1,12 +1,13 @@
-"""The Go and Java Azure clients, unmodified, against wid with a real service-account token.
+"""The Go, Java and JavaScript Azure clients, unmodified, against wid with a real service-account token.
 
 Each client runs with only what a pod on AKS has: the webhook's four variables (AZURE_CLIENT_ID,
 AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE holding a TokenRequest token of the real apiserver,
 AZURE_AUTHORITY_HOST), the pod spec's KEYVAULT_URL and SECRET_NAME, and the platform's trust of
-wid's CA (SSL_CERT_FILE for Go, the JVM's trust store through JAVA_TOOL_OPTIONS for Java).
+wid's CA (SSL_CERT_FILE for Go, the JVM's trust store through JAVA_TOOL_OPTIONS for Java,
+NODE_EXTRA_CA_CERTS for Node.js).
 
-Go's and Java's MSAL ask Azure's sign-in host for instance discovery whatever their authority (and
-no environment variable turns that off), so wid runs here with `--azure-hostnames` on port 443 of
+Go's, Java's and Node's MSAL ask Azure's sign-in host for instance discovery whatever their authority
+(and no environment variable turns that off), so wid runs here with `--azure-hostnames` on port 443 of
 127.0.0.1, where tests/e2e/hosts.py sends login.microsoftonline.com. Two authorities are tried:
 wid's own URL (`https://localhost/`, what `wid webhook --authority-host` injects) and AKS's default
 `https://login.microsoftonline.com/` (what the webhook injects without it).
@@ -37,7 +38,7 @@ CACHE = Path(os.environ.get("WID_CACHE", Path.home() / ".cache" / "wid"))
 AUTHORITIES = {"wid": "https://localhost/", "aks-default": "https://login.microsoftonline.com/"}
 
 # What could steer the clients besides the pod's environment; none of it is passed on.
-_LEAKY_PREFIXES = ("AZURE_", "IDENTITY_", "MSI_", "IMDS_", "MSAL_", "JAVA_", "JDK_", "_JAVA")
+_LEAKY_PREFIXES = ("AZURE_", "IDENTITY_", "MSI_", "IMDS_", "MSAL_", "JAVA_", "JDK_", "_JAVA", "NODE_")
 _LEAKY_NAMES = {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY",
                 "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "GODEBUG"}
 
@@ -79,6 +80,18 @@ def java_classpath() -> str:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return f"{src / 'target' / 'classes'}:{(src / 'target' / 'classpath.txt').read_text().strip()}"
+
+
+@pytest.fixture(scope="module")
+def js_clients() -> Path:
+    """tests/clients/js with its locked dependencies (npm's cache under ~/.cache/wid/npm)."""
+    src = CLIENTS / "js"
+    npm = shutil.which("npm")
+    assert npm, "the JavaScript client tests need npm on the PATH (the machines have it)"
+    proc = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--cache", str(CACHE / "npm")], cwd=src,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return src / "clients.mjs"
 
 
 @dataclass
@@ -149,6 +162,7 @@ def pod_env(s: Setup, authority: str, secret: str = SECRET, **extra: str) -> dic
         "SECRET_NAME": secret,
         "SSL_CERT_FILE": str(s.wid.ca),
         "JAVA_TOOL_OPTIONS": f"-Djavax.net.ssl.trustStore={s.truststore} -Djavax.net.ssl.trustStorePassword=changeit",
+        "NODE_EXTRA_CA_CERTS": str(s.wid.ca),
     })
     env.update(extra)
     return env
@@ -194,6 +208,19 @@ def test_java_default_azure_credential_round_trip(setup: Setup, java_classpath: 
     assert " got second latest second" in proc.stdout, proc.stdout
 
 
+@pytest.mark.parametrize("authority", sorted(AUTHORITIES))
+def test_js_default_azure_credential_round_trip(setup: Setup, js_clients: Path, authority: str):
+    env = pod_env(setup, AUTHORITIES[authority])
+    proc = run(["node", str(js_clients), "get", "default"], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout == f'successfully got secret, secret="{VALUE}"\n'
+
+    env["SECRET_NAME"] = f"js-{authority}"
+    proc = run(["node", str(js_clients), "roundtrip", "workload"], env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.endswith(" got second\n"), proc.stdout
+
+
 def test_aadsts_errors_surface_with_their_codes(setup: Setup, go_clients: Path):
     """Entra's refusals reach the Go caller with their AADSTS codes."""
     unknown_client = pod_env(setup, AUTHORITIES["wid"], AZURE_CLIENT_ID="00000000-0000-0000-0000-00000000dead")
@@ -205,8 +232,8 @@ def test_aadsts_errors_surface_with_their_codes(setup: Setup, go_clients: Path):
     assert proc.returncode == 1 and "AADSTS90002" in proc.stderr, proc.stderr
 
 
-def test_without_the_role_go_and_java_report_forbidden_by_rbac(setup: Setup, go_clients: Path,
-                                                                java_classpath: str):
+def test_without_the_role_the_clients_report_forbidden_by_rbac(setup: Setup, go_clients: Path,
+                                                                java_classpath: str, js_clients: Path):
     """Runs last in this module: it removes the identity's role on the vault."""
     w = setup.wid
     principal_id = w.tsv("identity", "show", "-n", "id-clients", "-g", "rg", "--query", "principalId")
@@ -221,3 +248,7 @@ def test_without_the_role_go_and_java_report_forbidden_by_rbac(setup: Setup, go_
     proc = run(["java", "-cp", java_classpath, "wid.Clients", "get", "default"], pod_env(setup, AUTHORITIES["wid"]))
     assert proc.returncode == 1, proc.stdout
     assert "ForbiddenByRbac" in proc.stderr, proc.stderr
+
+    proc = run(["node", str(js_clients), "get", "default"], pod_env(setup, AUTHORITIES["wid"]))
+    assert proc.returncode == 1, proc.stdout
+    assert proc.stderr.startswith("Forbidden: ") and "ForbiddenByRbac" in proc.stderr, proc.stderr

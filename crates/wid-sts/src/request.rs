@@ -81,6 +81,15 @@ mod tests {
         assert_eq!(resource_of(r.scope.as_deref().unwrap()).unwrap(), "https://vault.x");
     }
 
+    /// What MSAL.NET (4.79 and later) sends for Key Vault: `client_info=2` and the CP1 capability.
+    #[test]
+    fn msal_net_form_is_read() {
+        let body = b"client_id=c&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=a.b.c&scope=https%3A%2F%2Fvault.x%2F.default&grant_type=client_credentials&client_info=2&claims=%7B%22access_token%22%3A%7B%22xms_cc%22%3A%7B%22values%22%3A%5B%22CP1%22%5D%7D%7D%7D";
+        let r = TokenRequest::parse(body).unwrap();
+        assert_eq!((r.client_id.as_deref(), r.grant_type.as_deref()), (Some("c"), Some("client_credentials")));
+        assert_eq!(resource_of(r.scope.as_deref().unwrap()).unwrap(), "https://vault.x");
+    }
+
     #[test]
     fn scopes() {
         assert_eq!(resource_of("https://vault.x//.default").unwrap(), "https://vault.x");

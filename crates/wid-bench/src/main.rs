@@ -3,12 +3,13 @@
 //! meant to run pinned to core 1 (`taskset -c 1 wid-bench …`, as `scripts/bench.sh` does).
 //!
 //! ```text
-//! wid-bench --wid target/release/wid [--bao PATH] [--kube-env FILE] [--quick] [--work DIR] [--json FILE]
-//!           [--results FILE]
+//! wid-bench --wid target/release/wid [--bao PATH] [--kube-env FILE] [--upstream-webhook PATH] [--quick]
+//!           [--work DIR] [--json FILE] [--results FILE]
 //! ```
 //! Prints a markdown table, writes the JSON of every figure, and with `--results` the full report.
 //! `--kube-env` names the `env` file of `scripts/kube.sh up`: with a real kube-apiserver, `wid
-//! webhook` is measured over HTTPS and OpenBao's Kubernetes-auth login with TokenRequest tokens.
+//! webhook` is measured over HTTPS (and beside it, with `--upstream-webhook`, azure-workload-identity's
+//! own webhook server) and OpenBao's Kubernetes-auth login with TokenRequest tokens.
 
 mod bao;
 mod client;
@@ -40,11 +41,16 @@ use crate::workloads::{once_each, round_robin};
 /// Bench identities (the ones requests come from) at either scale.
 const IDENTITIES: usize = 10;
 
+/// The system name of azure-workload-identity's webhook in rows and reports.
+pub const UPSTREAM: &str = "azure-workload-identity v1.6.0";
+
 struct Opts {
     quick: bool,
     wid: PathBuf,
     bao: Option<PathBuf>,
     kube_env: Option<PathBuf>,
+    /// tests/webhook-oracle's binary, whose `serve` runs upstream's webhook server.
+    upstream_webhook: Option<PathBuf>,
     work: PathBuf,
     json: Option<PathBuf>,
     results: Option<PathBuf>,
@@ -62,6 +68,7 @@ fn parse_args() -> anyhow::Result<Opts> {
         wid: PathBuf::from("target/release/wid"),
         bao: None,
         kube_env: None,
+        upstream_webhook: None,
         work: PathBuf::from("target/bench-work"),
         json: None,
         results: None,
@@ -78,6 +85,7 @@ fn parse_args() -> anyhow::Result<Opts> {
             "--wid" => o.wid = PathBuf::from(val()?),
             "--bao" => o.bao = Some(PathBuf::from(val()?)),
             "--kube-env" => o.kube_env = Some(PathBuf::from(val()?)),
+            "--upstream-webhook" => o.upstream_webhook = Some(PathBuf::from(val()?)),
             "--work" => o.work = PathBuf::from(val()?),
             "--json" => o.json = Some(PathBuf::from(val()?)),
             "--results" => o.results = Some(PathBuf::from(val()?)),
@@ -86,7 +94,7 @@ fn parse_args() -> anyhow::Result<Opts> {
             "--only" => o.only = Some(val()?),
             "-h" | "--help" => {
                 println!(
-                    "wid-bench --wid BIN [--bao BIN] [--kube-env FILE] [--quick] [--work DIR] [--json FILE] [--results FILE] [--identities N] [--seconds S]"
+                    "wid-bench --wid BIN [--bao BIN] [--kube-env FILE] [--upstream-webhook BIN] [--quick] [--work DIR] [--json FILE] [--results FILE] [--identities N] [--seconds S]"
                 );
                 std::process::exit(0);
             }
@@ -242,24 +250,45 @@ async fn run(o: Opts) -> anyhow::Result<()> {
     });
     w.server.stop()?;
 
-    // ---- wid webhook over HTTPS --------------------------------------------------------------------
+    // ---- wid webhook over HTTPS, then upstream's --------------------------------------------------
     match &kube {
         Some(k) => {
-            eprintln!("wid-bench: wid webhook over HTTPS (its ServiceAccount cache fed by kube-apiserver)");
-            let wh = webhook::Webhook::start(&o.wid, k, &o.work, &tenant).await?;
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            rep.memory.webhook_idle_mb = Some(wh.server.rss_mb());
-            let sampler = RssSampler::start(wh.server.pid());
             let reviews: Vec<Req> = (0..64).map(webhook::review_req).collect();
-            for proto in [Proto::H1, Proto::H2] {
-                let st = load::run(&wh.target, &phase.spec(proto, c, &[200]), round_robin(reviews.clone())).await?;
-                rep.push(Row::new("admission review (HTTPS, wid webhook)", "wid", Some(proto), c, st));
+            let mut servers = vec![(webhook::Flavor::Wid, o.wid.as_path(), "wid")];
+            match &o.upstream_webhook {
+                Some(bin) => servers.push((webhook::Flavor::Upstream, bin.as_path(), UPSTREAM)),
+                None => eprintln!("wid-bench: no --upstream-webhook given: the upstream webhook not measured"),
             }
-            rep.memory.webhook_load_mb = Some(sampler.peak_mb());
-            drop(sampler);
-            wh.server.stop()?;
+            for (flavor, bin, system) in servers {
+                eprintln!("wid-bench: {system} webhook over HTTPS (its ServiceAccount cache fed by kube-apiserver)");
+                let wh = webhook::Webhook::start(bin, flavor, k, &o.work, &tenant).await?;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let idle = wh.server.rss_mb();
+                let sampler = RssSampler::start(wh.server.pid());
+                for proto in [Proto::H1, Proto::H2] {
+                    let st = load::run(&wh.target, &phase.spec(proto, c, &[200]), round_robin(reviews.clone())).await?;
+                    rep.push(Row::new(
+                        &format!("admission review (HTTPS, {system} webhook)"),
+                        system,
+                        Some(proto),
+                        c,
+                        st,
+                    ));
+                }
+                let peak = Some(sampler.peak_mb());
+                drop(sampler);
+                wh.server.stop()?;
+                match flavor {
+                    webhook::Flavor::Wid => {
+                        (rep.memory.webhook_idle_mb, rep.memory.webhook_load_mb) = (Some(idle), peak)
+                    }
+                    webhook::Flavor::Upstream => {
+                        (rep.memory.upstream_webhook_idle_mb, rep.memory.upstream_webhook_load_mb) = (Some(idle), peak)
+                    }
+                }
+            }
         }
-        None => eprintln!("wid-bench: no --kube-env given: wid webhook over HTTPS not measured"),
+        None => eprintln!("wid-bench: no --kube-env given: the webhooks over HTTPS not measured"),
     }
 
     // ---- OpenBao -----------------------------------------------------------------------------------

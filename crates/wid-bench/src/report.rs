@@ -41,6 +41,9 @@ pub struct Memory {
     /// `wid webhook` (with a kube-apiserver): idle, and peak during the HTTPS admission runs.
     pub webhook_idle_mb: Option<f64>,
     pub webhook_load_mb: Option<f64>,
+    /// azure-workload-identity's webhook server, the same way.
+    pub upstream_webhook_idle_mb: Option<f64>,
+    pub upstream_webhook_load_mb: Option<f64>,
     pub bao_cold_start_ms: Option<f64>,
     pub bao_idle_mb: Option<f64>,
     pub bao_load_mb: Option<f64>,
@@ -224,6 +227,42 @@ impl Report {
         );
         ratio("exchange warm ≥ 4× OpenBao JWT login", warm, login.map(|s| s.throughput), 4.0, "/s");
         ratio("secret GET ≥ 4× OpenBao KV v2 read", get, kv.map(|s| s.throughput), 4.0, "/s");
+        // Beside azure-workload-identity's webhook server, measured the same way.
+        let mut peers = Vec::new();
+        let https = self.find("admission review (HTTPS", "wid", Some(Proto::H1));
+        let upstream = self.find("admission review (HTTPS", crate::UPSTREAM, Some(Proto::H1));
+        let beside = |what: &str, a: Option<f64>, b: Option<f64>, unit: &str, ok: &dyn Fn(f64, f64) -> bool| {
+            let (value, met) = match (a, b) {
+                (Some(a), Some(b)) => {
+                    let f = |v: f64| if unit == "/s" { n(v) } else { lat(v) };
+                    (format!("{} vs {} {unit}", f(a), f(b)), Some(ok(a, b)))
+                }
+                _ => ("not measured".to_string(), None),
+            };
+            TargetResult { target: what.to_string(), value, met }
+        };
+        peers.push(beside(
+            "admission over HTTPS (HTTP/1.1) ≥ 2× upstream's webhook",
+            https.map(|s| s.throughput),
+            upstream.map(|s| s.throughput),
+            "/s",
+            &|a, b| a >= 2.0 * b,
+        ));
+        peers.push(beside(
+            "admission over HTTPS p99 below upstream's",
+            https.map(|s| s.p99_ms),
+            upstream.map(|s| s.p99_ms),
+            "ms",
+            &|a, b| a < b,
+        ));
+        let m = &self.memory;
+        peers.push(beside(
+            "webhook RSS under load below upstream's",
+            m.webhook_load_mb,
+            m.upstream_webhook_load_mb,
+            "MB",
+            &|a, b| a < b,
+        ));
         let mut abs = |name: &str, value: Option<f64>, unit: &str, ok: &dyn Fn(f64) -> bool| {
             let (v, met) = match value {
                 Some(v) => {
@@ -236,13 +275,13 @@ impl Report {
         abs("secret GET p99 < 5 ms", get.map(|s| s.p99_ms), "ms", &|v| v < 5.0);
         abs("admission ≥ 20,000 reviews/s on one core", adm.map(|s| s.throughput), "/s", &|v| v >= 20_000.0);
         abs("admission p99 < 1 ms", adm.map(|s| s.p99_ms), "ms", &|v| v < 1.0);
-        let https = self.find("admission review (HTTPS", "wid", Some(Proto::H1));
         abs(
             "admission over HTTPS (`wid webhook`, HTTP/1.1) ≥ 20,000 reviews/s",
             https.map(|s| s.throughput),
             "/s",
             &|v| v >= 20_000.0,
         );
+
         abs("wid serve RSS under load < 64 MB", Some(self.memory.wid_load_mb), "MB", &|v| v < 64.0);
         let large = self.scale.as_ref().map(|s| s.idle_mb.max(s.load_mb));
         let ids = self.scale.as_ref().map_or(0, |s| s.added.identities);
@@ -261,6 +300,7 @@ impl Report {
                 });
             }
         }
+        t.extend(peers);
         t
     }
 
@@ -372,12 +412,10 @@ impl Report {
         line("admission review (in process)", adm, "target 20,000/s", Some(20_000.0));
         for p in [Proto::H1, Proto::H2] {
             let adm = self.find("admission review (HTTPS", "wid", Some(p));
-            line(
-                &format!("admission review, `wid webhook` over {}", proto_s(Some(p))),
-                adm,
-                "target 20,000/s",
-                Some(20_000.0),
-            );
+            let label = format!("admission review, `wid webhook` over {}", proto_s(Some(p)));
+            line(&label, adm, "target 20,000/s", Some(20_000.0));
+            let upstream = self.find("admission review (HTTPS", crate::UPSTREAM, Some(p)).map(|s| s.throughput);
+            line(&label, adm, &format!("{} webhook", crate::UPSTREAM), upstream);
         }
         let mgmt =
             self.rows.iter().find(|r| r.workload.starts_with("management") && r.system == "wid").map(|r| &r.stats);
@@ -418,6 +456,13 @@ impl Report {
         }
         if let (Some(idle), Some(load)) = (m.webhook_idle_mb, m.webhook_load_mb) {
             let _ = writeln!(out, "| `wid webhook` RSS idle / peak under load, MB | {idle:.1} / {load:.1} | |");
+        }
+        if let (Some(idle), Some(load)) = (m.upstream_webhook_idle_mb, m.upstream_webhook_load_mb) {
+            let _ = writeln!(
+                out,
+                "| {} webhook RSS idle / peak under load, MB | | {idle:.1} / {load:.1} |",
+                crate::UPSTREAM
+            );
         }
         let _ = writeln!(out, "| binary size, MB | {:.1} | |", self.binary_mb);
         out

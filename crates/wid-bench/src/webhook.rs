@@ -1,5 +1,6 @@
-//! `wid webhook` under test: the admission endpoint over HTTPS, pinned to core 0, its ServiceAccount
-//! cache fed by the real kube-apiserver's watch, a serving certificate from the cluster's test CA.
+//! The admission servers under test — `wid webhook` and, as its peer, azure-workload-identity's own —
+//! over HTTPS, pinned to core 0, their ServiceAccount caches fed by the real kube-apiserver's watch,
+//! serving certificates from the cluster's test CA.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -25,10 +26,25 @@ pub fn review_req(n: u64) -> Req {
     Req::with_body(Method::POST, PATH, "application/json", admission_review(n))
 }
 
+/// The admission server under test.
+#[derive(Clone, Copy)]
+pub enum Flavor {
+    /// `wid webhook`.
+    Wid,
+    /// azure-workload-identity's own webhook server and pod mutator, built from its Go module by
+    /// tests/webhook-oracle (`webhook-oracle serve`).
+    Upstream,
+}
+
 impl Webhook {
-    /// Starts `wid webhook` and waits until it mutates a pod (its cache has the ServiceAccount).
-    pub async fn start(bin: &Path, kube: &Kube, work: &Path, tenant: &str) -> anyhow::Result<Self> {
-        let certs = fresh_dir(work, "webhook-certs")?;
+    /// Starts the webhook on core 0 with a serving certificate from the cluster's test CA, and waits
+    /// until it mutates a pod (its cache has the ServiceAccount).
+    pub async fn start(bin: &Path, flavor: Flavor, kube: &Kube, work: &Path, tenant: &str) -> anyhow::Result<Self> {
+        let name = match flavor {
+            Flavor::Wid => "wid webhook",
+            Flavor::Upstream => "upstream webhook",
+        };
+        let certs = fresh_dir(work, &format!("{}-certs", name.replace(' ', "-")))?;
         let status = std::process::Command::new(&kube.certgen)
             .arg("server")
             .arg("-ca-cert")
@@ -44,24 +60,40 @@ impl Webhook {
             bail!("certgen could not issue the webhook's certificate");
         }
         let port = free_port()?;
-        let args: Vec<String> = vec![
-            "webhook".into(),
-            "--listen".into(),
-            format!("127.0.0.1:{port}"),
-            "--webhook-cert-dir".into(),
-            certs.display().to_string(),
-            "--kubeconfig".into(),
-            kube.kubeconfig.display().to_string(),
-            "--tenant-id".into(),
-            tenant.into(),
-            "--health-addr".into(),
-            "0".into(),
-            "--metrics-addr".into(),
-            "0".into(),
-            "--log-level".into(),
-            "info".into(),
-        ];
-        let server = Server::spawn("0", bin, &args, &[], &work.join("webhook.log"))?;
+        let listen = format!("127.0.0.1:{port}");
+        let log = work.join(format!("{}.log", name.replace(' ', "-")));
+        let server = match flavor {
+            Flavor::Wid => {
+                let args: Vec<String> = [
+                    "webhook",
+                    "--listen",
+                    &listen,
+                    "--webhook-cert-dir",
+                    &certs.display().to_string(),
+                    "--kubeconfig",
+                    &kube.kubeconfig.display().to_string(),
+                    "--tenant-id",
+                    tenant,
+                    "--health-addr",
+                    "0",
+                    "--metrics-addr",
+                    "0",
+                    "--log-level",
+                    "info",
+                ]
+                .map(String::from)
+                .to_vec();
+                Server::spawn("0", bin, &args, &[], &log)?
+            }
+            Flavor::Upstream => {
+                let args: Vec<String> = ["serve", "--listen", &listen, "--cert-dir", &certs.display().to_string()]
+                    .map(String::from)
+                    .to_vec();
+                let env =
+                    [("KUBECONFIG", kube.kubeconfig.display().to_string()), ("AZURE_TENANT_ID", tenant.to_string())];
+                Server::spawn("0", bin, &args, &env, &log)?
+            }
+        };
         let target = Target::new(SocketAddr::from(([127, 0, 0, 1], port)), "localhost", kube.ca_pem.as_bytes())?;
         let started = Instant::now();
         loop {
@@ -72,7 +104,7 @@ impl Webhook {
                 return Ok(Self { server, target });
             }
             if started.elapsed() > Duration::from_secs(60) {
-                bail!("wid webhook did not mutate a pod within 60 s (see {}/webhook.log)", work.display());
+                bail!("{name} did not mutate a pod within 60 s (see {})", log.display());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -42,6 +42,13 @@ pub fn parse_int(s: &str, bits: u32) -> Result<i64, String> {
     i64::try_from(v).map_err(|_| range())
 }
 
+/// Go's `unicode.IsPrint`: letters, marks, numbers, punctuation, symbols and the ASCII space. (The
+/// tables are Unicode 18's; Go's may be older, which matters only for characters assigned since.)
+fn is_print(c: char) -> bool {
+    use unicode_properties::{GeneralCategoryGroup as G, UnicodeGeneralCategory};
+    c == ' ' || matches!(c.general_category_group(), G::Letter | G::Mark | G::Number | G::Punctuation | G::Symbol)
+}
+
 /// `strconv.Quote`: a double-quoted Go string literal.
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -61,7 +68,7 @@ pub fn quote(s: &str) -> String {
             c if (c as u32) < 0x20 || c == '\u{7f}' => {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             }
-            c if c.is_control() || c.is_whitespace() || c == '\u{feff}' => {
+            c if !is_print(c) => {
                 if (c as u32) <= 0xffff {
                     let _ = write!(out, "\\u{:04x}", c as u32);
                 } else {
@@ -109,5 +116,10 @@ mod tests {
         assert_eq!(quote("x\ny\u{0}"), r#""x\ny\x00""#);
         assert_eq!(quote("héllo"), "\"héllo\"");
         assert_eq!(quote("\u{2028}"), r#""\u2028""#);
+        // Found by the upstream oracle: format characters and private use are not printable in Go.
+        assert_eq!(quote("36\u{ad}00"), r#""36\u00ad00""#);
+        assert_eq!(quote("\u{200b}3600\u{e000}\u{a0}"), r#""\u200b3600\ue000\u00a0""#);
+        assert_eq!(quote("\u{10ffff}"), r#""\U0010ffff""#);
+        assert_eq!(quote("日本\u{301}"), "\"日本\u{301}\"");
     }
 }

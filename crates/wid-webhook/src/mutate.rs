@@ -324,53 +324,42 @@ fn ensure_mount(
     layout: TokenLayout,
 ) -> Result<(), Denial> {
     let mounts_ptr = pointer(["spec", list, &i.to_string(), "volumeMounts"]);
-    let mounts = array(&p.doc, &mounts_ptr);
     let path = layout.mount_path();
-    let at_path = mounts.iter().position(|m| same_path(str_of(m, "mountPath"), path));
-    let by_name = mounts.iter().position(|m| str_of(m, "name") == volume);
-    match (at_path, by_name) {
-        (Some(k), _) => {
-            let mount = mounts.get(k).cloned().unwrap_or_default();
-            let name = str_of(&mount, "name");
-            if name == volume {
-                // Upstream (v1.6) rewrites its own mount as read-only; only that field can differ here.
-                if layout == TokenLayout::V1_6 && mount.get("readOnly") != Some(&Value::Bool(true)) {
-                    p.add(format!("{mounts_ptr}/{k}/readOnly"), json!(true)).map_err(patch_error)?;
+    let desired = json!({"name": volume, "mountPath": path, "readOnly": true});
+    // Upstream (v1.6) replaces its own mount with the one it wants, wherever it was: a subPath, a
+    // trailing slash or a propagation mode from a copied spec would hide the token.
+    let replace_at = {
+        let mounts = array(&p.doc, &mounts_ptr);
+        let at_path = mounts.iter().position(|m| same_path(str_of(m, "mountPath"), path));
+        let by_name = mounts.iter().position(|m| str_of(m, "name") == volume);
+        let differs = |k: usize| (layout == TokenLayout::V1_6 && mounts.get(k) != Some(&desired)).then_some(k);
+        match (at_path, by_name) {
+            (Some(k), _) => {
+                let name = mounts.get(k).map(|m| str_of(m, "name")).unwrap_or_default();
+                if name == volume {
+                    differs(k)
+                } else if name.starts_with(RESERVED_VOLUME_PREFIX) || name == LEGACY_VOLUME_NAME {
+                    None // an earlier injection's mount (another reserved volume): already in place
+                } else {
+                    return Err(Denial::bad_request(format!(
+                        "container \"{container}\" already mounts volume \"{name}\" at {path}, where the \
+                         workload identity token volume is mounted (mountPath must be unique). To fix: mount \
+                         \"{name}\" at another path, or list \"{container}\" in the pod annotation \
+                         {SKIP_CONTAINERS_ANNOTATION}"
+                    )));
                 }
-                Ok(())
-            } else if name.starts_with(RESERVED_VOLUME_PREFIX) || name == LEGACY_VOLUME_NAME {
-                // An earlier injection's mount (another reserved volume): already in place.
-                Ok(())
-            } else {
-                Err(Denial::bad_request(format!(
-                    "container \"{container}\" already mounts volume \"{name}\" at {path}, where the workload \
-                     identity token volume is mounted (mountPath must be unique). To fix: mount \"{name}\" at \
-                     another path, or list \"{container}\" in the pod annotation {SKIP_CONTAINERS_ANNOTATION}"
-                )))
+            }
+            // v1.5 leaves a mount with the name where it is, as upstream did.
+            (None, Some(k)) => differs(k),
+            (None, None) => {
+                let segs = ["spec", list, &i.to_string(), "volumeMounts"];
+                return append(p, &segs, desired).map_err(patch_error);
             }
         }
-        (None, Some(k)) if layout == TokenLayout::V1_6 => {
-            // Our volume mounted elsewhere (or without a path): upstream moves it to the token path; do
-            // that field by field (`add` of an object member replaces it when present).
-            let has_path = array(&p.doc, &mounts_ptr).get(k).is_some_and(|m| m.get("mountPath").is_some());
-            let at = format!("{mounts_ptr}/{k}/mountPath");
-            match has_path {
-                true => p.replace(at, json!(path)),
-                false => p.add(at, json!(path)),
-            }
-            .map_err(patch_error)?;
-            let read_only = array(&p.doc, &mounts_ptr).get(k).and_then(|m| m.get("readOnly")).cloned();
-            if read_only != Some(Value::Bool(true)) {
-                p.add(format!("{mounts_ptr}/{k}/readOnly"), json!(true)).map_err(patch_error)?;
-            }
-            Ok(())
-        }
-        (None, Some(_)) => Ok(()), // v1.5: a mount with the name exists, as upstream leave it.
-        (None, None) => {
-            let mount = json!({"name": volume, "mountPath": path, "readOnly": true});
-            let segs = ["spec", list, &i.to_string(), "volumeMounts"];
-            append(p, &segs, mount).map_err(patch_error)
-        }
+    };
+    match replace_at {
+        Some(k) => p.replace(format!("{mounts_ptr}/{k}"), desired).map_err(patch_error),
+        None => Ok(()),
     }
 }
 
@@ -474,35 +463,23 @@ fn ensure_volume(
         return append(p, &["spec", "volumes"], desired);
     };
     let vol_ptr = format!("/spec/volumes/{k}");
-    let sources_ptr = format!("{vol_ptr}/projected/sources");
-    let Some(existing) = p.doc.pointer(&sources_ptr).and_then(Value::as_array).cloned() else {
-        // Not a projected volume although it carries the reserved name: upstream replaces it (v1.6);
-        // v1.5 never touched an existing volume.
-        return match layout {
-            TokenLayout::V1_6 => p.replace(vol_ptr, desired),
-            TokenLayout::V1_5 => Ok(()),
-        };
-    };
     if layout == TokenLayout::V1_6 {
-        match existing.iter().position(|s| s.get("serviceAccountToken").is_some_and(Value::is_object)) {
-            Some(s) => {
-                // Upstream overwrites its volume with the desired one; set just the fields that differ.
-                let sat_ptr = format!("{sources_ptr}/{s}/serviceAccountToken");
-                let sat = existing.get(s).and_then(|v| v.get("serviceAccountToken")).cloned().unwrap_or_default();
-                for (field, want) in [
-                    ("path", json!(layout.token_path())),
-                    ("expirationSeconds", json!(expiration)),
-                    ("audience", json!(audience)),
-                ] {
-                    match sat.get(field) {
-                        Some(have) if *have == want => {}
-                        Some(_) => p.replace(format!("{sat_ptr}/{field}"), want)?,
-                        None => p.add(format!("{sat_ptr}/{field}"), want)?,
-                    }
-                }
-            }
-            None => return p.replace(vol_ptr, desired),
+        // Upstream replaces the volume it reserved with the one it wants: whatever else a copied spec
+        // left in it (a file mode, other sources or paths) would make the token unreadable or put it
+        // elsewhere than AZURE_FEDERATED_TOKEN_FILE says. The apiserver's default mode (420) is no
+        // difference: it sets it again on the replacement.
+        let mut current = p.doc.pointer(&vol_ptr).cloned().unwrap_or_default();
+        if let Some(projected) = current.get_mut("projected").and_then(Value::as_object_mut)
+            && projected.get("defaultMode") == Some(&json!(420))
+        {
+            projected.remove("defaultMode");
         }
+        return if current == desired { Ok(()) } else { p.replace(vol_ptr, desired) };
+    }
+    // v1.5 never touched an existing volume; wid adds only its CA sources to a projected one.
+    let sources_ptr = format!("{vol_ptr}/projected/sources");
+    if p.doc.pointer(&sources_ptr).and_then(Value::as_array).is_none() {
+        return Ok(());
     }
     for (path, source) in extras {
         let current = array(&p.doc, &sources_ptr);

@@ -158,10 +158,11 @@ pub fn tls_versions(
 }
 
 /// (tracing filter, the level the proxy sidecar is told) from `--log-level`. `debug` and `trace` are
-/// wid's own crates only; `all` includes the libraries (TLS, HTTP).
+/// wid's own crates only; `all` includes the libraries (TLS, HTTP). The proxy is told the level as
+/// given, unset included (`--log-level=`, which its logger reads as its default), as upstream does.
 fn log_levels(level: &str) -> anyhow::Result<(&'static str, &'static str)> {
     Ok(match level {
-        "" => ("info", "warning"),
+        "" => ("info", ""),
         "info" => ("info", "info"),
         "debug" => ("info,wid=debug,wid_webhook=debug,wid_kube=debug,wid_http=debug", "debug"),
         "trace" => ("info,wid=trace,wid_webhook=trace,wid_kube=trace,wid_http=trace", "trace"),
@@ -680,7 +681,7 @@ mod tests {
         assert_eq!(s.decision.audience, "api://AzureADTokenExchange");
         assert_eq!(s.decision.layout, crate::TokenLayout::V1_6);
         assert_eq!(s.decision.proxy.image, "mcr.microsoft.com/oss/azure/workload-identity/proxy:v1.6.0");
-        assert_eq!(s.decision.proxy.log_level, "warning");
+        assert_eq!(s.decision.proxy.log_level, "");
         assert_eq!(s.kube, KubeSource::Kubeconfig { path: "/k".into(), context: None });
         assert!(s.warnings.iter().any(|w| w.contains("does not generate")));
     }

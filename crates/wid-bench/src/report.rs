@@ -523,8 +523,8 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "- Pinning: the server under test (`wid serve`, then `wid webhook`, then OpenBao) alone on core 0 \
-             (`taskset -c 0`), never two at once; the load generator and the in-process micro-benchmarks on core 1 \
+            "- Pinning: the server under test (`wid serve`, then `wid webhook`, then azure-workload-identity's \
+             webhook, then OpenBao) alone on core 0 (`taskset -c 0`), never two at once; the load generator and the in-process micro-benchmarks on core 1 \
              (`taskset -c 1`), with the kube-apiserver and its etcd when they are used."
         );
         let _ = writeln!(
@@ -713,7 +713,10 @@ const METHOD: &str = "\
 - Admission: in process, the webhook's decision function (`wid_webhook::mutate`: parse the AdmissionReview, \
   decide with the ServiceAccount as the watch-backed cache holds it, build the JSON patch, serialise the \
   response) on core 0; over HTTPS, `wid webhook` on core 0 with its ServiceAccount cache fed by the real \
-  kube-apiserver's watch, a certificate from the cluster's test CA, and its one log line per admission.
+  kube-apiserver's watch, a certificate from the cluster's test CA, and its one log line per admission; \
+  beside it, the same load on azure-workload-identity v1.6.0's webhook server (`webhook-oracle serve` of \
+  tests/webhook-oracle: upstream's controller-runtime manager, webhook server and pod mutator from its Go \
+  module, `--log-level=info`, its ServiceAccount informer fed by the same apiserver).
 - OpenBao KV reads use a token of the `bench` policy; the root token skips the ACL check and is shown in a row \
   of its own to place published figures, which are usually taken with it.
 - Large data set: written straight into the stopped server's SQLite database with `Store::import` (one \

@@ -33,6 +33,7 @@ VAULT = "kv-clients"  # listed in tests/e2e/hosts.py
 SECRET = "my-secret"
 VALUE = "Hello!"
 SA = "workload-identity-sa"
+PAGE = 25  # Key Vault's page of secrets
 CLIENTS = REPO / "tests" / "clients"
 CACHE = Path(os.environ.get("WID_CACHE", Path.home() / ".cache" / "wid"))
 AUTHORITIES = {"wid": "https://localhost/", "aks-default": "https://login.microsoftonline.com/"}
@@ -130,6 +131,9 @@ def setup(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Setup:
         w.cli("role", "assignment", "create", "--assignee", me, "--role", "Key Vault Secrets Officer",
               "--scope", vault_id, "-o", "none")
         w.cli("keyvault", "secret", "set", "--vault-name", VAULT, "--name", SECRET, "--value", VALUE, "-o", "none")
+        # More than a page (Key Vault's 25), so that listing pages.
+        for i in range(PAGE + 1):
+            w.cli("keyvault", "secret", "set", "--vault-name", VAULT, "--name", f"filler-{i}", "--value", "x", "-o", "none")
         # Officer, not User: the round trips write too. The ForbiddenByRbac test removes it.
         w.cli("role", "assignment", "create", "--assignee-object-id", principal_id, "--role",
               "Key Vault Secrets Officer", "--scope", vault_id, "--assignee-principal-type", "ServicePrincipal",
@@ -190,6 +194,7 @@ def test_go_azidentity_and_azsecrets_round_trip(setup: Setup, go_clients: Path, 
     assert steps["get"] == ["second", "first"]
     assert sorted(steps["versions"]) == sorted(steps["set"])
     assert SECRET in steps["list"]["names"] and name in steps["list"]["names"]
+    assert f"filler-{PAGE}" in steps["list"]["names"] and steps["list"]["pages"] >= 2, steps["list"]
     assert steps["get-after-delete"] == "SecretNotFound"
     assert steps["delete"] == f"{setup.vault_url}deletedsecrets/{name}"
     assert steps["recovered"] == "second"

@@ -46,11 +46,14 @@ async fn discovery_documents_name_the_public_url() {
     let dir = tempfile::tempdir().unwrap();
     let s = assembled(&dir).await;
     assert_eq!(s.public_url, "https://localhost:8443");
-    let (st, _, body) = send(&s, get("localhost:8443", "/metadata/endpoints?api-version=2022-09-01")).await;
-    assert_eq!(st, StatusCode::OK, "{body}");
-    let meta: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(meta["resourceManager"], "https://localhost:8443/");
-    assert_eq!(meta["suffixes"]["keyVaultDns"], "vault.localhost:8443");
+    // Public, and under any number of leading slashes (`az cloud register` with a URL ending in `/`).
+    for path in ["/metadata/endpoints", "//metadata/endpoints", "///METADATA/Endpoints/"] {
+        let (st, _, body) = send(&s, get("localhost:8443", &format!("{path}?api-version=2022-09-01"))).await;
+        assert_eq!(st, StatusCode::OK, "{path}: {body}");
+        let meta: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(meta["resourceManager"], "https://localhost:8443/");
+        assert_eq!(meta["suffixes"]["keyVaultDns"], "vault.localhost:8443");
+    }
     let path = format!("/{}/v2.0/.well-known/openid-configuration", s.tenant_id);
     let (st, _, body) = send(&s, get("localhost:8443", &path)).await;
     assert_eq!(st, StatusCode::OK, "{body}");

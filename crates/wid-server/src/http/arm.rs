@@ -1,5 +1,6 @@
 //! The management API (ARM-shaped). Paths are routed case-insensitively by `wid_arm::route`, the
-//! caller is authenticated, and the (synchronous, storage-bound) call runs off the executor.
+//! caller is authenticated (all but the public `GET /metadata/endpoints`), and the (synchronous,
+//! storage-bound) call runs off the executor.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Request, State};
@@ -10,11 +11,6 @@ use wid_arm::route::{ArmRoute, RouteError};
 use wid_arm::{Actor, ArmError, Management, Reply};
 
 use super::{AppState, Authenticated, MAX_BODY, json};
-
-/// `GET /metadata/endpoints` (no authentication, as ARM).
-pub async fn metadata_endpoints(State(st): State<AppState>) -> Response {
-    json(200, &st.arm.metadata_endpoints())
-}
 
 fn arm_error(st: &AppState, e: &ArmError) -> Response {
     let w = e.to_wire();
@@ -46,6 +42,12 @@ pub async fn handle(State(st): State<AppState>, req: Request) -> Response {
             );
         }
     };
+    // The cloud's metadata is public, as Azure's: `az cloud register` reads it before any sign-in, and
+    // asks `//metadata/endpoints` when the URL it is given ends with a slash.
+    if route == ArmRoute::MetadataEndpoints && req.method() == Method::GET {
+        st.metrics.request("arm", 200);
+        return json(200, &st.arm.metadata_endpoints());
+    }
     let (mut parts, body) = req.into_parts();
     let caller = match Authenticated::from_request_parts(&mut parts, &st).await {
         Ok(Authenticated(c)) => c,

@@ -111,7 +111,6 @@ pub fn router(state: AppState) -> Router {
         .route("/{tenant}/oauth2/token", post(entra::token))
         .route("/oidc/{tenant}/{cluster}/.well-known/openid-configuration", get(oidc::discovery))
         .route("/oidc/{tenant}/{cluster}/openid/v1/jwks", get(oidc::jwks))
-        .route("/metadata/endpoints", get(arm::metadata_endpoints))
         .fallback(arm::handle)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state.clone());

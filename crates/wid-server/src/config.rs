@@ -41,9 +41,10 @@ pub struct ServerConfig {
     pub master_key_file: Option<PathBuf>,
     /// Apply pending schema migrations at start; `false` refuses a database that needs them.
     pub migrate: bool,
-    /// Also answer under Azure's sign-in host name (login.microsoftonline.com), for clients that
-    /// ask it for instance discovery and pods with AKS's default `AZURE_AUTHORITY_HOST`. Off by
-    /// default: it asks clients to trust this server's CA for a Microsoft name (SECURITY.md).
+    /// Also answer under Azure's host names: the sign-in host (login.microsoftonline.com), for
+    /// clients that ask it for instance discovery and pods with AKS's default
+    /// `AZURE_AUTHORITY_HOST`, and Key Vault's `{vault}.vault.azure.net`. Off by default: it asks
+    /// clients to trust this server's CA for Microsoft names (SECURITY.md).
     pub azure_hostnames: bool,
 }
 

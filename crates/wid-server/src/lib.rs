@@ -155,7 +155,10 @@ pub async fn assemble(cfg: ServerConfig, clock: Arc<dyn Clock>, port: u16) -> Re
     let sts_cfg = StsConfig {
         tenant_id: data.tenant_id,
         public_url: public_url.clone(),
-        resources: vec![public_url.clone(), format!("https://{vault_suffix}")],
+        resources: [public_url.clone(), format!("https://{vault_suffix}")]
+            .into_iter()
+            .chain(cfg.azure_hostnames.then(|| wid_vault::AZURE_RESOURCE.to_string()))
+            .collect(),
         token_lifetime_secs: i64::try_from(cfg.token_lifetime.as_secs()).unwrap_or(86400),
         app_token_lifetime_secs: 3600,
         clock_skew_secs: 300,
@@ -187,6 +190,7 @@ pub async fn assemble(cfg: ServerConfig, clock: Arc<dyn Clock>, port: u16) -> Re
         dns_suffix: vault_suffix.clone(),
         resource: format!("https://{vault_suffix}"),
         throttle_per_10s: cfg.vault_throttle_per_10s,
+        azure_hostnames: cfg.azure_hostnames,
     };
     let vault = Arc::new(VaultService::new(
         vault_cfg,

@@ -9,11 +9,12 @@ use wid_crypto::pki::LocalCa;
 use crate::{ServeError, ServerConfig};
 
 /// The names a server certificate from the local CA covers (with `azure_hostnames`, Azure's sign-in
-/// host too).
+/// and Key Vault host names too).
 pub fn server_names(host: &str, azure_hostnames: bool) -> (Vec<String>, Vec<IpAddr>) {
     let mut dns = vec!["localhost".to_string(), "vault.localhost".into(), "*.vault.localhost".into()];
     if azure_hostnames {
-        dns.push(crate::http::AZURE_LOGIN_HOST.into());
+        let vault = wid_vault::AZURE_DNS_SUFFIX;
+        dns.extend([crate::http::AZURE_LOGIN_HOST.into(), vault.into(), format!("*.{vault}")]);
     }
     let mut ips: Vec<IpAddr> = vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])];
     match host.trim_matches(['[', ']']).parse::<IpAddr>() {

@@ -85,6 +85,10 @@ async fn instance_discovery_answers_for_this_server_and_refuses_other_authoritie
     assert_eq!(meta["tenant_discovery_endpoint"], tenant_discovery);
     assert_eq!(meta["metadata"][0]["preferred_network"], "localhost:8443");
 
+    // Without the mode, Azure's Key Vault names are not vaults here.
+    let (st, _, body) = send(&s, get("kv-a.vault.azure.net", "/secrets/x?api-version=7.5")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{body}");
+
     // Azure's own host is someone else's unless --azure-hostnames says otherwise: Entra's refusal.
     for authority in ["login.microsoftonline.com", "wid.example:8443", "localhost:9443"] {
         let (st, _, body) = send(&s, instance_discovery("localhost:8443", authority, "common")).await;
@@ -113,6 +117,18 @@ async fn with_azure_hostnames_the_sign_in_host_describes_itself() {
     let meta: Value = serde_json::from_str(&body).unwrap();
     let want = format!("https://login.microsoftonline.com/{tid}/v2.0/.well-known/openid-configuration");
     assert_eq!(meta["tenant_discovery_endpoint"], want.as_str());
+
+    // Vaults answer under Azure's Key Vault name too, challenging for Azure's resource and sign-in host.
+    let (st, headers, body) = send(&s, get("kv-a.vault.azure.net", "/secrets/x?api-version=7.5")).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{body}");
+    let want = format!(
+        "Bearer authorization=\"https://login.microsoftonline.com/{tid}\", resource=\"https://vault.azure.net\""
+    );
+    assert_eq!(headers[header::WWW_AUTHENTICATE], want.as_str());
+    let (_, headers, _) = send(&s, get("kv-a.vault.localhost:8443", "/secrets/x?api-version=7.5")).await;
+    let want =
+        format!("Bearer authorization=\"https://localhost:8443/{tid}\", resource=\"https://vault.localhost:8443\"");
+    assert_eq!(headers[header::WWW_AUTHENTICATE], want.as_str());
 
     // MSAL accepts an issuer only on the authority's host (or a trusted one): each host names itself.
     let path = format!("/{tid}/v2.0/.well-known/openid-configuration");

@@ -21,5 +21,5 @@ mod throttle;
 
 pub use error::{AuthFailure, RbacDenial, VaultError, WireError};
 pub use request::VaultHost;
-pub use service::{Ctx, Paging, VaultConfig, VaultService, actions};
+pub use service::{AZURE_DNS_SUFFIX, AZURE_RESOURCE, Ctx, Paging, VaultConfig, VaultService, actions};
 pub use throttle::Throttle;

@@ -31,6 +31,9 @@ pub struct VaultHost {
     /// `host[:port]` as the client wrote it; ids and `nextLink`s are built on it, so the client can
     /// re-parse them into the vault URL it uses.
     pub authority: String,
+    /// Reached under Azure's own name, `{vault}.vault.azure.net` (`wid serve --azure-hostnames`):
+    /// tokens and the challenge are then Azure's Key Vault resource.
+    pub azure: bool,
 }
 
 impl VaultHost {
@@ -46,7 +49,7 @@ impl VaultHost {
             && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-');
-        dns_label.then(|| VaultHost { vault: label.to_string(), authority: authority.to_string() })
+        dns_label.then(|| VaultHost { vault: label.to_string(), authority: authority.to_string(), azure: false })
     }
 }
 

@@ -51,7 +51,13 @@ pub struct VaultConfig {
     pub resource: String,
     /// Requests per 10 s per vault; `None` = unlimited.
     pub throttle_per_10s: Option<u32>,
+    /// Also serve vaults as `{vault}.vault.azure.net`, for Azure's resource `https://vault.azure.net`.
+    pub azure_hostnames: bool,
 }
+
+/// Azure's Key Vault DNS suffix and resource, answered with `azure_hostnames`.
+pub const AZURE_DNS_SUFFIX: &str = "vault.azure.net";
+pub const AZURE_RESOURCE: &str = "https://vault.azure.net";
 
 /// Who is asking, through which host, under which request id and api-version.
 #[derive(Debug, Clone, Copy)]
@@ -103,7 +109,16 @@ impl VaultService {
 
     /// The vault a `Host` (or `:authority`) names, if it is `{vault}.{dns suffix}`.
     pub fn vault_host(&self, authority: &str) -> Option<VaultHost> {
-        VaultHost::parse(authority, &self.cfg.dns_suffix)
+        VaultHost::parse(authority, &self.cfg.dns_suffix).or_else(|| {
+            let azure = VaultHost::parse(authority, AZURE_DNS_SUFFIX).filter(|_| self.cfg.azure_hostnames)?;
+            Some(VaultHost { azure: true, ..azure })
+        })
+    }
+
+    /// The Key Vault resource of a host (`VaultHost::azure`): the audience its tokens must carry and
+    /// its challenge names.
+    pub fn resource(&self, azure: bool) -> &str {
+        if azure { AZURE_RESOURCE } else { &self.cfg.resource }
     }
 
     /// Purges soft-deleted secrets and vaults whose retention has passed, and drops the role

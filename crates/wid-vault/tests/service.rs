@@ -65,6 +65,7 @@ fn env_with(store: Arc<dyn Store>, tmp: Option<tempfile::TempDir>, throttle: Opt
         dns_suffix: SUFFIX.into(),
         resource: format!("https://{SUFFIX}"),
         throttle_per_10s: throttle,
+        azure_hostnames: false,
     };
     let svc = VaultService::new(cfg, store.clone(), master.clone(), dir.clone(), clock.clone());
     Env { svc, store, dir, clock, master, sub, tenant, _tmp: tmp }

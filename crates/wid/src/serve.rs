@@ -62,10 +62,11 @@ pub struct ServeArgs {
     /// Replace the access-token signing key at start when it is older than this. Default: 90d
     #[arg(long, value_name = "DURATION")]
     pub signing_key_max_age: Option<String>,
-    /// Also answer as Azure's sign-in host login.microsoftonline.com (the local CA's certificate
-    /// covers it; DNS must send it here, port 443): for Go, Java and .NET MSAL, which ask it for
-    /// instance discovery, and pods with AKS's default AZURE_AUTHORITY_HOST. Clients must trust this
-    /// server's CA for a Microsoft name: see SECURITY.md
+    /// Also answer under Azure's host names: the sign-in host login.microsoftonline.com (Go, Java,
+    /// Node and .NET MSAL ask it for instance discovery; AKS pods are given it as authority) and
+    /// Key Vault's NAME.vault.azure.net (resource https://vault.azure.net). The local CA's
+    /// certificate covers them; DNS must send them here, port 443. Clients must trust this server's
+    /// CA for Microsoft names: see SECURITY.md
     #[arg(long)]
     pub azure_hostnames: bool,
 }

@@ -32,22 +32,26 @@ pub async fn by_host(State(st): State<AppState>, req: Request, next: Next) -> Re
     }
 }
 
-/// The caller of a bearer token for the Key Vault resource.
-fn authenticate(st: &AppState, headers: &HeaderMap) -> Result<Caller, AuthFailure> {
+/// The caller of a bearer token for the host's Key Vault resource.
+fn authenticate(st: &AppState, host: &VaultHost, headers: &HeaderMap) -> Result<Caller, AuthFailure> {
     let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(AuthFailure::Missing)?;
     let token = match value.trim().split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => token.trim(),
         _ => return Err(AuthFailure::Missing),
     };
-    st.sts.verify_access_token(token, &st.vault.config().resource).map_err(AuthFailure::Invalid)
+    st.sts.verify_access_token(token, st.vault.resource(host.azure)).map_err(AuthFailure::Invalid)
 }
 
-/// `WWW-Authenticate: Bearer authorization="https://H/{tenant}", resource="https://vault.H"`.
-fn challenge(st: &AppState) -> String {
-    format!("Bearer authorization=\"{}/{}\", resource=\"{}\"", st.public_url, st.tenant_id, st.vault.config().resource)
+/// `WWW-Authenticate: Bearer authorization="https://H/{tenant}", resource="https://vault.H"`; for
+/// `{vault}.vault.azure.net`, Azure's sign-in host and Key Vault resource.
+fn challenge(st: &AppState, azure: bool) -> String {
+    let login = if azure { format!("https://{}", super::AZURE_LOGIN_HOST) } else { st.public_url.clone() };
+    format!("Bearer authorization=\"{login}/{}\", resource=\"{}\"", st.tenant_id, st.vault.resource(azure))
 }
 
 struct Reply {
+    /// The host is under Azure's name (its challenge is Azure's).
+    azure: bool,
     request_id: String,
     client_request_id: Option<HeaderValue>,
 }
@@ -75,7 +79,7 @@ impl Reply {
         let mut resp = json(w.status, &w.body());
         let h = resp.headers_mut();
         if w.status == 401
-            && let Ok(v) = HeaderValue::from_str(&challenge(st))
+            && let Ok(v) = HeaderValue::from_str(&challenge(st, self.azure))
         {
             h.insert(header::WWW_AUTHENTICATE, v);
         }
@@ -99,6 +103,7 @@ fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
 async fn handle(st: AppState, host: VaultHost, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let reply = Reply {
+        azure: host.azure,
         request_id: Uuid::new_v4().to_string(),
         client_request_id: parts
             .headers
@@ -107,7 +112,7 @@ async fn handle(st: AppState, host: VaultHost, req: Request) -> Response {
             .cloned(),
     };
     // (a) Authentication first: the SDKs' first request is bodiless and unauthenticated.
-    let caller = match authenticate(&st, &parts.headers) {
+    let caller = match authenticate(&st, &host, &parts.headers) {
         Ok(c) => c,
         Err(failure) => {
             let reason = match &failure {

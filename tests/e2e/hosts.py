@@ -20,9 +20,9 @@ SUFFIX = "vault.localhost"
 # The vaults of tests/e2e/test_token_flow.py and test_clients.py.
 VAULTS = ["kv-e2e", "kv-clients"]
 
-# Azure's sign-in host, answered by the `wid serve --azure-hostnames` of tests/e2e/test_clients.py:
-# Go and Java MSAL ask it for instance discovery.
-AZURE_HOSTS = ["login.microsoftonline.com"]
+# Azure's host names answered by the `wid serve --azure-hostnames` of tests/e2e/test_clients.py: the
+# sign-in host (Go, Java and Node MSAL ask it for instance discovery) and the vault's Azure name.
+AZURE_HOSTS = ["login.microsoftonline.com", "kv-clients.vault.azure.net"]
 
 
 def host_names() -> list[str]:

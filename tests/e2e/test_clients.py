@@ -1,16 +1,21 @@
-"""The Go, Java and JavaScript Azure clients, unmodified, against wid with a real service-account token.
+"""The Go, Java, JavaScript and Python Azure clients, unmodified, against wid with a real
+service-account token.
 
 Each client runs with only what a pod on AKS has: the webhook's four variables (AZURE_CLIENT_ID,
 AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE holding a TokenRequest token of the real apiserver,
 AZURE_AUTHORITY_HOST), the pod spec's KEYVAULT_URL and SECRET_NAME, and the platform's trust of
 wid's CA (SSL_CERT_FILE for Go, the JVM's trust store through JAVA_TOOL_OPTIONS for Java,
-NODE_EXTRA_CA_CERTS for Node.js).
+NODE_EXTRA_CA_CERTS for Node.js, REQUESTS_CA_BUNDLE for Python: what `wid webhook
+--ca-bundle-configmap` injects, plus the JVM's).
 
 Go's, Java's and Node's MSAL ask Azure's sign-in host for instance discovery whatever their authority
 (and no environment variable turns that off), so wid runs here with `--azure-hostnames` on port 443 of
-127.0.0.1, where tests/e2e/hosts.py sends login.microsoftonline.com. Two authorities are tried:
-wid's own URL (`https://localhost/`, what `wid webhook --authority-host` injects) and AKS's default
-`https://login.microsoftonline.com/` (what the webhook injects without it).
+127.0.0.1, where tests/e2e/hosts.py sends login.microsoftonline.com and the vault's Azure name. Three
+environments are tried: wid's own URL as authority (`https://localhost/`, what `wid webhook
+--authority-host` injects) with wid's vault URL; AKS's default authority
+`https://login.microsoftonline.com/` (what the webhook injects without it) with wid's vault URL; and
+that authority with the vault's Azure URL `https://kv-clients.vault.azure.net/` — exactly a pod's
+environment on AKS.
 
 Binding port 443 needs root (CI runs as root); elsewhere the module fails with that reason.
 """
@@ -22,6 +27,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,11 +42,16 @@ SA = "workload-identity-sa"
 PAGE = 25  # Key Vault's page of secrets
 CLIENTS = REPO / "tests" / "clients"
 CACHE = Path(os.environ.get("WID_CACHE", Path.home() / ".cache" / "wid"))
-AUTHORITIES = {"wid": "https://localhost/", "aks-default": "https://login.microsoftonline.com/"}
+# What a pod is given: the authority, and whether its vault URL is Azure's name for the vault.
+ENVIRONMENTS = {
+    "wid": ("https://localhost/", False),
+    "aks-authority": ("https://login.microsoftonline.com/", False),
+    "aks": ("https://login.microsoftonline.com/", True),
+}
 
 # What could steer the clients besides the pod's environment; none of it is passed on.
 _LEAKY_PREFIXES = ("AZURE_", "IDENTITY_", "MSI_", "IMDS_", "MSAL_", "JAVA_", "JDK_", "_JAVA", "NODE_")
-_LEAKY_NAMES = {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY",
+_LEAKY_NAMES = {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PYTHONPATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY",
                 "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "GODEBUG"}
 
 
@@ -154,7 +165,8 @@ def setup(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Setup:
         stop_process(w.proc)
 
 
-def pod_env(s: Setup, authority: str, secret: str = SECRET, **extra: str) -> dict:
+def pod_env(s: Setup, environment: str, secret: str = SECRET, **extra: str) -> dict:
+    authority, azure_vault = ENVIRONMENTS[environment]
     env = {k: v for k, v in os.environ.items()
            if not k.upper().startswith(_LEAKY_PREFIXES) and k.upper() not in _LEAKY_NAMES}
     env.update({
@@ -162,11 +174,12 @@ def pod_env(s: Setup, authority: str, secret: str = SECRET, **extra: str) -> dic
         "AZURE_TENANT_ID": s.wid.tenant,
         "AZURE_FEDERATED_TOKEN_FILE": str(s.token_file),
         "AZURE_AUTHORITY_HOST": authority,
-        "KEYVAULT_URL": s.vault_url,
+        "KEYVAULT_URL": f"https://{VAULT}.vault.azure.net/" if azure_vault else s.vault_url,
         "SECRET_NAME": secret,
         "SSL_CERT_FILE": str(s.wid.ca),
         "JAVA_TOOL_OPTIONS": f"-Djavax.net.ssl.trustStore={s.truststore} -Djavax.net.ssl.trustStorePassword=changeit",
         "NODE_EXTRA_CA_CERTS": str(s.wid.ca),
+        "REQUESTS_CA_BUNDLE": str(s.wid.ca),
     })
     env.update(extra)
     return env
@@ -176,19 +189,19 @@ def run(cmd: list[str], env: dict) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
 
 
-@pytest.mark.parametrize("authority", sorted(AUTHORITIES))
-def test_go_walkthrough_program_gets_the_secret(setup: Setup, go_clients: Path, authority: str):
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_go_walkthrough_program_gets_the_secret(setup: Setup, go_clients: Path, environment: str):
     """The walkthrough's verification program: msal-go with the token file as its assertion."""
-    proc = run([str(go_clients), "walkthrough"], pod_env(setup, AUTHORITIES[authority]))
+    proc = run([str(go_clients), "walkthrough"], pod_env(setup, environment))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f'successfully got secret, secret="{VALUE}"\n'
 
 
 @pytest.mark.parametrize("credential", ["workload", "default"])
-@pytest.mark.parametrize("authority", sorted(AUTHORITIES))
-def test_go_azidentity_and_azsecrets_round_trip(setup: Setup, go_clients: Path, authority: str, credential: str):
-    name = f"go-{credential}-{authority}"
-    proc = run([str(go_clients), "secrets", credential], pod_env(setup, AUTHORITIES[authority], secret=name))
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_go_azidentity_and_azsecrets_round_trip(setup: Setup, go_clients: Path, environment: str, credential: str):
+    name = f"go-{credential}-{environment}"
+    proc = run([str(go_clients), "secrets", credential], pod_env(setup, environment, secret=name))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     steps = {line["step"]: line["result"] for line in map(json.loads, proc.stdout.splitlines())}
     assert steps["get"] == ["second", "first"]
@@ -196,43 +209,54 @@ def test_go_azidentity_and_azsecrets_round_trip(setup: Setup, go_clients: Path, 
     assert SECRET in steps["list"]["names"] and name in steps["list"]["names"]
     assert f"filler-{PAGE}" in steps["list"]["names"] and steps["list"]["pages"] >= 2, steps["list"]
     assert steps["get-after-delete"] == "SecretNotFound"
-    assert steps["delete"] == f"{setup.vault_url}deletedsecrets/{name}"
+    vault_url = pod_env(setup, environment)["KEYVAULT_URL"]
+    assert steps["delete"] == f"{vault_url}deletedsecrets/{name}"
     assert steps["recovered"] == "second"
 
 
-@pytest.mark.parametrize("authority", sorted(AUTHORITIES))
-def test_java_default_azure_credential_round_trip(setup: Setup, java_classpath: str, authority: str):
-    env = pod_env(setup, AUTHORITIES[authority])
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_java_default_azure_credential_round_trip(setup: Setup, java_classpath: str, environment: str):
+    env = pod_env(setup, environment)
     proc = run(["java", "-cp", java_classpath, "wid.Clients", "get", "default"], env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f'successfully got secret, secret="{VALUE}"' in proc.stdout
 
-    env["SECRET_NAME"] = f"java-{authority}"
+    env["SECRET_NAME"] = f"java-{environment}"
     proc = run(["java", "-cp", java_classpath, "wid.Clients", "roundtrip", "workload"], env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert " got second latest second" in proc.stdout, proc.stdout
 
 
-@pytest.mark.parametrize("authority", sorted(AUTHORITIES))
-def test_js_default_azure_credential_round_trip(setup: Setup, js_clients: Path, authority: str):
-    env = pod_env(setup, AUTHORITIES[authority])
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_js_default_azure_credential_round_trip(setup: Setup, js_clients: Path, environment: str):
+    env = pod_env(setup, environment)
     proc = run(["node", str(js_clients), "get", "default"], env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout == f'successfully got secret, secret="{VALUE}"\n'
 
-    env["SECRET_NAME"] = f"js-{authority}"
+    env["SECRET_NAME"] = f"js-{environment}"
     proc = run(["node", str(js_clients), "roundtrip", "workload"], env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.endswith(" got second\n"), proc.stdout
 
 
+@pytest.mark.parametrize("environment", sorted(ENVIRONMENTS))
+def test_python_seed_app_gets_the_secret(setup: Setup, environment: str, tmp_path: Path):
+    """The seed's Python application (azure-identity's DefaultAzureCredential, SecretClient)."""
+    env = {**pod_env(setup, environment), "HOME": str(tmp_path)}
+    python = os.environ.get("E2E_PYTHON", sys.executable)
+    proc = run([python, str(REPO / "tests" / "sdk" / "python" / "seed004_app.py")], env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == VALUE
+
+
 def test_aadsts_errors_surface_with_their_codes(setup: Setup, go_clients: Path):
     """Entra's refusals reach the Go caller with their AADSTS codes."""
-    unknown_client = pod_env(setup, AUTHORITIES["wid"], AZURE_CLIENT_ID="00000000-0000-0000-0000-00000000dead")
+    unknown_client = pod_env(setup, "wid", AZURE_CLIENT_ID="00000000-0000-0000-0000-00000000dead")
     proc = run([str(go_clients), "token", "workload"], unknown_client)
     assert proc.returncode == 1 and "AADSTS700016" in proc.stderr, proc.stderr
 
-    unknown_tenant = pod_env(setup, AUTHORITIES["wid"], AZURE_TENANT_ID="00000000-0000-0000-0000-00000000beef")
+    unknown_tenant = pod_env(setup, "wid", AZURE_TENANT_ID="00000000-0000-0000-0000-00000000beef")
     proc = run([str(go_clients), "walkthrough"], unknown_tenant)
     assert proc.returncode == 1 and "AADSTS90002" in proc.stderr, proc.stderr
 
@@ -246,14 +270,14 @@ def test_without_the_role_the_clients_report_forbidden_by_rbac(setup: Setup, go_
     w.cli("role", "assignment", "delete", "--assignee", principal_id, "--role", "Key Vault Secrets Officer",
           "--scope", vault_id)
 
-    proc = run([str(go_clients), "walkthrough"], pod_env(setup, AUTHORITIES["aks-default"]))
+    proc = run([str(go_clients), "walkthrough"], pod_env(setup, "aks"))
     assert proc.returncode == 1, proc.stdout
     assert "ForbiddenByRbac" in proc.stderr, proc.stderr
 
-    proc = run(["java", "-cp", java_classpath, "wid.Clients", "get", "default"], pod_env(setup, AUTHORITIES["wid"]))
+    proc = run(["java", "-cp", java_classpath, "wid.Clients", "get", "default"], pod_env(setup, "wid"))
     assert proc.returncode == 1, proc.stdout
     assert "ForbiddenByRbac" in proc.stderr, proc.stderr
 
-    proc = run(["node", str(js_clients), "get", "default"], pod_env(setup, AUTHORITIES["wid"]))
+    proc = run(["node", str(js_clients), "get", "default"], pod_env(setup, "wid"))
     assert proc.returncode == 1, proc.stdout
     assert proc.stderr.startswith("Forbidden: ") and "ForbiddenByRbac" in proc.stderr, proc.stderr

@@ -119,6 +119,11 @@ pub struct Assembled {
     shutdown_grace: std::time::Duration,
 }
 
+/// The resources answered for under Azure's names (`--azure-hostnames`): Key Vault and Resource Manager.
+fn azure_resources() -> impl Iterator<Item = String> {
+    std::iter::once(wid_vault::AZURE_RESOURCE).chain(http::AZURE_MANAGEMENT_AUDIENCES).map(String::from)
+}
+
 /// Opens the data dir and builds the services for a server that will listen on `port` (its public
 /// URL and vault host names carry the port).
 pub async fn assemble(cfg: ServerConfig, clock: Arc<dyn Clock>, port: u16) -> Result<Assembled, ServeError> {
@@ -157,7 +162,7 @@ pub async fn assemble(cfg: ServerConfig, clock: Arc<dyn Clock>, port: u16) -> Re
         public_url: public_url.clone(),
         resources: [public_url.clone(), format!("https://{vault_suffix}")]
             .into_iter()
-            .chain(cfg.azure_hostnames.then(|| wid_vault::AZURE_RESOURCE.to_string()))
+            .chain(cfg.azure_hostnames.then(azure_resources).into_iter().flatten())
             .collect(),
         token_lifetime_secs: i64::try_from(cfg.token_lifetime.as_secs()).unwrap_or(86400),
         app_token_lifetime_secs: 3600,

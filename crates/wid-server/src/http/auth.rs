@@ -35,7 +35,14 @@ impl FromRequestParts<AppState> for Authenticated {
                 ));
             }
         };
-        match st.sts.verify_access_token(token, st.management_audience()) {
+        // A token for another audience fails at the audience check, after the signature (whose result
+        // is cached), so trying the next audience costs a comparison.
+        let verified = st
+            .management_audiences()
+            .map(|audience| st.sts.verify_access_token(token, audience))
+            .find(|r| !matches!(r, Err(VerifyError::Audience { .. })))
+            .unwrap_or_else(|| st.sts.verify_access_token(token, st.management_audience()));
+        match verified {
             Ok(caller) => Ok(Authenticated(caller)),
             Err(e) => {
                 let code = match e {

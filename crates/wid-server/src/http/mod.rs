@@ -58,10 +58,24 @@ pub struct AppState {
 /// Azure's sign-in host, answered under its own name with `--azure-hostnames`.
 pub const AZURE_LOGIN_HOST: &str = "login.microsoftonline.com";
 
+/// Azure Resource Manager's host, answered under its own name with `--azure-hostnames`.
+pub const AZURE_MANAGEMENT_HOST: &str = "management.azure.com";
+
+/// The audiences Azure Resource Manager accepts (az asks for the second, the SDKs for the first),
+/// accepted with `--azure-hostnames` beside this server's own.
+pub const AZURE_MANAGEMENT_AUDIENCES: [&str; 2] =
+    ["https://management.azure.com", "https://management.core.windows.net"];
+
 impl AppState {
-    /// The audience of management-API tokens.
+    /// The audience of management-API tokens (with `--azure-hostnames`, Azure's are accepted too).
     pub fn management_audience(&self) -> &str {
         &self.public_url
+    }
+
+    /// Every audience a management-API token may carry.
+    pub fn management_audiences(&self) -> impl Iterator<Item = &str> {
+        let azure = if self.azure_hostnames { &AZURE_MANAGEMENT_AUDIENCES[..] } else { &[] };
+        std::iter::once(self.management_audience()).chain(azure.iter().copied())
     }
 
     /// The base URL of the sign-in endpoints for an authority (`HOST[:PORT]`) a client named:

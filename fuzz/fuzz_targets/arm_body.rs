@@ -76,6 +76,7 @@ fn world() -> &'static World {
         let admin = Actor {
             caller: Caller { principal_id: admin_id, client_id: Uuid::new_v4(), issuer: String::new() },
             request_id: "fuzz".into(),
+            azure_names: false,
         };
         let sub = sub.to_string();
         // Parents the bodies below refer to.

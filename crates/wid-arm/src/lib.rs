@@ -38,6 +38,9 @@ pub struct Actor {
     pub caller: Caller,
     /// The `x-ms-request-id` of the request.
     pub request_id: String,
+    /// The request came under Azure Resource Manager's own name (`wid serve --azure-hostnames`):
+    /// replies name vaults by Azure's Key Vault host names.
+    pub azure_names: bool,
 }
 
 impl std::ops::Deref for Actor {

@@ -117,14 +117,18 @@ pub fn cluster(c: &Cluster) -> Value {
     })
 }
 
+/// Azure's Key Vault DNS suffix, for replies to requests under Azure's names.
+const AZURE_VAULT_DNS_SUFFIX: &str = "vault.azure.net";
+
 /// The data-plane URL of a vault: `https://{name}.{suffix}/` (lower-case: it is a host name).
-pub fn vault_uri(cfg: &ArmConfig, name: &str) -> String {
-    format!("https://{}.{}/", name.to_ascii_lowercase(), cfg.vault_dns_suffix)
+pub fn vault_uri(cfg: &ArmConfig, name: &str, azure_names: bool) -> String {
+    let suffix = if azure_names { AZURE_VAULT_DNS_SUFFIX } else { &cfg.vault_dns_suffix };
+    format!("https://{}.{suffix}/", name.to_ascii_lowercase())
 }
 
 /// A vault as `Microsoft.KeyVault/vaults` returns it (2023-07-01 and later): soft delete always
 /// on, RBAC authorization, `enablePurgeProtection` only when on (Azure omits it otherwise).
-pub fn vault(cfg: &ArmConfig, v: &Vault) -> Value {
+pub fn vault(cfg: &ArmConfig, v: &Vault, azure_names: bool) -> Value {
     let mut props = json!({
         "sku": {"family": "A", "name": v.sku},
         "tenantId": v.tenant_id,
@@ -136,7 +140,7 @@ pub fn vault(cfg: &ArmConfig, v: &Vault) -> Value {
         "enableSoftDelete": true,
         "softDeleteRetentionInDays": v.soft_delete_retention_days,
         "enableRbacAuthorization": v.enable_rbac_authorization,
-        "vaultUri": vault_uri(cfg, &v.name),
+        "vaultUri": vault_uri(cfg, &v.name, azure_names),
         "provisioningState": "Succeeded",
         "publicNetworkAccess": v.public_network_access,
     });

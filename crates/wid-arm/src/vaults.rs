@@ -254,7 +254,7 @@ impl Management {
         })?;
         let event = if written == Written::Created { "vault.created" } else { "vault.updated" };
         self.audit_write(caller, event, &vault.arm_id(), "written");
-        Ok(Reply::written(written, shapes::vault(&self.cfg, &vault)))
+        Ok(Reply::written(written, shapes::vault(&self.cfg, &vault, caller.azure_names)))
     }
 
     /// `createMode: recover`: makes the soft-deleted vault of this group active again with its
@@ -278,7 +278,7 @@ impl Management {
             }
             Some(v) if v.deleted.is_none() && v.resource_group.eq_ignore_ascii_case(rg) => {
                 // Recovering an active vault is a no-op, as in Azure.
-                return Ok(Reply::Ok(shapes::vault(&self.cfg, &v)));
+                return Ok(Reply::Ok(shapes::vault(&self.cfg, &v, caller.azure_names)));
             }
             _ => {
                 return Err(ArmError::DeletedVaultNotFound(format!(
@@ -290,7 +290,7 @@ impl Management {
             Vault { deleted: None, updated: self.clock.now(), tags: tags.unwrap_or(vault.tags.clone()), ..vault };
         self.store.put_vault(&recovered)?;
         self.audit_write(caller, "vault.recovered", &recovered.arm_id(), "recovered");
-        Ok(Reply::Ok(shapes::vault(&self.cfg, &recovered)))
+        Ok(Reply::Ok(shapes::vault(&self.cfg, &recovered, caller.azure_names)))
     }
 
     /// `GET …/vaults/{name}`.
@@ -298,12 +298,12 @@ impl Management {
         let sub = self.subscription(sub)?;
         self.authorize(caller, "Microsoft.KeyVault/vaults/read", &self.vault_scope(&sub, rg, name))?;
         let v = self.load_vault(&sub, rg, name)?;
-        Ok(Reply::Ok(shapes::vault(&self.cfg, &v)))
+        Ok(Reply::Ok(shapes::vault(&self.cfg, &v, caller.azure_names)))
     }
 
     /// `GET …/vaults` of a group or the subscription: the active vaults the caller can read.
     pub fn list_vaults(&self, caller: &Actor, sub: &str, rg: Option<&str>) -> Result<Reply> {
-        let shape = |v: &Vault| shapes::vault(&self.cfg, v);
+        let shape = |v: &Vault| shapes::vault(&self.cfg, v, caller.azure_names);
         self.list_in(
             caller,
             sub,

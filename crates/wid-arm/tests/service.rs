@@ -88,6 +88,7 @@ fn principal(env_dir: &Arc<RwLock<Directory>>, role: Option<(&str, &str)>) -> Ac
     Actor {
         caller: Caller { principal_id, client_id, issuer: "https://localhost:8443/t/".into() },
         request_id: Uuid::new_v4().to_string(),
+        azure_names: false,
     }
 }
 
@@ -185,6 +186,21 @@ fn the_credential_cap_holds_and_updates_do_not_count() {
     let err = e.credential("rg", "app-id", "three", "s3").unwrap_err();
     assert_eq!(err.to_wire().status, 400, "{err:?}");
     assert!(err.to_wire().message.contains('2'), "the message names the cap: {}", err.to_wire().message);
+}
+
+/// Under Azure Resource Manager's name (`--azure-hostnames`), vaults are named by Azure's Key Vault
+/// host names; under wid's own, by wid's.
+#[test]
+fn vault_uris_follow_the_name_the_request_came_under() {
+    let e = env();
+    e.group("rg");
+    let vault =
+        json!({"location": "eastus", "properties": {"tenantId": e.tenant, "sku": {"family": "A", "name": "standard"}}});
+    let put = resource(e.arm.put_vault(&e.owner, &e.sub, "rg", "KV1", &body(vault)).unwrap());
+    assert_eq!(put["properties"]["vaultUri"], "https://kv1.vault.localhost:8443/");
+    let azure = Actor { azure_names: true, ..principal(&e.directory, Some((OWNER, "/"))) };
+    let got = resource(e.arm.get_vault(&azure, &e.sub, "rg", "kv1").unwrap());
+    assert_eq!(got["properties"]["vaultUri"], "https://kv1.vault.azure.net/");
 }
 
 #[test]

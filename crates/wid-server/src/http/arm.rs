@@ -48,13 +48,14 @@ pub async fn handle(State(st): State<AppState>, req: Request) -> Response {
         st.metrics.request("arm", 200);
         return json(200, &st.arm.metadata_endpoints());
     }
+    let azure_names = st.under_azure_management(req.uri(), req.headers());
     let (mut parts, body) = req.into_parts();
     let caller = match Authenticated::from_request_parts(&mut parts, &st).await {
         Ok(Authenticated(c)) => c,
         Err(rejection) => return rejection,
     };
     let request_id = uuid::Uuid::new_v4().to_string();
-    let caller = Actor { caller, request_id: request_id.clone() };
+    let caller = Actor { caller, request_id: request_id.clone(), azure_names };
     let body = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => {

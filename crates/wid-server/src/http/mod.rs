@@ -72,6 +72,11 @@ impl AppState {
         &self.public_url
     }
 
+    /// Whether a request came under Azure Resource Manager's own name (answered with `--azure-hostnames`).
+    pub fn under_azure_management(&self, uri: &Uri, headers: &HeaderMap) -> bool {
+        self.azure_hostnames && request_authority(uri, headers).is_some_and(|a| same_host(&a, AZURE_MANAGEMENT_HOST))
+    }
+
     /// Every audience a management-API token may carry.
     pub fn management_audiences(&self) -> impl Iterator<Item = &str> {
         let azure = if self.azure_hostnames { &AZURE_MANAGEMENT_AUDIENCES[..] } else { &[] };
@@ -82,13 +87,9 @@ impl AppState {
     /// this server's URL, or Azure's sign-in host when that was named and is answered for; `None`
     /// for any other host.
     pub fn login_base(&self, authority: &str) -> Option<String> {
-        let same = |a: &str, b: &str| {
-            let trim = |s: &str| s.strip_suffix(":443").unwrap_or(s).to_ascii_lowercase();
-            trim(a) == trim(b)
-        };
-        if same(authority, self.public_url.trim_start_matches("https://")) {
+        if same_host(authority, self.public_url.trim_start_matches("https://")) {
             Some(self.public_url.clone())
-        } else if self.azure_hostnames && same(authority, AZURE_LOGIN_HOST) {
+        } else if self.azure_hostnames && same_host(authority, AZURE_LOGIN_HOST) {
             Some(format!("https://{AZURE_LOGIN_HOST}"))
         } else {
             None
@@ -100,6 +101,12 @@ impl AppState {
     pub fn login_base_of(&self, uri: &Uri, headers: &HeaderMap) -> String {
         request_authority(uri, headers).and_then(|a| self.login_base(&a)).unwrap_or_else(|| self.public_url.clone())
     }
+}
+
+/// Whether two authorities (`HOST[:PORT]`) name the same host (case-insensitive; `:443` is implied).
+fn same_host(a: &str, b: &str) -> bool {
+    let trim = |s: &str| s.strip_suffix(":443").unwrap_or(s).to_ascii_lowercase();
+    trim(a) == trim(b)
 }
 
 /// The host a request was sent to: HTTP/2 carries it in the URI (`:authority`), HTTP/1.1 in `Host`.

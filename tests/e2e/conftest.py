@@ -240,6 +240,27 @@ def wid(kube: Kube, tmp_path_factory: pytest.TempPathFactory):
         stop_process(w.proc)
 
 
+@pytest.fixture(scope="session")
+def azure_wid(kube: Kube, tmp_path_factory: pytest.TempPathFactory):
+    """`wid serve --azure-hostnames` on 127.0.0.1:443 (host `localhost`), where tests/e2e/hosts.py sends
+    Azure's names (login.microsoftonline.com, management.azure.com, the vaults' NAME.vault.azure.net):
+    the real clients and az run against it unmodified. Binding port 443 needs root (CI runs as root)."""
+    root = tmp_path_factory.mktemp("azure-wid")
+    args = ["--data-dir", str(root / "data"), "--listen", "127.0.0.1:443", "--host", "localhost",
+            "--issuer-ca-file", str(kube.ca), "--azure-hostnames"]
+    try:
+        w = start_wid(root, args)
+    except RuntimeError as e:
+        if os.geteuid() != 0:
+            pytest.fail(f"wid serve could not listen on 127.0.0.1:443 (run the e2e suite as root): {e}")
+        raise
+    try:
+        assert w.server == "https://localhost"
+        yield w
+    finally:
+        stop_process(w.proc)
+
+
 # --- wid webhook -----------------------------------------------------------------------------------
 
 

@@ -20,9 +20,11 @@ SUFFIX = "vault.localhost"
 # The vaults of tests/e2e/test_token_flow.py and test_clients.py.
 VAULTS = ["kv-e2e", "kv-clients"]
 
-# Azure's host names answered by the `wid serve --azure-hostnames` of tests/e2e/test_clients.py: the
-# sign-in host (Go, Java and Node MSAL ask it for instance discovery) and the vault's Azure name.
-AZURE_HOSTS = ["login.microsoftonline.com", "kv-clients.vault.azure.net"]
+# Azure's host names, answered by conftest's `azure_wid` (`wid serve --azure-hostnames`): the sign-in
+# host (Go, Java and Node MSAL ask it for instance discovery), Resource Manager, and the Azure names
+# of the vaults of test_clients.py and test_az.py.
+AZURE_HOSTS = ["login.microsoftonline.com", "management.azure.com", "kv-clients.vault.azure.net",
+               "kv-az.vault.azure.net"]
 
 
 def host_names() -> list[str]:

@@ -9,15 +9,13 @@ NODE_EXTRA_CA_CERTS for Node.js, REQUESTS_CA_BUNDLE for Python: what `wid webhoo
 --ca-bundle-configmap` injects, plus the JVM's).
 
 Go's, Java's and Node's MSAL ask Azure's sign-in host for instance discovery whatever their authority
-(and no environment variable turns that off), so wid runs here with `--azure-hostnames` on port 443 of
-127.0.0.1, where tests/e2e/hosts.py sends login.microsoftonline.com and the vault's Azure name. Three
+(and no environment variable turns that off), so the clients talk to conftest's `azure_wid`: `wid
+serve --azure-hostnames` on port 443 of 127.0.0.1, where tests/e2e/hosts.py sends Azure's names. Three
 environments are tried: wid's own URL as authority (`https://localhost/`, what `wid webhook
 --authority-host` injects) with wid's vault URL; AKS's default authority
 `https://login.microsoftonline.com/` (what the webhook injects without it) with wid's vault URL; and
 that authority with the vault's Azure URL `https://kv-clients.vault.azure.net/` — exactly a pod's
 environment on AKS.
-
-Binding port 443 needs root (CI runs as root); elsewhere the module fails with that reason.
 """
 
 from __future__ import annotations
@@ -33,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AUD, REPO, Kube, Wid, start_wid, stop_process
+from conftest import AUD, REPO, Kube, Wid
 
 VAULT = "kv-clients"  # listed in tests/e2e/hosts.py
 SECRET = "my-secret"
@@ -117,52 +115,42 @@ class Setup:
 
 
 @pytest.fixture(scope="module")
-def setup(kube: Kube, tmp_path_factory: pytest.TempPathFactory) -> Setup:
+def setup(kube: Kube, azure_wid: Wid, tmp_path_factory: pytest.TempPathFactory) -> Setup:
     root = tmp_path_factory.mktemp("clients")
-    try:
-        w = start_wid(root, ["--data-dir", str(root / "data"), "--listen", "127.0.0.1:443", "--host", "localhost",
-                             "--issuer-ca-file", str(kube.ca), "--azure-hostnames"])
-    except RuntimeError as e:
-        if os.geteuid() != 0:
-            pytest.fail(f"wid serve could not listen on 127.0.0.1:443 (run the e2e suite as root): {e}")
-        raise
-    try:
-        assert w.server == "https://localhost"
-        ns = kube.namespace("clients")
-        w.cli("group", "create", "-n", "rg", "-l", "eastus", "-o", "none")
-        w.cli("identity", "create", "-n", "id-clients", "-g", "rg", "-o", "none")
-        client_id = w.tsv("identity", "show", "-n", "id-clients", "-g", "rg", "--query", "clientId")
-        principal_id = w.tsv("identity", "show", "-n", "id-clients", "-g", "rg", "--query", "principalId")
-        w.cli("identity", "federated-credential", "create", "--name", "fic", "--identity-name", "id-clients", "-g", "rg",
-              "--issuer", kube.issuer, "--subject", f"system:serviceaccount:{ns}:{SA}", "--audience", AUD,
-              "-o", "none")
-        w.cli("keyvault", "create", "-n", VAULT, "-g", "rg", "-l", "eastus", "--enable-rbac-authorization", "-o", "none")
-        vault_id = w.tsv("keyvault", "show", "-n", VAULT, "-g", "rg", "--query", "id")
-        me = w.tsv("ad", "signed-in-user", "show", "--query", "id")
-        w.cli("role", "assignment", "create", "--assignee", me, "--role", "Key Vault Secrets Officer",
-              "--scope", vault_id, "-o", "none")
-        w.cli("keyvault", "secret", "set", "--vault-name", VAULT, "--name", SECRET, "--value", VALUE, "-o", "none")
-        # More than a page (Key Vault's 25), so that listing pages.
-        for i in range(PAGE + 1):
-            w.cli("keyvault", "secret", "set", "--vault-name", VAULT, "--name", f"filler-{i}", "--value", "x", "-o", "none")
-        # Officer, not User: the round trips write too. The ForbiddenByRbac test removes it.
-        w.cli("role", "assignment", "create", "--assignee-object-id", principal_id, "--role",
-              "Key Vault Secrets Officer", "--scope", vault_id, "--assignee-principal-type", "ServicePrincipal",
-              "-o", "none")
-        vault_url = w.tsv("keyvault", "show", "-n", VAULT, "-g", "rg", "--query", "properties.vaultUri")
-        assert vault_url == f"https://{VAULT}.vault.localhost/"
-        kube.service_account(ns, SA, {"azure.workload.identity/client-id": client_id})
-        token_file = root / "azure-identity-token"
-        token_file.write_text(kube.token_request(ns, SA))
+    w = azure_wid
+    ns = kube.namespace("clients")
+    w.cli("group", "create", "-n", "rg", "-l", "eastus", "-o", "none")
+    w.cli("identity", "create", "-n", "id-clients", "-g", "rg", "-o", "none")
+    client_id = w.tsv("identity", "show", "-n", "id-clients", "-g", "rg", "--query", "clientId")
+    principal_id = w.tsv("identity", "show", "-n", "id-clients", "-g", "rg", "--query", "principalId")
+    w.cli("identity", "federated-credential", "create", "--name", "fic", "--identity-name", "id-clients", "-g", "rg",
+          "--issuer", kube.issuer, "--subject", f"system:serviceaccount:{ns}:{SA}", "--audience", AUD,
+          "-o", "none")
+    w.cli("keyvault", "create", "-n", VAULT, "-g", "rg", "-l", "eastus", "--enable-rbac-authorization", "-o", "none")
+    vault_id = w.tsv("keyvault", "show", "-n", VAULT, "-g", "rg", "--query", "id")
+    me = w.tsv("ad", "signed-in-user", "show", "--query", "id")
+    w.cli("role", "assignment", "create", "--assignee", me, "--role", "Key Vault Secrets Officer",
+          "--scope", vault_id, "-o", "none")
+    w.cli("keyvault", "secret", "set", "--vault-name", VAULT, "--name", SECRET, "--value", VALUE, "-o", "none")
+    # More than a page (Key Vault's 25), so that listing pages.
+    for i in range(PAGE + 1):
+        w.cli("keyvault", "secret", "set", "--vault-name", VAULT, "--name", f"filler-{i}", "--value", "x", "-o", "none")
+    # Officer, not User: the round trips write too. The ForbiddenByRbac test removes it.
+    w.cli("role", "assignment", "create", "--assignee-object-id", principal_id, "--role",
+          "Key Vault Secrets Officer", "--scope", vault_id, "--assignee-principal-type", "ServicePrincipal",
+          "-o", "none")
+    vault_url = w.tsv("keyvault", "show", "-n", VAULT, "-g", "rg", "--query", "properties.vaultUri")
+    assert vault_url == f"https://{VAULT}.vault.localhost/"
+    kube.service_account(ns, SA, {"azure.workload.identity/client-id": client_id})
+    token_file = root / "azure-identity-token"
+    token_file.write_text(kube.token_request(ns, SA))
 
-        truststore = root / "truststore.p12"
-        subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "wid", "-file", str(w.ca), "-keystore",
-                        str(truststore), "-storetype", "PKCS12", "-storepass", "changeit"],
-                       check=True, capture_output=True, timeout=60)
-        yield Setup(wid=w, ns=ns, client_id=client_id, vault_url=vault_url, token_file=token_file,
-                    truststore=truststore)
-    finally:
-        stop_process(w.proc)
+    truststore = root / "truststore.p12"
+    subprocess.run(["keytool", "-importcert", "-noprompt", "-alias", "wid", "-file", str(w.ca), "-keystore",
+                    str(truststore), "-storetype", "PKCS12", "-storepass", "changeit"],
+                   check=True, capture_output=True, timeout=60)
+    return Setup(wid=w, ns=ns, client_id=client_id, vault_url=vault_url, token_file=token_file,
+                truststore=truststore)
 
 
 def pod_env(s: Setup, environment: str, secret: str = SECRET, **extra: str) -> dict:

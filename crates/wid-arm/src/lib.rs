@@ -290,6 +290,8 @@ impl Management {
             "name": "wid",
             "resourceManager": format!("{url}/"),
             "authentication": {"loginEndpoint": url, "audiences": [url, format!("{url}/")], "tenant": "common", "identityProvider": "AAD"},
+            // az builds its Graph URLs on this (`…/v1.0/me`) and asks tokens for it: this server.
+            "microsoftGraphResourceId": format!("{url}/"),
             "suffixes": {"keyVaultDns": self.cfg.vault_dns_suffix},
         })
     }

@@ -119,9 +119,13 @@ pub struct Assembled {
     shutdown_grace: std::time::Duration,
 }
 
-/// The resources answered for under Azure's names (`--azure-hostnames`): Key Vault and Resource Manager.
+/// The resources answered for under Azure's names (`--azure-hostnames`): Key Vault, Resource
+/// Manager and Microsoft Graph.
 fn azure_resources() -> impl Iterator<Item = String> {
-    std::iter::once(wid_vault::AZURE_RESOURCE).chain(http::AZURE_MANAGEMENT_AUDIENCES).map(String::from)
+    [wid_vault::AZURE_RESOURCE, http::AZURE_GRAPH_RESOURCE]
+        .into_iter()
+        .chain(http::AZURE_MANAGEMENT_AUDIENCES)
+        .map(String::from)
 }
 
 /// Opens the data dir and builds the services for a server that will listen on `port` (its public

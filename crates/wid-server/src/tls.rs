@@ -15,7 +15,8 @@ pub fn server_names(host: &str, azure_hostnames: bool) -> (Vec<String>, Vec<IpAd
     if azure_hostnames {
         let vault = wid_vault::AZURE_DNS_SUFFIX;
         let (login, management) = (crate::http::AZURE_LOGIN_HOST, crate::http::AZURE_MANAGEMENT_HOST);
-        dns.extend([login.into(), management.into(), vault.into(), format!("*.{vault}")]);
+        let graph = crate::http::AZURE_GRAPH_RESOURCE.trim_start_matches("https://");
+        dns.extend([login.into(), management.into(), graph.into(), vault.into(), format!("*.{vault}")]);
     }
     let mut ips: Vec<IpAddr> = vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])];
     match host.trim_matches(['[', ']']).parse::<IpAddr>() {

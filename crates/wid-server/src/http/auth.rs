@@ -35,14 +35,7 @@ impl FromRequestParts<AppState> for Authenticated {
                 ));
             }
         };
-        // A token for another audience fails at the audience check, after the signature (whose result
-        // is cached), so trying the next audience costs a comparison.
-        let verified = st
-            .management_audiences()
-            .map(|audience| st.sts.verify_access_token(token, audience))
-            .find(|r| !matches!(r, Err(VerifyError::Audience { .. })))
-            .unwrap_or_else(|| st.sts.verify_access_token(token, st.management_audience()));
-        match verified {
+        match verify_for(st, token, st.management_audiences()) {
             Ok(caller) => Ok(Authenticated(caller)),
             Err(e) => {
                 let code = match e {
@@ -61,6 +54,36 @@ impl FromRequestParts<AppState> for Authenticated {
                 ))
             }
         }
+    }
+}
+
+/// Verifies an access token for the first of `audiences` it is for; an error names the first one. A
+/// token for another audience fails at the audience check, after the signature (whose result is
+/// cached), so trying the next audience costs a comparison.
+fn verify_for<'a>(
+    st: &AppState,
+    token: &str,
+    audiences: impl Iterator<Item = &'a str> + Clone,
+) -> Result<Caller, VerifyError> {
+    let first = audiences.clone().next().unwrap_or_default();
+    audiences
+        .map(|audience| st.sts.verify_access_token(token, audience))
+        .find(|r| !matches!(r, Err(VerifyError::Audience { .. })))
+        .unwrap_or_else(|| st.sts.verify_access_token(token, first))
+}
+
+/// The caller of a request's bearer token for one of `audiences`; an error says why, in words.
+pub fn bearer_for<'a>(
+    st: &AppState,
+    headers: &axum::http::HeaderMap,
+    audiences: impl Iterator<Item = &'a str> + Clone,
+) -> Result<Caller, String> {
+    let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            verify_for(st, token.trim(), audiences).map_err(|e| format!("Access token validation failure: {e}."))
+        }
+        _ => Err("Access token is empty.".into()),
     }
 }
 

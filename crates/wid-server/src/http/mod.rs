@@ -5,6 +5,7 @@
 mod arm;
 mod auth;
 mod entra;
+mod graph;
 mod oidc;
 pub(crate) mod vault;
 
@@ -24,6 +25,7 @@ use wid_sts::TokenService;
 use wid_vault::VaultService;
 
 pub use auth::Authenticated;
+pub use graph::AZURE_GRAPH_RESOURCE;
 
 use crate::metrics::Metrics;
 
@@ -78,7 +80,7 @@ impl AppState {
     }
 
     /// Every audience a management-API token may carry.
-    pub fn management_audiences(&self) -> impl Iterator<Item = &str> {
+    pub fn management_audiences(&self) -> impl Iterator<Item = &str> + Clone {
         let azure = if self.azure_hostnames { &AZURE_MANAGEMENT_AUDIENCES[..] } else { &[] };
         std::iter::once(self.management_audience()).chain(azure.iter().copied())
     }
@@ -132,6 +134,10 @@ pub fn router(state: AppState) -> Router {
         .route("/{tenant}/oauth2/token", post(entra::token))
         .route("/oidc/{tenant}/{cluster}/.well-known/openid-configuration", get(oidc::discovery))
         .route("/oidc/{tenant}/{cluster}/openid/v1/jwks", get(oidc::jwks))
+        .route("/v1.0/me", get(graph::me))
+        .route("/v1.0/servicePrincipals", get(graph::service_principals))
+        .route("/v1.0/servicePrincipals/{id}", get(graph::service_principal_by_id))
+        .route("/v1.0/directoryObjects/getByIds", post(graph::get_by_ids))
         .fallback(arm::handle)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state.clone());

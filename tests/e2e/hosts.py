@@ -21,10 +21,10 @@ SUFFIX = "vault.localhost"
 VAULTS = ["kv-e2e", "kv-clients"]
 
 # Azure's host names, answered by conftest's `azure_wid` (`wid serve --azure-hostnames`): the sign-in
-# host (Go, Java and Node MSAL ask it for instance discovery), Resource Manager, and the Azure names
-# of the vaults of test_clients.py and test_az.py.
-AZURE_HOSTS = ["login.microsoftonline.com", "management.azure.com", "kv-clients.vault.azure.net",
-               "kv-az.vault.azure.net"]
+# host (Go, Java and Node MSAL ask it for instance discovery), Resource Manager, Microsoft Graph, and
+# the Azure names of the vaults of test_clients.py and test_az.py.
+AZURE_HOSTS = ["login.microsoftonline.com", "management.azure.com", "graph.microsoft.com",
+               "kv-clients.vault.azure.net", "kv-az.vault.azure.net"]
 
 
 def host_names() -> list[str]:

@@ -5,9 +5,9 @@ in an air-gapped cluster whose DNS sends them to wid. Telemetry is switched off
 (`AZURE_CORE_COLLECT_TELEMETRY`), so that nothing leaves loopback.
 
 The walkthrough's az commands run verbatim, in order, as the admin principal signed in with its
-secret, then as the workload identity signed in with a service-account token of the cluster's
-wid-hosted issuer (`az login --federated-token`). Graph-backed commands (`az ad signed-in-user show`,
-`az role assignment create --assignee NAME`) are not here: wid does not serve Microsoft Graph yet.
+secret — Graph-backed ones (`az ad signed-in-user show`, `az role assignment create --assignee`)
+included — then as the workload identity signed in with a service-account token of the cluster's
+wid-hosted issuer (`az login --federated-token`).
 """
 
 from __future__ import annotations
@@ -106,8 +106,10 @@ def test_the_walkthrough_then_a_federated_token_login_reads_the_secret(az: Az):
     vault_url = az("keyvault", "show", "--resource-group", rg, "--name", VAULT, "--query", "properties.vaultUri",
                    "--output", "tsv")
     assert vault_url == f"https://{VAULT}.vault.azure.net/"
-    az("role", "assignment", "create", "--assignee-object-id", az.wid.profile["principalId"],
-       "--assignee-principal-type", "ServicePrincipal", "--role", "Key Vault Secrets Officer", "--scope", vault_id,
+    # Who am I (Graph /me: for a service principal, wid answers its service principal).
+    me = az("ad", "signed-in-user", "show", "--query", "id", "-o", "tsv")
+    assert me == az.wid.profile["principalId"]
+    az("role", "assignment", "create", "--assignee", me, "--role", "Key Vault Secrets Officer", "--scope", vault_id,
        "-o", "none")
     az("keyvault", "secret", "set", "--vault-name", VAULT, "--name", "my-secret", "--value", "Hello!", "-o", "none")
     assert az("keyvault", "secret", "show", "--vault-name", VAULT, "--name", "my-secret", "--query", "value",
@@ -116,6 +118,10 @@ def test_the_walkthrough_then_a_federated_token_login_reads_the_secret(az: Az):
                       "--output", "tsv")
     az("role", "assignment", "create", "--role", "Key Vault Secrets User", "--assignee-object-id", principal_id,
        "--assignee-principal-type", "ServicePrincipal", "--scope", vault_id, "-o", "none")
+    # The assignee named by its app id (az resolves it through Graph).
+    assigned = json.loads(az("role", "assignment", "create", "--role", "Key Vault Reader", "--assignee",
+                             client_id, "--scope", vault_id, "-o", "json"))
+    assert assigned["principalId"] == principal_id and assigned["principalType"] == "ServicePrincipal", assigned
 
     # The workload identity signs in with a token of the cluster's issuer (as a pod would hand az its
     # projected token), then reads the secret through its role on the vault.

@@ -253,6 +253,9 @@ fn under_subscription(sub: &str, rest: &[&str]) -> ArmRoute {
                 [] if kv(ns, ty) => ArmRoute::Vaults { sub, rg: Some(rg) },
                 [] if kv_ns(ns) && eq(ty, "managedHSMs") => ArmRoute::ManagedHsms { sub, rg: Some(rg) },
                 [name] if kv(ns, ty) => ArmRoute::Vault { sub, rg, name: name.to_string() },
+                // A child type or action of a resource (`…/managedClusters/c/listClusterUserCredential`)
+                // is named in full, so the refusal does not seem to deny the parent type.
+                [_, child, ..] => ArmRoute::UnknownType(format!("{ns}/{ty}/{child}")),
                 _ => ArmRoute::UnknownType(format!("{ns}/{ty}")),
             }
         }
@@ -285,6 +288,10 @@ mod tests {
             parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Foo/bars/x").unwrap(),
             ArmRoute::UnknownType(_)
         ));
+        assert_eq!(
+            parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c/listClusterUserCredential").unwrap(),
+            ArmRoute::UnknownType("Microsoft.ContainerService/managedClusters/listClusterUserCredential".into())
+        );
     }
 
     #[test]

@@ -171,7 +171,7 @@ fn dispatch(
         ("GET", ArmRoute::RoleAssignment { scope, name }) => arm.get_role_assignment(caller, &scope, &name),
         ("DELETE", ArmRoute::RoleAssignment { scope, name }) => arm.delete_role_assignment(caller, &scope, &name),
         (_, ArmRoute::UnknownType(t)) => Err(ArmError::InvalidResourceType(format!(
-            "The resource type '{t}' could not be found; wid serves resource groups, userAssignedIdentities (with federatedIdentityCredentials), managedClusters, Microsoft.KeyVault vaults and deletedVaults, and Microsoft.Authorization roleDefinitions and roleAssignments."
+            "The resource type '{t}' could not be found; wid serves resource groups, userAssignedIdentities (with federatedIdentityCredentials), managedClusters (with serviceAccountToken; wid keeps no cluster credentials, so get a kubeconfig from the cluster itself), Microsoft.KeyVault vaults and deletedVaults, and Microsoft.Authorization roleDefinitions and roleAssignments."
         ))),
         _ => Err(method_not_allowed(method)),
     }

@@ -89,14 +89,7 @@ async fn graph_tokens_only_with_azure_hostnames() {
     let plain = TestServer::start().await;
     let azure = TestServer::start_with(|c| c.azure_hostnames = true, Arc::new(SystemClock)).await;
     for (s, want) in [(&plain, 400), (&azure, 200)] {
-        let secret = s.profile.client_secret.clone().unwrap_or_default();
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", s.profile.client_id.as_str()),
-            ("client_secret", secret.as_str()),
-            ("scope", "https://graph.microsoft.com/.default"),
-        ];
-        let (status, body) = s.token(&s.tenant, &form).await;
+        let (status, body) = s.admin_token_for("https://graph.microsoft.com").await;
         assert_eq!(status, want, "{body}");
         if status == 200 {
             let (status, me) = graph(s, body["access_token"].as_str().unwrap(), "GET", "/v1.0/me", None).await;

@@ -201,19 +201,6 @@ async fn callers_without_roles_see_and_change_nothing() {
     assert_eq!(s.arm(&admin, "GET", "/subscriptions/{sub}/resourceGroups/rg", None).await.0, 200);
 }
 
-/// A token for one of the admin's resources, by client secret.
-async fn admin_token_for(s: &TestServer, resource: &str) -> (u16, Value) {
-    let secret = s.profile.client_secret.clone().unwrap_or_default();
-    let scope = format!("{resource}/.default");
-    let form = [
-        ("grant_type", "client_credentials"),
-        ("client_id", s.profile.client_id.as_str()),
-        ("client_secret", secret.as_str()),
-        ("scope", scope.as_str()),
-    ];
-    s.token(&s.tenant, &form).await
-}
-
 /// With --azure-hostnames, Resource Manager's own audiences (the SDKs' and az's) are this server's
 /// management API too; without it, they are no resource of this server.
 #[tokio::test]
@@ -221,10 +208,10 @@ async fn azure_management_audiences_only_with_azure_hostnames() {
     let plain = TestServer::start().await;
     let azure = TestServer::start_with(|c| c.azure_hostnames = true, Arc::new(SystemClock)).await;
     for resource in ["https://management.azure.com/", "https://management.core.windows.net/"] {
-        let (status, body) = admin_token_for(&plain, resource).await;
+        let (status, body) = plain.admin_token_for(resource).await;
         assert_eq!((status, body["error_codes"][0].as_i64()), (400, Some(500011)), "{resource}: {body}");
 
-        let (status, body) = admin_token_for(&azure, resource).await;
+        let (status, body) = azure.admin_token_for(resource).await;
         assert_eq!(status, 200, "{resource}: {body}");
         let token = body["access_token"].as_str().unwrap();
         let (status, body) = azure.arm(token, "GET", "/subscriptions/{sub}?api-version=2022-12-01", None).await;

@@ -117,21 +117,22 @@ impl Client {
 
     /// A management-API token for the admin principal.
     pub async fn admin_token(&self) -> String {
-        let scope = format!("{}/.default", self.url);
-        let secret = self.profile.client_secret.clone().unwrap_or_default();
-        let (status, body) = self
-            .token(
-                &self.tenant,
-                &[
-                    ("grant_type", "client_credentials"),
-                    ("client_id", &self.profile.client_id),
-                    ("client_secret", &secret),
-                    ("scope", &scope),
-                ],
-            )
-            .await;
+        let (status, body) = self.admin_token_for(&self.url).await;
         assert_eq!(status, 200, "{body}");
         body["access_token"].as_str().expect("access_token").to_string()
+    }
+
+    /// The token endpoint's answer to the admin principal (client secret) asking for `resource`.
+    pub async fn admin_token_for(&self, resource: &str) -> (u16, Value) {
+        let scope = format!("{resource}/.default");
+        let secret = self.profile.client_secret.clone().unwrap_or_default();
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.profile.client_id.as_str()),
+            ("client_secret", secret.as_str()),
+            ("scope", scope.as_str()),
+        ];
+        self.token(&self.tenant, &form).await
     }
 
     /// A management call with a bearer token; `path` is relative to the server

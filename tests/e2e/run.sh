@@ -2,8 +2,14 @@
 # End-to-end tests of wid against a real Kubernetes API server (tests/e2e): the admission webhook
 # registered with the shipped MutatingWebhookConfiguration, the token exchange of real TokenRequest
 # tokens at `wid serve` (issuer discovery and JWKS fetched from the apiserver), the Key Vault read by
-# the seed's Python application, server-side dry runs of deploy/manifests and of the Helm chart, and
-# scripts/walkthrough.sh.
+# the seed's Python application, server-side dry runs of deploy/manifests and the chart with the real
+# Helm (lint, template, install/upgrade/uninstall), the Go, Java, JavaScript and Python clients and
+# the real az CLI against `wid serve --azure-hostnames` (port 443: run as root), azure-workload-identity
+# v1.6.0 as the webhook's oracle (tests/webhook-oracle), and scripts/walkthrough.sh.
+#
+# Beyond the apiserver build, the first run builds or fetches into ~/.cache/wid: Helm (module proxy),
+# the oracle and azwi, the Go clients' modules, the Java clients' Maven artifacts, the JavaScript
+# clients' npm packages, and azure-cli (PyPI) in a venv of its own.
 #
 #   tests/e2e/run.sh [PYTEST ARGS...]
 #

@@ -4,6 +4,9 @@ the CA bundle (`REQUESTS_CA_BUNDLE`, wid's CA) and names that resolve to wid (te
 in an air-gapped cluster whose DNS sends them to wid. Telemetry is switched off
 (`AZURE_CORE_COLLECT_TELEMETRY`), so that nothing leaves loopback.
 
+The other route is tried too: `az cloud register` with wid's URL (with and without the trailing
+slash users type), then az with that cloud.
+
 The walkthrough's az commands run verbatim, in order, as the admin principal signed in with its
 secret — Graph-backed ones (`az ad signed-in-user show`, `az role assignment create --assignee`)
 included — then as the workload identity signed in with a service-account token of the cluster's
@@ -137,3 +140,21 @@ def test_the_walkthrough_then_a_federated_token_login_reads_the_secret(az: Az):
     refused = az.run("keyvault", "secret", "set", "--vault-name", VAULT, "--name", "my-secret", "--value", "x",
                      config="workload")
     assert refused.returncode != 0 and "ForbiddenByRbac" in refused.stderr, refused.stderr
+
+
+@pytest.mark.parametrize("url", ["https://localhost", "https://localhost/"], ids=["no-slash", "slash"])
+def test_a_registered_cloud_pointing_at_wid(az_bin: Path, azure_wid: Wid, tmp_path: Path, url: str):
+    """The other route: `az cloud register` with wid's own URL (as users type it, with or without the
+    trailing slash), then az with that cloud — the endpoints all come from wid's /metadata/endpoints."""
+    a = Az(bin=az_bin, wid=azure_wid, home=tmp_path)
+    a("cloud", "register", "--name", "wid", "--endpoint-resource-manager", url)
+    a("cloud", "set", "--name", "wid")
+    p = azure_wid.profile
+    a("login", "--service-principal", "-u", p["clientId"], "-p", p["clientSecret"], "--tenant", p["tenantId"],
+      "-o", "none")
+    account = json.loads(a("account", "show", "-o", "json"))
+    assert (account["environmentName"], account["id"]) == ("wid", p["subscriptionId"])
+    assert a("ad", "signed-in-user", "show", "--query", "id", "-o", "tsv") == p["principalId"]
+    a("group", "create", "--name", "rg-cloud", "--location", "eastus", "-o", "none")
+    assert a("group", "show", "--name", "rg-cloud", "--query", "name", "-o", "tsv") == "rg-cloud"
+

@@ -2,6 +2,7 @@
 
 use wid_core::model::ResourceGroup;
 use wid_core::scope::ids;
+use wid_store::Removed;
 
 use crate::{Actor, ArmError, Management, Reply, Result, TrackedBody, names, parse_body, shapes};
 
@@ -59,6 +60,12 @@ impl Management {
         )?;
         let removed = self.store.delete_resource_group(self.cfg.subscription_id, rg)?;
         let Some(removed) = removed else { return Err(ArmError::ResourceGroupNotFound(rg.to_string())) };
+        self.forget_removed(caller, &removed);
+        Ok(Reply::Done)
+    }
+
+    /// Drops from memory (and audits) what deleting a group removed from the store.
+    pub(crate) fn forget_removed(&self, caller: &Actor, removed: &Removed) {
         for c in &removed.clusters {
             self.drop_cluster_keys(c);
         }
@@ -76,6 +83,5 @@ impl Management {
         for v in &removed.vaults {
             self.audit_write(caller, "vault.deleted", &v.arm_id(), "resource group deleted");
         }
-        Ok(Reply::Done)
     }
 }

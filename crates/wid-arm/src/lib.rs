@@ -263,7 +263,10 @@ impl Management {
     /// `GET /subscriptions`: the subscription, if the caller holds any role in it.
     pub fn list_subscriptions(&self, caller: &Actor) -> Result<Reply> {
         let sub = ids::subscription(&self.cfg.subscription_id.to_string());
-        let visible = self.allowed(caller, "Microsoft.Resources/subscriptions/read", &sub);
+        // Azure lists a subscription to anyone with a role in it, however narrow its scope (a
+        // workload identity whose only role is on a vault sees it, so `az login` needs no
+        // --allow-no-subscriptions); reading the subscription itself still needs a role there.
+        let visible = Scope::parse(&sub).is_ok_and(|s| self.dir().rbac().has_role_touching(&caller.principal_id, &s));
         let value: Vec<Value> = if visible { vec![shapes::subscription(&self.cfg)] } else { vec![] };
         Ok(Reply::Ok(json!({ "value": value })))
     }

@@ -55,6 +55,13 @@ pub enum ArmRoute {
         rg: String,
         name: String,
     },
+    /// `…/listClusterUserCredential` and its admin and monitoring-user siblings.
+    ClusterCredential {
+        sub: String,
+        rg: String,
+        name: String,
+        action: String,
+    },
     /// `…/resources`: the resources of a subscription or group (ARM's generic listing).
     Resources {
         sub: String,
@@ -250,6 +257,9 @@ fn under_subscription(sub: &str, rest: &[&str]) -> ArmRoute {
                 [name, t] if mc(ns, ty) && eq(t, "serviceAccountToken") => {
                     ArmRoute::ClusterToken { sub, rg, name: name.to_string() }
                 }
+                [name, action] if mc(ns, ty) && is_credential_action(action) => {
+                    ArmRoute::ClusterCredential { sub, rg, name: name.to_string(), action: action.to_string() }
+                }
                 [] if kv(ns, ty) => ArmRoute::Vaults { sub, rg: Some(rg) },
                 [] if kv_ns(ns) && eq(ty, "managedHSMs") => ArmRoute::ManagedHsms { sub, rg: Some(rg) },
                 [name] if kv(ns, ty) => ArmRoute::Vault { sub, rg, name: name.to_string() },
@@ -262,6 +272,13 @@ fn under_subscription(sub: &str, rest: &[&str]) -> ArmRoute {
         [p, ns, ty, ..] if eq(p, "providers") => ArmRoute::UnknownType(format!("{ns}/{ty}")),
         _ => ArmRoute::UnknownType(rest.join("/")),
     }
+}
+
+/// `listClusterUserCredential`, `listClusterAdminCredential`, `listClusterMonitoringUserCredential`.
+fn is_credential_action(s: &str) -> bool {
+    ["listClusterUserCredential", "listClusterAdminCredential", "listClusterMonitoringUserCredential"]
+        .iter()
+        .any(|a| s.eq_ignore_ascii_case(a))
 }
 
 #[cfg(test)]
@@ -290,7 +307,12 @@ mod tests {
         ));
         assert_eq!(
             parse("/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/c/listClusterUserCredential").unwrap(),
-            ArmRoute::UnknownType("Microsoft.ContainerService/managedClusters/listClusterUserCredential".into())
+            ArmRoute::ClusterCredential {
+                sub: "s".into(),
+                rg: "rg".into(),
+                name: "c".into(),
+                action: "listClusterUserCredential".into()
+            }
         );
     }
 

@@ -1,6 +1,6 @@
 //! JSON shapes of ARM resources, as Azure returns them on the wire.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use wid_core::fic::FederatedCredential;
 use wid_core::model::{Cluster, ClusterIssuer, Identity, ResourceGroup, RoleAssignment, Tags, Vault};
 use wid_core::rbac::RoleDefinition;
@@ -100,21 +100,51 @@ pub fn cluster(c: &Cluster) -> Value {
         ClusterIssuer::Hosted { .. } => (true, false),
         ClusterIssuer::External { jwks, .. } => (false, jwks.is_some()),
     };
-    json!({
+    // What the last create or update sent (agent pools, identity, …), then what wid computes.
+    let mut kept: Map<String, Value> =
+        c.extras.arm.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+    let mut props = match kept.remove("properties") {
+        Some(Value::Object(p)) => p,
+        _ => Map::new(),
+    };
+    let mut security = match props.remove("securityProfile") {
+        Some(Value::Object(s)) => s,
+        _ => Map::new(),
+    };
+    security.insert("workloadIdentity".into(), json!({"enabled": c.workload_identity}));
+    props.extend([
+        ("provisioningState".into(), json!("Succeeded")),
+        ("powerState".into(), json!({"code": "Running"})),
+        ("clusterId".into(), json!(c.cluster_id)),
+        ("oidcIssuerProfile".into(), json!({"enabled": true, "issuerURL": c.issuer.issuer_url()})),
+        ("securityProfile".into(), Value::Object(security)),
+        ("issuerHosting".into(), json!({"hostedByWid": hosted, "jwksUploaded": jwks_uploaded})),
+    ]);
+    if let Some(url) = &c.extras.api_server {
+        props.insert("fqdn".into(), json!(host_of(url)));
+        props.insert("apiServer".into(), json!({"url": url}));
+    }
+    let mut out = json!({
         "id": c.arm_id(),
         "name": c.name,
         "type": CLUSTER_TYPE,
         "location": c.location,
         "tags": tags(&c.tags),
-        "properties": {
-            "provisioningState": "Succeeded",
-            "powerState": {"code": "Running"},
-            "clusterId": c.cluster_id,
-            "oidcIssuerProfile": {"enabled": true, "issuerURL": c.issuer.issuer_url()},
-            "securityProfile": {"workloadIdentity": {"enabled": c.workload_identity}},
-            "issuerHosting": {"hostedByWid": hosted, "jwksUploaded": jwks_uploaded},
-        },
-    })
+        "properties": props,
+    });
+    if let Some(o) = out.as_object_mut() {
+        o.extend(kept);
+    }
+    out
+}
+
+/// The host of an `https://HOST[:PORT][/…]` URL (an IPv6 literal keeps its brackets).
+fn host_of(url: &str) -> &str {
+    let authority = url.trim_start_matches("https://").split(['/', '?', '#']).next().unwrap_or_default();
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or(authority, |(h, _)| &authority[..h.len() + 2]),
+        None => authority.split(':').next().unwrap_or_default(),
+    }
 }
 
 /// Azure's Key Vault DNS suffix, for replies to requests under Azure's names.

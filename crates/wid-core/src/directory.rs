@@ -300,6 +300,7 @@ mod tests {
             cluster_id: Uuid::new_v4(),
             issuer: ClusterIssuer::External { issuer_url: "https://k/".into(), jwks: None },
             workload_identity: true,
+            extras: Default::default(),
             created: 0,
             updated: 0,
         };

@@ -109,8 +109,25 @@ pub struct Cluster {
     pub cluster_id: Uuid,
     pub issuer: ClusterIssuer,
     pub workload_identity: bool,
+    /// What wid keeps for `az aks` but does not act on (absent in exports of older versions).
+    #[serde(default)]
+    pub extras: ClusterExtras,
     pub created: i64,
     pub updated: i64,
+}
+
+/// The parts of a cluster registration that only clients read: its API server, for the kubeconfig
+/// of `listClusterUserCredential`, and the ARM fields a create or update sent that wid does not
+/// interpret (agent pools, identity, network profile, …), returned as sent so `az aks update`
+/// round-trips.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterExtras {
+    /// The API server's URL (`https://HOST:PORT`).
+    pub api_server: Option<String>,
+    /// The PEM CA bundle that verifies the API server.
+    pub api_server_ca: Option<String>,
+    /// A JSON object: `properties` (less what wid computes), `identity`, `sku`, `kind` as last sent.
+    pub arm: Option<String>,
 }
 
 impl Cluster {

@@ -352,6 +352,17 @@ impl RbacIndex {
         }
     }
 
+    /// True if `principal` holds any role at `scope`, above it or inside it (how Azure decides which
+    /// subscriptions to list: a role on one vault shows its subscription).
+    pub fn has_role_touching(&self, principal: &Uuid, scope: &Scope) -> bool {
+        let Some(grants) = self.by_principal.get(principal) else { return false };
+        grants.iter().any(|g| {
+            let key: &str = &g.scope_key;
+            scope.ancestor_keys().any(|a| a == key)
+                || (key.starts_with(scope.key()) && key.as_bytes().get(scope.key().len()) == Some(&b'/'))
+        })
+    }
+
     /// Decides whether `principal` may perform `action` at `scope`.
     pub fn check(&self, principal: &Uuid, action: Action<'_>, scope: &Scope) -> Decision {
         let Some(grants) = self.by_principal.get(principal) else { return Decision::Denied };
@@ -412,6 +423,22 @@ mod tests {
             Decision::Denied
         );
         assert_eq!(idx.check(&Uuid::new_v4(), get, &secret), Decision::Denied);
+    }
+
+    #[test]
+    fn a_role_touches_the_scopes_above_and_below_it() {
+        let (p, q) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut idx = RbacIndex::with_builtin_roles();
+        idx.insert(&assign(p, VAULT, roles::KEY_VAULT_SECRETS_USER));
+        idx.insert(&assign(q, "/", roles::READER));
+        let scope = |s: &str| Scope::parse(s).unwrap();
+        assert!(idx.has_role_touching(&p, &scope("/subscriptions/S")));
+        assert!(idx.has_role_touching(&p, &scope(&format!("{VAULT}/secrets/x"))));
+        assert!(!idx.has_role_touching(&p, &scope("/subscriptions/s2")));
+        assert!(!idx.has_role_touching(&p, &scope("/subscriptions/s/resourceGroups/rg2")));
+        assert!(!idx.has_role_touching(&p, &scope("/subscriptions/s/resourceGroups/r")));
+        assert!(idx.has_role_touching(&q, &scope("/subscriptions/any")));
+        assert!(!idx.has_role_touching(&Uuid::new_v4(), &scope("/subscriptions/s")));
     }
 
     #[test]

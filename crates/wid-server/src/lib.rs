@@ -164,7 +164,8 @@ pub async fn assemble(cfg: ServerConfig, clock: Arc<dyn Clock>, port: u16) -> Re
     let sts_cfg = StsConfig {
         tenant_id: data.tenant_id,
         public_url: public_url.clone(),
-        resources: [public_url.clone(), format!("https://{vault_suffix}")]
+        // The AKS server app too: the kubeconfigs of listClusterUserCredential ask tokens for it.
+        resources: [public_url.clone(), format!("https://{vault_suffix}"), wid_arm::clusters::AKS_SERVER_APP_ID.into()]
             .into_iter()
             .chain(cfg.azure_hostnames.then(azure_resources).into_iter().flatten())
             .collect(),

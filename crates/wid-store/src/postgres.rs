@@ -55,7 +55,10 @@ mod replica;
 use conn::{Db, Pool, Target, begin_snapshot, chain, pg_error};
 
 /// The migrations, in order; migration `i` brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/postgres/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/postgres/0001_init.sql"),
+    include_str!("../migrations/postgres/0002_cluster_extras.sql"),
+];
 
 /// Advisory lock keys, two-`int4` form (`pg_advisory_xact_lock(LOCKS, n)`): a key space apart from
 /// the one-`bigint` keys of named locks ([`Store::lock`]).
@@ -558,12 +561,13 @@ async fn put_cluster(db: &Db<'_>, cluster: &Cluster) -> Result<Written> {
     upsert(
         db,
         "INSERT INTO clusters (subscription, rg_key, name_key, resource_group, name, location, tags, cluster_id, \
-         issuer_kind, issuer_url, issuer_kid, issuer_jwks, workload_identity, created, updated) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         issuer_kind, issuer_url, issuer_kid, issuer_jwks, workload_identity, api_server, api_server_ca, arm_extra, \
+         created, updated) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
          ON CONFLICT (subscription, rg_key, name_key) DO NOTHING",
         "UPDATE clusters SET resource_group = $4, name = $5, location = $6, tags = $7, cluster_id = $8, \
          issuer_kind = $9, issuer_url = $10, issuer_kid = $11, issuer_jwks = $12, workload_identity = $13, \
-         created = $14, updated = $15 WHERE subscription = $1 AND rg_key = $2 AND name_key = $3",
+         api_server = $14, api_server_ca = $15, arm_extra = $16, created = $17, updated = $18 WHERE subscription = $1 AND rg_key = $2 AND name_key = $3",
         &[
             &sub,
             &rg_key,
@@ -578,6 +582,9 @@ async fn put_cluster(db: &Db<'_>, cluster: &Cluster) -> Result<Written> {
             &kid,
             &jwks,
             &cluster.workload_identity,
+            &cluster.extras.api_server,
+            &cluster.extras.api_server_ca,
+            &cluster.extras.arm,
             &cluster.created,
             &cluster.updated,
         ],

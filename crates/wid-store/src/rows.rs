@@ -16,8 +16,8 @@
 use uuid::Uuid;
 use wid_core::fic::{ClaimsMatchingExpression, FederatedCredential};
 use wid_core::model::{
-    AppPrincipal, Cluster, ClusterIssuer, DeletedSecret, Identity, PrincipalType, ResourceGroup, ResourceKey,
-    RoleAssignment, SecretVersion, StoredCredential, Vault,
+    AppPrincipal, Cluster, ClusterExtras, ClusterIssuer, DeletedSecret, Identity, PrincipalType, ResourceGroup,
+    ResourceKey, RoleAssignment, SecretVersion, StoredCredential, Vault,
 };
 
 use crate::{Result, SigningKeyRecord, StoreError};
@@ -155,7 +155,8 @@ pub(crate) fn credential(row: &dyn RawRow) -> Result<StoredCredential> {
 }
 
 pub(crate) const CLUSTER_COLS: &str = "subscription, resource_group, name, location, tags, cluster_id, issuer_kind, \
-                                       issuer_url, issuer_kid, issuer_jwks, workload_identity, created, updated";
+                                       issuer_url, issuer_kid, issuer_jwks, workload_identity, api_server, \
+                                       api_server_ca, arm_extra, created, updated";
 
 pub(crate) fn cluster(row: &dyn RawRow) -> Result<Cluster> {
     let c = Cols { row, table: "clusters" };
@@ -177,6 +178,11 @@ pub(crate) fn cluster(row: &dyn RawRow) -> Result<Cluster> {
         cluster_id: c.uuid("cluster_id")?,
         issuer,
         workload_identity: c.flag("workload_identity")?,
+        extras: ClusterExtras {
+            api_server: c.opt_text("api_server")?,
+            api_server_ca: c.opt_text("api_server_ca")?,
+            arm: c.opt_text("arm_extra")?,
+        },
         created: c.int("created")?,
         updated: c.int("updated")?,
     })

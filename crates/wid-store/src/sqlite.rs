@@ -44,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
     include_str!("../migrations/0002_key_vault.sql"),
     include_str!("../migrations/0003_changes.sql"),
+    include_str!("../migrations/0004_cluster_extras.sql"),
 ];
 
 /// `PRAGMA application_id` of a wid database ("wid1"), so another program's SQLite file is refused.
@@ -605,14 +606,16 @@ fn put_cluster(tx: &Connection, what: &str, cluster: &Cluster) -> Result<Written
     )?;
     tx.prepare_cached(
         "INSERT INTO clusters (subscription, rg_key, name_key, resource_group, name, location, tags, \
-         cluster_id, issuer_kind, issuer_url, issuer_kid, issuer_jwks, workload_identity, created, updated) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) \
+         cluster_id, issuer_kind, issuer_url, issuer_kid, issuer_jwks, workload_identity, api_server, \
+         api_server_ca, arm_extra, created, updated) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
          ON CONFLICT (subscription, rg_key, name_key) DO UPDATE SET \
          resource_group = excluded.resource_group, name = excluded.name, location = excluded.location, \
          tags = excluded.tags, cluster_id = excluded.cluster_id, issuer_kind = excluded.issuer_kind, \
          issuer_url = excluded.issuer_url, issuer_kid = excluded.issuer_kid, \
          issuer_jwks = excluded.issuer_jwks, workload_identity = excluded.workload_identity, \
-         created = excluded.created, updated = excluded.updated",
+         api_server = excluded.api_server, api_server_ca = excluded.api_server_ca, \
+         arm_extra = excluded.arm_extra, created = excluded.created, updated = excluded.updated",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -629,6 +632,9 @@ fn put_cluster(tx: &Connection, what: &str, cluster: &Cluster) -> Result<Written
             kid,
             jwks,
             i64::from(cluster.workload_identity),
+            cluster.extras.api_server,
+            cluster.extras.api_server_ca,
+            cluster.extras.arm,
             cluster.created,
             cluster.updated,
         ])

@@ -17,13 +17,13 @@ use tempfile::TempDir;
 use uuid::Uuid;
 use wid_core::fic::FederatedCredential;
 use wid_core::model::{
-    AppPrincipal, Cluster, ClusterIssuer, Identity, PrincipalType, ResourceGroup, ResourceKey, RoleAssignment,
-    SecretVersion, StoredCredential, Vault,
+    AppPrincipal, Cluster, ClusterExtras, ClusterIssuer, Identity, PrincipalType, ResourceGroup, ResourceKey,
+    RoleAssignment, SecretVersion, StoredCredential, Vault,
 };
 use wid_store::{SigningKeyRecord, SqliteStore, Store, StoreError};
 
 /// The schema version this build writes (the number of migrations).
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 fn file_store() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -155,6 +155,7 @@ fn populate(store: &SqliteStore, n: u128) {
                 cluster_id: guid(0x3000 + i),
                 issuer: ClusterIssuer::External { issuer_url: format!("https://oidc.example/{i}"), jwks: None },
                 workload_identity: i % 2 == 0,
+                extras: Default::default(),
                 created: 6,
                 updated: 7,
             })
@@ -228,6 +229,38 @@ fn everything_survives_reopen() {
     assert_eq!(user_version(&path), SCHEMA_VERSION);
     let store = SqliteStore::open(&path).unwrap();
     assert_eq!(format!("{:?}", store.snapshot().unwrap()), before);
+}
+
+/// A database of schema 3 (before clusters kept their API server and ARM fields) opens as 4 with its
+/// clusters intact and their new fields empty, and takes them from then on.
+#[test]
+fn schema_3_clusters_migrate_with_nothing_lost() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("wid.db");
+    let store = SqliteStore::open(&path).unwrap();
+    populate(&store, 3);
+    let before = store.clusters(SUB, None).unwrap();
+    drop(store);
+    // Back to schema 3: the columns migration 4 adds, gone.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    for column in ["api_server", "api_server_ca", "arm_extra"] {
+        conn.execute_batch(&format!("ALTER TABLE clusters DROP COLUMN {column}")).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 3).unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(user_version(&path), SCHEMA_VERSION);
+    assert_eq!(store.clusters(SUB, None).unwrap(), before);
+    assert!(before.iter().all(|c| c.extras == ClusterExtras::default()));
+    let extras = ClusterExtras {
+        api_server: Some("https://k:6443".into()),
+        api_server_ca: Some("pem".into()),
+        arm: Some("{}".into()),
+    };
+    let cluster = Cluster { extras, ..before[0].clone() };
+    store.put_cluster(&cluster).unwrap();
+    assert_eq!(store.cluster(&cluster.key()).unwrap(), Some(cluster));
 }
 
 /// Everything the Key Vault part of the store holds for the vault "kv", as comparable text.

@@ -69,6 +69,7 @@ fn env() -> Env {
         cluster_id,
         issuer: ClusterIssuer::Hosted { issuer_url: format!("{URL}/oidc/{tenant}/{cluster_id}/"), kid },
         workload_identity: true,
+        extras: Default::default(),
         created: T0,
         updated: T0,
     };

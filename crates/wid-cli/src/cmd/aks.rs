@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 
+use base64::Engine;
 use clap::{Args, Subcommand};
 use reqwest::Method;
 use serde_json::json;
@@ -84,6 +85,13 @@ pub struct CreateArgs {
     /// JWKS (JSON) of an external cluster whose issuer is not publicly reachable.
     #[arg(long, value_name = "FILE")]
     pub jwks_file: Option<PathBuf>,
+    /// The cluster's API server (https://HOST:PORT), for the kubeconfig of az aks get-credentials
+    /// ("" forgets it).
+    #[arg(long, value_name = "URL")]
+    pub api_server: Option<String>,
+    /// PEM CA bundle that verifies the API server (with --api-server).
+    #[arg(long, value_name = "FILE", requires = "api_server")]
+    pub api_server_ca_file: Option<PathBuf>,
     /// Enable OIDC issuer (always on in wid; accepted for compatibility).
     #[arg(long)]
     pub enable_oidc_issuer: bool,
@@ -93,7 +101,7 @@ pub struct CreateArgs {
     /// Space-separated tags: key[=value] [key[=value] ...].
     #[arg(long, num_args = 0..)]
     pub tags: Option<Vec<String>>,
-    /// Kubernetes version (recorded only).
+    /// Kubernetes version (recorded).
     #[arg(short = 'k', long)]
     pub kubernetes_version: Option<String>,
     /// Do not wait for the long-running operation to finish.
@@ -105,37 +113,38 @@ pub struct CreateArgs {
     /// Generate SSH keys (ignored).
     #[arg(long)]
     pub generate_ssh_keys: bool,
-    /// Number of nodes (ignored).
+    /// Number of nodes (recorded in the agent pool, default 3, as az).
     #[arg(short = 'c', long)]
     pub node_count: Option<u32>,
-    /// Node VM size (ignored).
+    /// Node VM size (recorded in the agent pool).
     #[arg(short = 's', long)]
     pub node_vm_size: Option<String>,
-    /// Use a managed identity (ignored).
+    /// Give the cluster a system-assigned identity, as az does by default: wid then makes the node
+    /// resource group and the kubelet's identity in it, as AKS does (az aks update needs them).
     #[arg(long)]
     pub enable_managed_identity: bool,
-    /// Network plugin (ignored).
+    /// Network plugin (recorded).
     #[arg(long)]
     pub network_plugin: Option<String>,
-    /// Network plugin mode (ignored).
+    /// Network plugin mode (recorded).
     #[arg(long)]
     pub network_plugin_mode: Option<String>,
-    /// Tier (ignored).
+    /// Tier (recorded).
     #[arg(long)]
     pub tier: Option<String>,
-    /// DNS name prefix (ignored).
+    /// DNS name prefix (recorded).
     #[arg(short = 'p', long)]
     pub dns_name_prefix: Option<String>,
     /// SSH public key (ignored).
     #[arg(long)]
     pub ssh_key_value: Option<String>,
-    /// Node pool name (ignored).
+    /// Node pool name (recorded, default nodepool1, as az).
     #[arg(long)]
     pub nodepool_name: Option<String>,
-    /// Node OS SKU (ignored).
+    /// Node OS SKU (recorded in the agent pool).
     #[arg(long)]
     pub os_sku: Option<String>,
-    /// Availability zones (ignored).
+    /// Availability zones (recorded in the agent pool).
     #[arg(short = 'z', long, num_args = 1..)]
     pub zones: Option<Vec<String>>,
     /// Container registry to attach (ignored).
@@ -159,6 +168,13 @@ pub struct UpdateArgs {
     /// Replace the JWKS of an external cluster (key rotation).
     #[arg(long, value_name = "FILE")]
     pub jwks_file: Option<PathBuf>,
+    /// The cluster's API server (https://HOST:PORT), for the kubeconfig of az aks get-credentials
+    /// ("" forgets it).
+    #[arg(long, value_name = "URL")]
+    pub api_server: Option<String>,
+    /// PEM CA bundle that verifies the API server (with --api-server).
+    #[arg(long, value_name = "FILE", requires = "api_server")]
+    pub api_server_ca_file: Option<PathBuf>,
     /// Space-separated tags: key[=value] [key[=value] ...]. Use "" to clear existing tags.
     #[arg(long, num_args = 0..)]
     pub tags: Option<Vec<String>>,
@@ -227,6 +243,63 @@ fn read_jwks(path: &PathBuf) -> Result<serde_json::Value, CliError> {
     Ok(v)
 }
 
+/// What az sends of the node and network flags, which wid keeps and returns as AKS does (az aks
+/// update reads the agent pools and the network profile): one system pool, `nodepool1` of 3 nodes
+/// unless told otherwise, and a standard load balancer for outbound traffic.
+fn recorded_profile(a: &CreateArgs, props: &mut serde_json::Map<String, serde_json::Value>) {
+    let mut pool = serde_json::Map::new();
+    pool.insert("name".into(), json!(a.nodepool_name.as_deref().unwrap_or("nodepool1")));
+    pool.insert("count".into(), json!(a.node_count.unwrap_or(3)));
+    pool.insert("mode".into(), json!("System"));
+    pool.insert("osType".into(), json!("Linux"));
+    for (key, value) in [("vmSize", &a.node_vm_size), ("osSKU", &a.os_sku)] {
+        if let Some(v) = value {
+            pool.insert(key.into(), json!(v));
+        }
+    }
+    if let Some(zones) = &a.zones {
+        pool.insert("availabilityZones".into(), json!(zones));
+    }
+    props.insert("agentPoolProfiles".into(), json!([pool]));
+    if let Some(prefix) = &a.dns_name_prefix {
+        props.insert("dnsPrefix".into(), json!(prefix));
+    }
+    // AKS's defaults for what az does not name (az aks update edits the outbound type).
+    let mut network = serde_json::Map::new();
+    network.insert("loadBalancerSku".into(), json!("standard"));
+    network.insert("outboundType".into(), json!("loadBalancer"));
+    for (key, value) in [("networkPlugin", &a.network_plugin), ("networkPluginMode", &a.network_plugin_mode)] {
+        if let Some(v) = value {
+            network.insert(key.into(), json!(v));
+        }
+    }
+    props.insert("networkProfile".into(), serde_json::Value::Object(network));
+    if let Some(key) = &a.ssh_key_value {
+        props.insert(
+            "linuxProfile".into(),
+            json!({"adminUsername": "azureuser", "ssh": {"publicKeys": [{"keyData": key}]}}),
+        );
+    }
+}
+
+/// `properties.apiServer` for `--api-server URL --api-server-ca-file FILE` (an empty URL forgets it).
+fn api_server(url: Option<&str>, ca_file: Option<&PathBuf>) -> Result<Option<serde_json::Value>, CliError> {
+    let path = match (url, ca_file) {
+        (None, _) => return Ok(None),
+        (Some(""), _) => return Ok(Some(json!({ "url": "" }))),
+        (Some(_), None) => {
+            return Err(CliError::usage(
+                "usage error: --api-server requires --api-server-ca-file (the PEM CA bundle that verifies it)",
+            ));
+        }
+        (Some(_), Some(path)) => path,
+    };
+    let pem = std::fs::read(path)
+        .map_err(|e| CliError::failed(format!("Cannot read --api-server-ca-file '{}': {e}", path.display())))?;
+    let data = base64::engine::general_purpose::STANDARD.encode(pem);
+    Ok(Some(json!({ "url": url, "certificateAuthorityData": data })))
+}
+
 pub async fn run(cmd: AksCmd, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> {
     match cmd {
         AksCmd::Create(a) => {
@@ -257,10 +330,23 @@ pub async fn run(cmd: AksCmd, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> {
             if let Some(k) = &a.kubernetes_version {
                 props.insert("kubernetesVersion".into(), json!(k));
             }
+            recorded_profile(&a, &mut props);
+            if let Some(api) = api_server(a.api_server.as_deref(), a.api_server_ca_file.as_ref())? {
+                props.insert("apiServer".into(), api);
+            }
             let mut body = serde_json::Map::new();
             body.insert("location".into(), json!(location));
             if let Some(tags) = &a.tags {
                 body.insert("tags".into(), Val::Obj(parse_tags(tags)).to_json());
+            }
+            if a.enable_managed_identity {
+                body.insert("identity".into(), json!({ "type": "SystemAssigned" }));
+            }
+            if let Some(tier) = &a.tier {
+                // az writes the tier capitalised (free → Free).
+                let mut chars = tier.chars();
+                let tier: String = chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default();
+                body.insert("sku".into(), json!({ "name": "Base", "tier": tier }));
             }
             body.insert("properties".into(), serde_json::Value::Object(props));
             let body = serde_json::Value::Object(body);
@@ -290,16 +376,21 @@ pub async fn run(cmd: AksCmd, ctx: &mut Ctx<'_>) -> Result<Outcome, CliError> {
                 || a.enable_workload_identity
                 || a.disable_workload_identity
                 || a.jwks_file.is_some()
+                || a.api_server.is_some()
                 || a.tags.is_some();
             if !changes {
                 return Err(CliError::failed(
-                    "Please specify one or more of \"--enable-oidc-issuer\", \"--enable-workload-identity\", \"--disable-workload-identity\", \"--jwks-file\" or \"--tags\".",
+                    "Please specify one or more of \"--enable-oidc-issuer\", \"--enable-workload-identity\", \"--disable-workload-identity\", \"--jwks-file\", \"--api-server\" or \"--tags\".",
                 ));
             }
             let jwks = a.jwks_file.as_ref().map(read_jwks).transpose()?;
+            let api = api_server(a.api_server.as_deref(), a.api_server_ca_file.as_ref())?;
             let url = cluster_url(ctx, &a.target.resource_group, &a.target.name, None)?;
             let current = ctx.get_json(url.clone()).await?;
-            let body = update_body(&current, &a, jwks)?;
+            let mut body = update_body(&current, &a, jwks)?;
+            if let (Some(api), Some(props)) = (api, body.get_mut("properties").and_then(|p| p.as_object_mut())) {
+                props.insert("apiServer".into(), api);
+            }
             let v = ctx.long_running(Method::PUT, url, Some(body), a.no_wait).await?;
             Ok(Outcome { result: v.as_ref().map(to_az), ..Outcome::default() })
         }
@@ -396,6 +487,8 @@ mod tests {
             enable_workload_identity: false,
             disable_workload_identity: true,
             jwks_file: None,
+            api_server: None,
+            api_server_ca_file: None,
             tags: None,
             no_wait: false,
             yes: false,

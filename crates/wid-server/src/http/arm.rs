@@ -97,13 +97,15 @@ pub async fn handle(State(st): State<AppState>, req: Request) -> Response {
 struct Query {
     filter: Option<String>,
     top: Option<String>,
+    /// `format` of `listClusterUserCredential` (`exec` or `azure`).
+    format: Option<String>,
 }
 
 impl Query {
     fn parse(query: Option<&str>) -> Self {
         let pairs: Vec<(String, String)> = query.and_then(|q| serde_urlencoded::from_str(q).ok()).unwrap_or_default();
         let get = |name: &str| pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-        Query { filter: get("$filter"), top: get("$top") }
+        Query { filter: get("$filter"), top: get("$top"), format: get("format") }
     }
 }
 
@@ -149,6 +151,9 @@ fn dispatch(
         ("GET", ArmRoute::Cluster { sub, rg, name }) => arm.get_cluster(caller, &sub, &rg, &name),
         ("DELETE", ArmRoute::Cluster { sub, rg, name }) => arm.delete_cluster(caller, &sub, &rg, &name),
         ("POST", ArmRoute::ClusterToken { sub, rg, name }) => arm.service_account_token(caller, &sub, &rg, &name, body),
+        ("POST", ArmRoute::ClusterCredential { sub, rg, name, action }) => {
+            arm.cluster_credential(caller, &sub, &rg, &name, &action, query.format.as_deref())
+        }
         ("GET", ArmRoute::Resources { sub, rg }) => {
             arm.list_resources(caller, &sub, rg.as_deref(), filter, query.top.as_deref())
         }

@@ -29,8 +29,8 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 use wid_core::fic::{ClaimsMatchingExpression, DEFAULT_AUDIENCE, FederatedCredential};
 use wid_core::model::{
-    AppPrincipal, Cluster, ClusterIssuer, DeletedSecret, Identity, PrincipalType, ResourceGroup, ResourceKey,
-    RoleAssignment, SecretVersion, StoredCredential, Vault,
+    AppPrincipal, Cluster, ClusterExtras, ClusterIssuer, DeletedSecret, Identity, PrincipalType, ResourceGroup,
+    ResourceKey, RoleAssignment, SecretVersion, StoredCredential, Vault,
 };
 
 use wid_store::{Changed, Page, Record, SigningKeyRecord, Snapshot, Store, StoreError, Written};
@@ -280,6 +280,7 @@ fn cluster(sub: Uuid, group: &str, name: &str, n: u128) -> Cluster {
             kid: format!("kid-{n}"),
         },
         workload_identity: true,
+        extras: Default::default(),
         created: 1_700_000_500,
         updated: 1_700_000_600,
     }
@@ -642,6 +643,11 @@ fn cluster_create_update_and_lookup(s: &dyn Store) {
             jwks: Some(r#"{"keys":[{"kty":"RSA","kid":"k"}]}"#.into()),
         },
         workload_identity: false,
+        extras: ClusterExtras {
+            api_server: Some("https://10.0.0.1:6443".into()),
+            api_server_ca: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
+            arm: Some(r#"{"properties":{"agentPoolProfiles":[{"name":"nodepool1","count":3}]}}"#.into()),
+        },
         updated: 1_800_000_000,
         ..hosted.clone()
     };

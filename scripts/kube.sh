@@ -13,11 +13,14 @@
 #                                ServiceAccount of deploy/manifests, so only RBAC granted to it applies)
 #                                and DIR/env (shell assignments: KUBECONFIG, KUBE_SERVER, KUBE_ISSUER,
 #                                KUBE_CA, KUBE_TOKEN, KUBECTL, CERTGEN, ...)
+#   scripts/kube.sh up DIR -- ARGS…
+#                                the same, with extra kube-apiserver flags (e.g. --oidc-issuer-url=…)
 #   scripts/kube.sh down DIR     stop what `up DIR` started (by the pids it recorded); DIR is kept
 #   scripts/kube.sh env          print the tool paths (as `build`, but fail if not built yet)
 #   scripts/kube.sh tool NAME    build (once) and print the path of deploy/tools/NAME (certgen) with
-#                                the Go of the cache; `tool helm` builds the real Helm (HELM_VERSION)
-#                                with the machine's Go from the module proxy
+#                                the Go of the cache; `tool helm` and `tool kubelogin` build the real
+#                                Helm (HELM_VERSION) and kubelogin (KUBELOGIN_VERSION) with the
+#                                machine's Go from the module proxy
 #
 # Nothing is downloaded except from package registries: no kube-apiserver is packaged anywhere we can
 # reach, but Debian's *source* package `kubernetes` carries the full upstream tree with vendor/, so it
@@ -313,19 +316,26 @@ go_tool() {
 # The real Helm, pinned, built once with the machine's Go from the module proxy (its go.sum pins every
 # module) and cached; prints its path.
 HELM_VERSION="v4.3.2"
-helm_tool() {
-    local dir="$cache/helm-$HELM_VERSION"
-    if [[ ! -x "$dir/helm" ]]; then
+# kubelogin, the credential plugin of AKS's Entra kubeconfigs (az aks get-credentials runs its
+# convert-kubeconfig); v0.2.22 needs a newer Go than the machines have.
+KUBELOGIN_VERSION="v0.2.21"
+
+# module_tool NAME PACKAGE VERSION: builds (once) a Go command from the module proxy with the
+# machine's Go and prints its path.
+module_tool() {
+    local name="$1" package="$2" version="$3"
+    local dir="$cache/$name-$version"
+    if [[ ! -x "$dir/$name" ]]; then
         local go
         go="$(command -v go || echo /usr/local/go/bin/go)"
-        [[ -x "$go" ]] || die "building Helm needs Go on the PATH (the machines have it)"
+        [[ -x "$go" ]] || die "building $name needs Go on the PATH (the machines have it)"
         mkdir -p "$dir"
-        echo "kube.sh: building Helm $HELM_VERSION (once)" >&2
+        echo "kube.sh: building $name $version (once)" >&2
         GOBIN="$dir" GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local GOCACHE="$cache/gocache" \
-            GOMODCACHE="$cache/gomodcache" "$go" install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" >&2 \
-            || die "building Helm $HELM_VERSION failed"
+            GOMODCACHE="$cache/gomodcache" "$go" install "$package@$version" >&2 \
+            || die "building $name $version failed"
     fi
-    echo "$dir/helm"
+    echo "$dir/$name"
 }
 
 free_ports() {
@@ -417,7 +427,15 @@ EOF
 
 cmd_up() {
     local dir="${1:-}"
-    [[ -n "$dir" ]] || die "usage: scripts/kube.sh up DIR"
+    [[ -n "$dir" ]] || die "usage: scripts/kube.sh up DIR [-- KUBE-APISERVER-FLAGS…]"
+    shift
+    local extra=()
+    if [[ "${1:-}" == "--" ]]; then
+        shift
+        extra=("$@")
+    elif (($#)); then
+        die "usage: scripts/kube.sh up DIR [-- KUBE-APISERVER-FLAGS…]"
+    fi
     mkdir -p "$dir"
     dir="$(cd "$dir" && pwd)"
     if running_pid "$dir" kube-apiserver >/dev/null || running_pid "$dir" etcd >/dev/null; then
@@ -480,7 +498,7 @@ cmd_up() {
         --service-account-signing-key-file="$dir/pki/sa.key" --service-account-key-file="$dir/pki/sa.key" \
         --api-audiences=api://AzureADTokenExchange,https://kubernetes.default.svc \
         --authorization-mode=RBAC --service-cluster-ip-range=10.0.0.0/24 \
-        --profiling=false --v=1 >"$dir/kube-apiserver.log" 2>&1 </dev/null &
+        --profiling=false --v=1 ${extra[@]+"${extra[@]}"} >"$dir/kube-apiserver.log" 2>&1 </dev/null &
     echo $! >"$dir/kube-apiserver.pid"
 
     write_kubeconfig "$dir/kubeconfig" "$server" "$dir/pki/ca.crt" admin "$admin_token"
@@ -540,12 +558,13 @@ main() {
     down) cmd_down "$@" ;;
     tool)
         case "${1:?usage: scripts/kube.sh tool NAME}" in
-            helm) helm_tool ;;
+            helm) module_tool helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION" ;;
+            kubelogin) module_tool kubelogin github.com/Azure/kubelogin "$KUBELOGIN_VERSION" ;;
             *) ensure_tools; go_tool "$1" ;;
         esac
         ;;
     *)
-        sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 64
         ;;
     esac

@@ -34,7 +34,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 import pytest
 import yaml
@@ -201,9 +201,11 @@ class Kube:
 
 
 @contextlib.contextmanager
-def running_kube(d: Path) -> Iterator[Kube]:
-    """An etcd + kube-apiserver of its own under `d` (scripts/kube.sh up), stopped on exit."""
-    proc = subprocess.run(["bash", str(KUBE_SH), "up", str(d)], capture_output=True, text=True, timeout=600)
+def running_kube(d: Path, apiserver_flags: Sequence[str] = ()) -> Iterator[Kube]:
+    """An etcd + kube-apiserver of its own under `d` (scripts/kube.sh up, with extra flags for the
+    apiserver), stopped on exit."""
+    extra = ["--", *apiserver_flags] if apiserver_flags else []
+    proc = subprocess.run(["bash", str(KUBE_SH), "up", str(d), *extra], capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         subprocess.run(["bash", str(KUBE_SH), "down", str(d)], capture_output=True, timeout=120)
         raise RuntimeError(f"scripts/kube.sh up failed ({proc.returncode}):\n{proc.stderr}")

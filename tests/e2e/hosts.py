@@ -17,8 +17,9 @@ from pathlib import Path
 
 SUFFIX = "vault.localhost"
 
-# The vaults of tests/e2e/test_token_flow.py and test_clients.py.
-VAULTS = ["kv-e2e", "kv-clients"]
+# The vaults of tests/e2e/test_token_flow.py, test_clients.py and the registered-cloud route of
+# test_az.py.
+VAULTS = ["kv-e2e", "kv-clients", "kv-reg"]
 
 # Azure's host names, answered by conftest's `azure_wid` (`wid serve --azure-hostnames`): the sign-in
 # host (Go, Java and Node MSAL ask it for instance discovery), Resource Manager, Microsoft Graph, and

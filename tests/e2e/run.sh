@@ -34,6 +34,7 @@ echo "e2e: kube-apiserver, kubectl, etcd and Go (scripts/kube.sh build)" >&2
 bash "$root/scripts/kube.sh" build >/dev/null
 bash "$root/scripts/kube.sh" tool certgen >/dev/null
 bash "$root/scripts/kube.sh" tool helm >/dev/null
+bash "$root/scripts/kube.sh" tool kubelogin >/dev/null
 echo "e2e: tools ready in $((SECONDS - t0))s" >&2
 
 python="$(bash "$tests/venv.sh")"

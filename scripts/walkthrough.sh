@@ -11,16 +11,22 @@
 #   scripts/walkthrough.sh           only the steps, against an existing set-up:
 #       KUBECONFIG   a cluster whose pods the wid webhook mutates
 #       WID_CONFIG   the CLI profile of a running `wid serve` (default ~/.wid/profile.json)
+#   --az (with either)               the steps with the real Azure CLI (scripts/az.sh) instead of
+#                                    `wid`: a cloud registered with wid's URL, signed in as the
+#                                    profile's admin, in a temporary AZURE_CONFIG_DIR
 #
 # Also: WID_BIN (the wid binary; default target/debug/wid, built if missing), KUBECTL (default: the
 # kubectl of scripts/kube.sh, else `kubectl`), PYTHON (an interpreter with azure-identity and
 # azure-keyvault-secrets; default: the venv of tests/e2e/venv.sh). Exit code 0 when the secret was read.
 #
-# The seed's `export VAR="$(az ...)"` lines are written `VAR="$(wid ...)"; export VAR`, so that a
-# failing command stops the script. What else differs from the seed, and why:
-#   - `az aks create` registers the cluster with wid by its service-account issuer (--issuer-url,
-#     read from the cluster's /.well-known/openid-configuration); `az aks get-credentials` is
-#     KUBECONFIG.
+# The seed's `export VAR="$(az ...)"` lines are written `VAR="$(az ...)"; export VAR`, so that a
+# failing command stops the script; `az` is `wid` unless --az. What else differs from the seed, and why:
+#   - `az aks create` is `wid aks create` with --issuer-url (the cluster's service-account issuer,
+#     read from its /.well-known/openid-configuration), which az lacks: the registration trusts this
+#     cluster's own tokens, and --enable-managed-identity, which az implies (the kubelet identity it
+#     makes is what az aks update reads); `az aks get-credentials` is KUBECONFIG.
+#   - With --az, nothing answers login.microsoftonline.com, so az is told not to ask it about wid's
+#     authority (core.instance_discovery=false); `wid serve --azure-hostnames` needs no setting.
 #   - No kubelet, scheduler or controller-manager run here: the pod is admitted and stored (so the
 #     webhook's mutation is real) but never started, and it sets automountServiceAccountToken: false
 #     (no token controller). `kubectl wait` and `kubectl logs` are replaced by what kubelet would do:
@@ -151,15 +157,57 @@ start_local() {
         "[{\"op\":\"replace\",\"path\":\"/webhooks/0/clientConfig\",\"value\":{\"url\":\"https://127.0.0.1:$port/mutate-v1-pod\",\"caBundle\":\"$ca_bundle\"}}]" >&2
 }
 
-case "${1:-}" in
---local) start_local ;;
-"") ;;
-*)
-    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
-    exit 64
-    ;;
-esac
+local_mode="" az_mode=""
+for arg in "$@"; do
+    case "$arg" in
+    --local) local_mode=1 ;;
+    --az) az_mode=1 ;;
+    *)
+        sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//' >&2
+        exit 64
+        ;;
+    esac
+done
+[[ -z "$local_mode" ]] || start_local
 [[ -n "${KUBECONFIG:-}" ]] || die "KUBECONFIG is not set (or use --local)"
+
+# The walkthrough's `az`: wid's own CLI, or (--az) the real one, pointed at wid by a registered cloud.
+if [[ -n "$az_mode" ]]; then
+    AZ_BIN="$(bash "$root/scripts/az.sh")"
+    profile="${WID_CONFIG:-$HOME/.wid/profile.json}"
+    export AZURE_CONFIG_DIR
+    AZURE_CONFIG_DIR="$(mktemp -d -t wid-walkthrough-az.XXXXXX)"
+    trap 'cleanup; rm -rf "$AZURE_CONFIG_DIR"' EXIT
+    export AZURE_CORE_COLLECT_TELEMETRY=false REQUESTS_CA_BUNDLE
+    REQUESTS_CA_BUNDLE="$(json_get '["caCertFile"]' <"$profile")"
+    say "az: register wid as a cloud and sign in as the profile's admin"
+    "$AZ_BIN" cloud register --name wid --endpoint-resource-manager "$(json_get '["server"]' <"$profile")/"
+    "$AZ_BIN" cloud set --name wid
+    "$AZ_BIN" config set core.instance_discovery=false 2>/dev/null
+    "$AZ_BIN" login --service-principal -u "$(json_get '["clientId"]' <"$profile")" \
+        -p "$(json_get '["clientSecret"]' <"$profile")" --tenant "$(json_get '["tenantId"]' <"$profile")" -o none
+    # The vault's host name must resolve for az (wid's CLI finds the server by itself): when it does
+    # not, az runs in a private mount namespace whose /etc/hosts sends it where the server's host
+    # resolves (as root, else in a user namespace).
+    vault_suffix="$(json_get '.get("keyVaultDnsSuffix") or ""' <"$profile")"
+    server_host="$(json_get '["server"]' <"$profile" | sed -E 's#^https://##; s#[:/].*$##')"
+    resolves() { "$PYTHON" -c 'import socket, sys; socket.getaddrinfo(sys.argv[1], 443)' "$1" 2>/dev/null; }
+    az() {
+        local vault_host="${KEYVAULT_NAME:+${KEYVAULT_NAME,,}.${vault_suffix%%:*}}"
+        if [[ -z "$vault_host" ]] || resolves "$vault_host"; then
+            "$AZ_BIN" "$@"
+            return
+        fi
+        local address flags=-rm
+        address="$("$PYTHON" -c 'import socket, sys; print(socket.getaddrinfo(sys.argv[1], 443)[0][4][0])' "$server_host")"
+        { cat /etc/hosts; echo "$address $vault_host"; } >"$AZURE_CONFIG_DIR/hosts"
+        [[ "$(id -u)" != 0 ]] || flags=-m
+        # shellcheck disable=SC2016
+        unshare "$flags" -- sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$AZURE_CONFIG_DIR/hosts" "$AZ_BIN" "$@"
+    }
+else
+    az() { wid "$@"; }
+fi
 
 # --- kubelet's part, for a pod that never runs here -------------------------------------------------
 
@@ -281,7 +329,7 @@ say "Create a resource group"
 export RANDOM_ID="$(head -c 3 /dev/urandom | od -An -tx1 | tr -d ' \n')" # seed: openssl rand -hex 3
 export RESOURCE_GROUP="myResourceGroup$RANDOM_ID"
 export LOCATION="eastus"
-wid group create --name "${RESOURCE_GROUP}" --location "${LOCATION}"
+az group create --name "${RESOURCE_GROUP}" --location "${LOCATION}"
 
 say "Enable OIDC issuer and Workload ID (register this cluster with wid by its issuer)"
 export CLUSTER_NAME="myAKSCluster$RANDOM_ID"
@@ -292,10 +340,11 @@ wid aks create \
     --enable-oidc-issuer \
     --enable-workload-identity \
     --generate-ssh-keys \
+    --enable-managed-identity \
     --issuer-url "${CLUSTER_ISSUER}"
 
 say "Retrieve the OIDC issuer URL"
-AKS_OIDC_ISSUER="$(wid aks show --name "${CLUSTER_NAME}" \
+AKS_OIDC_ISSUER="$(az aks show --name "${CLUSTER_NAME}" \
     --resource-group "${RESOURCE_GROUP}" \
     --query "oidcIssuerProfile.issuerUrl" \
     --output tsv)"
@@ -303,15 +352,15 @@ export AKS_OIDC_ISSUER
 echo "${AKS_OIDC_ISSUER}"
 
 say "Create a managed identity"
-SUBSCRIPTION="$(wid account show --query id --output tsv)"
+SUBSCRIPTION="$(az account show --query id --output tsv)"
 export SUBSCRIPTION
 export USER_ASSIGNED_IDENTITY_NAME="myIdentity$RANDOM_ID"
-wid identity create \
+az identity create \
     --name "${USER_ASSIGNED_IDENTITY_NAME}" \
     --resource-group "${RESOURCE_GROUP}" \
     --location "${LOCATION}" \
     --subscription "${SUBSCRIPTION}"
-USER_ASSIGNED_CLIENT_ID="$(wid identity show \
+USER_ASSIGNED_CLIENT_ID="$(az identity show \
     --resource-group "${RESOURCE_GROUP}" \
     --name "${USER_ASSIGNED_IDENTITY_NAME}" \
     --query 'clientId' \
@@ -333,7 +382,7 @@ EOF
 
 say "Create the federated identity credential"
 export FEDERATED_IDENTITY_CREDENTIAL_NAME="myFedIdentity$RANDOM_ID"
-wid identity federated-credential create \
+az identity federated-credential create \
     --name ${FEDERATED_IDENTITY_CREDENTIAL_NAME} \
     --identity-name "${USER_ASSIGNED_IDENTITY_NAME}" \
     --resource-group "${RESOURCE_GROUP}" \
@@ -345,44 +394,44 @@ say "Create a key vault with Azure RBAC authorization"
 # Ensure the key vault name is between 3-24 characters: the seed's "keyvault-workload-id$RANDOM_ID" has
 # 26, which Key Vault (and wid) refuse, so the prefix is shortened.
 export KEYVAULT_NAME="kv-workload-id$RANDOM_ID"
-wid keyvault create \
+az keyvault create \
     --name "${KEYVAULT_NAME}" \
     --resource-group "${RESOURCE_GROUP}" \
     --location "${LOCATION}" \
     --enable-purge-protection \
     --enable-rbac-authorization
-KEYVAULT_RESOURCE_ID=$(wid keyvault show --resource-group "${RESOURCE_GROUP}" \
+KEYVAULT_RESOURCE_ID=$(az keyvault show --resource-group "${RESOURCE_GROUP}" \
     --name "${KEYVAULT_NAME}" \
     --query id \
     --output tsv)
 export KEYVAULT_RESOURCE_ID
 
 say "Assign RBAC permissions for key vault management"
-CALLER_OBJECT_ID=$(wid ad signed-in-user show --query id -o tsv)
+CALLER_OBJECT_ID=$(az ad signed-in-user show --query id -o tsv)
 export CALLER_OBJECT_ID
-wid role assignment create --assignee "${CALLER_OBJECT_ID}" \
+az role assignment create --assignee "${CALLER_OBJECT_ID}" \
     --role "Key Vault Secrets Officer" \
     --scope "${KEYVAULT_RESOURCE_ID}"
 
 say "Create and configure secret access"
 export KEYVAULT_SECRET_NAME="my-secret$RANDOM_ID"
 # As in the seed: the stored value is Hello\! (a backslash stays inside double quotes).
-wid keyvault secret set \
+az keyvault secret set \
     --vault-name "${KEYVAULT_NAME}" \
     --name "${KEYVAULT_SECRET_NAME}" \
     --value "Hello\!"
-IDENTITY_PRINCIPAL_ID=$(wid identity show \
+IDENTITY_PRINCIPAL_ID=$(az identity show \
     --name "${USER_ASSIGNED_IDENTITY_NAME}" \
     --resource-group "${RESOURCE_GROUP}" \
     --query principalId \
     --output tsv)
 export IDENTITY_PRINCIPAL_ID
-wid role assignment create \
+az role assignment create \
     --assignee-object-id "${IDENTITY_PRINCIPAL_ID}" \
     --role "Key Vault Secrets User" \
     --scope "${KEYVAULT_RESOURCE_ID}" \
     --assignee-principal-type ServicePrincipal
-KEYVAULT_URL="$(wid keyvault show \
+KEYVAULT_URL="$(az keyvault show \
     --resource-group "${RESOURCE_GROUP}" \
     --name ${KEYVAULT_NAME} \
     --query properties.vaultUri \
@@ -423,7 +472,7 @@ SECRET_VALUE="$(run_pod "${SERVICE_ACCOUNT_NAMESPACE}" sample-workload-identity-
 echo "successfully got secret: ${SECRET_VALUE}" >&2
 
 say "Disable Workload ID on the cluster registration"
-wid aks update \
+az aks update \
     --resource-group "${RESOURCE_GROUP}" \
     --name "${CLUSTER_NAME}" \
     --disable-workload-identity -o none

@@ -221,3 +221,19 @@ def run_until(attempt, done, seconds: float = 30):
         if done(result) or time.monotonic() > deadline:
             return result
         time.sleep(1)
+
+
+def test_a_registered_cloud_without_the_trailing_slash(az_bin: Path, azure_wid: Wid, tmp_path: Path):
+    """The walkthrough above registers wid's URL with the trailing slash users type; without it, az
+    asks for the same metadata and reaches the same endpoints."""
+    az = Az(bin=az_bin, wid=azure_wid, home=tmp_path)
+    az("cloud", "register", "--name", "wid", "--endpoint-resource-manager", azure_wid.server)
+    az("cloud", "set", "--name", "wid")
+    p = azure_wid.profile
+    az("login", "--service-principal", "-u", p["clientId"], "-p", p["clientSecret"], "--tenant", p["tenantId"],
+       "-o", "none")
+    account = json.loads(az("account", "show", "-o", "json"))
+    assert (account["environmentName"], account["id"]) == ("wid", p["subscriptionId"])
+    assert az("ad", "signed-in-user", "show", "--query", "id", "-o", "tsv") == p["principalId"]
+    az("group", "create", "--name", "rg-cloud", "--location", "eastus", "-o", "none")
+    assert az("group", "show", "--name", "rg-cloud", "--query", "name", "-o", "tsv") == "rg-cloud"

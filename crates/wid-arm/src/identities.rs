@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use wid_core::fic::{self, ClaimsMatchingExpression, FederatedCredential};
+use wid_core::fic::{self, ClaimsMatchingExpression, FederatedCredential, FicError};
 use wid_core::model::{Identity, ResourceKey, StoredCredential};
 use wid_core::scope::ids;
 use wid_store::{LockGuard, StoreError};
@@ -158,12 +158,17 @@ impl Management {
 
         let key = parent.key();
         let _guard = self.begin_credential_write(&key)?;
-        let existing = self.store.credentials(&key)?;
-        let siblings: Vec<FederatedCredential> = existing.iter().map(|c| c.credential.clone()).collect();
-        fic::check_siblings(&credential, &siblings, self.cfg.max_credentials_per_identity)
-            .map_err(|e| ArmError::BadRequest(e.to_string()))?;
+        // Two lookups, not a listing: an identity may have any number of credentials (0 = no cap).
+        let old = self.store.credential(&key, name)?;
+        let max = self.cfg.max_credentials_per_identity;
+        if old.is_none() && max > 0 {
+            let count = self.store.credential_count(&key)?;
+            if count >= max {
+                return Err(ArmError::BadRequest(FicError::TooMany(count).to_string()));
+            }
+        }
         let now = self.clock.now();
-        let old = existing.iter().find(|c| c.credential.name.eq_ignore_ascii_case(name));
+        let old = old.as_ref();
         let stored = StoredCredential {
             identity: key.clone(),
             credential: FederatedCredential {
@@ -174,7 +179,12 @@ impl Management {
             created: old.map_or(now, |o| o.created),
             updated: now,
         };
-        let written = self.store.put_credential(&stored)?;
+        // Issuer and subject are unique per identity: the store's constraint decides, so that two
+        // writers on two replicas cannot both pass a check.
+        let written = self.store.put_credential(&stored).map_err(|e| match e {
+            StoreError::Conflict(_) => ArmError::BadRequest(FicError::Duplicate.to_string()),
+            other => other.into(),
+        })?;
         self.dir_mut().put_credential(&key, stored.credential.clone());
         self.audit_write(
             caller,

@@ -60,7 +60,7 @@ pub struct ArmConfig {
     pub public_url: String,
     /// Key Vault DNS suffix, e.g. `vault.localhost:8443`.
     pub vault_dns_suffix: String,
-    /// Federated credentials allowed per identity.
+    /// Federated credentials allowed per identity; 0: no limit.
     pub max_credentials_per_identity: usize,
 }
 

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use uuid::Uuid;
 
+use crate::credentials::CredentialSet;
 use crate::fic::FederatedCredential;
 use crate::model::{AppPrincipal, Cluster, Identity, ResourceKey, RoleAssignment, StoredCredential};
 use crate::rbac::RbacIndex;
@@ -17,7 +18,7 @@ use crate::rbac::RbacIndex;
 #[derive(Debug, Clone)]
 pub struct IdentityEntry {
     pub identity: Identity,
-    pub credentials: Vec<FederatedCredential>,
+    pub credentials: CredentialSet,
 }
 
 /// The read model. Not internally synchronised: hold it behind a lock.
@@ -142,7 +143,8 @@ impl Directory {
         match self.identities.get_mut(&client_id) {
             Some(entry) => entry.identity = identity,
             None => {
-                self.identities.insert(client_id, Box::new(IdentityEntry { identity, credentials: Vec::new() }));
+                let entry = IdentityEntry { identity, credentials: CredentialSet::default() };
+                self.identities.insert(client_id, Box::new(entry));
             }
         }
     }
@@ -153,7 +155,7 @@ impl Directory {
         let Some(client_id) = self.client_by_key.remove(key) else { return };
         if let Some(entry) = self.identities.remove(&client_id) {
             self.principals.remove(&entry.identity.principal_id);
-            for c in &entry.credentials {
+            for c in entry.credentials.as_slice() {
                 self.unref_issuer(&c.issuer);
             }
         }
@@ -164,17 +166,13 @@ impl Directory {
         self.remove_credential(identity, &credential.name);
         let Some(entry) = self.client_by_key.get(identity).and_then(|c| self.identities.get_mut(c)) else { return };
         *self.issuer_refs.entry(credential.issuer.clone()).or_default() += 1;
-        // Exactly as many slots as credentials: a plain push would reserve 4 (~600 bytes) for an
-        // identity's first, and most identities have one to three (at most the per-identity limit).
-        entry.credentials.reserve_exact(1);
-        entry.credentials.push(credential);
+        entry.credentials.put(credential);
     }
 
     /// Removes a credential by name.
     pub fn remove_credential(&mut self, identity: &ResourceKey, name: &str) {
         let Some(entry) = self.client_by_key.get(identity).and_then(|c| self.identities.get_mut(c)) else { return };
-        let Some(pos) = entry.credentials.iter().position(|c| c.name.eq_ignore_ascii_case(name)) else { return };
-        let removed = entry.credentials.remove(pos);
+        let Some(removed) = entry.credentials.remove(name) else { return };
         self.unref_issuer(&removed.issuer);
     }
 

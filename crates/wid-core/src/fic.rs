@@ -109,22 +109,6 @@ fn check_field(what: &'static str, value: &str) -> Result<(), FicError> {
     }
 }
 
-/// Checks a new or replaced credential against its siblings: issuer+subject unique, at most `max`.
-pub fn check_siblings(new: &FederatedCredential, siblings: &[FederatedCredential], max: usize) -> Result<(), FicError> {
-    let others = siblings.iter().filter(|s| !s.name.eq_ignore_ascii_case(&new.name));
-    let mut count = 0usize;
-    for other in others {
-        count += 1;
-        if other.issuer == new.issuer && other.subject.is_some() && other.subject == new.subject {
-            return Err(FicError::Duplicate);
-        }
-    }
-    if count >= max {
-        return Err(FicError::TooMany(count));
-    }
-    Ok(())
-}
-
 /// The parts of a presented assertion that matching looks at.
 pub struct Presented<'a> {
     pub issuer: &'a str,
@@ -389,16 +373,6 @@ mod tests {
         assert_eq!(long.validate(), Err(FicError::TooLong("subject")));
         let ws = FederatedCredential { subject: Some(" s".into()), ..ok.clone() };
         assert_eq!(ws.validate(), Err(FicError::Whitespace("subject")));
-    }
-
-    #[test]
-    fn siblings_unique_and_limited() {
-        let a = cred("one", ISS, "s", DEFAULT_AUDIENCE);
-        let b = cred("two", ISS, "s", DEFAULT_AUDIENCE);
-        assert_eq!(check_siblings(&b, std::slice::from_ref(&a), 20), Err(FicError::Duplicate));
-        // Replacing a credential by name does not count it against itself.
-        assert_eq!(check_siblings(&a, std::slice::from_ref(&a), 1), Ok(()));
-        assert_eq!(check_siblings(&b, &[cred("x1x", ISS, "z", "a")], 1), Err(FicError::TooMany(1)));
     }
 
     #[test]

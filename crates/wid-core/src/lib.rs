@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod caller;
 pub mod clock;
+pub mod credentials;
 pub mod directory;
 pub mod duration;
 pub mod fic;

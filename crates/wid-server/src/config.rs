@@ -18,7 +18,7 @@ pub struct ServerConfig {
     pub tls_key: Option<PathBuf>,
     /// Lifetime of managed-identity access tokens.
     pub token_lifetime: Duration,
-    /// Federated credentials per identity.
+    /// Federated credentials per identity; 0: no limit.
     pub max_credentials_per_identity: usize,
     /// Access tokens kept for warm exchanges (same client, assertion and resource); 0: off.
     pub token_cache_entries: usize,

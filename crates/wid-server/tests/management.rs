@@ -221,3 +221,52 @@ async fn azure_management_audiences_only_with_azure_hostnames() {
         assert_eq!(status, 401);
     }
 }
+
+/// `--max-federated-credentials 0`: no limit, and exchanges still find their credential (through the
+/// index large sets get) after writes and deletes.
+#[tokio::test]
+async fn zero_means_no_credential_limit() {
+    let (s, admin) = with_identity(0).await;
+    let cluster = "/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.ContainerService/managedClusters/big";
+    let (st, c) = s.arm(&admin, "PUT", cluster, Some(json!({}))).await;
+    assert_eq!(st, 201, "{c}");
+    let iss = c["properties"]["oidcIssuerProfile"]["issuerURL"].as_str().unwrap().to_string();
+    let n = 150;
+    for i in 0..n {
+        let path = format!("{ID}/federatedIdentityCredentials/fic-{i}");
+        let (st, body) =
+            s.arm(&admin, "PUT", &path, Some(fic(&iss, &format!("system:serviceaccount:apps:sa{i}")))).await;
+        assert_eq!(st, 201, "{i}: {body}");
+    }
+    let (_, list) = s.arm(&admin, "GET", &format!("{ID}/federatedIdentityCredentials"), None).await;
+    assert_eq!(list["value"].as_array().unwrap().len(), n);
+    let (_, id) = s.arm(&admin, "GET", ID, None).await;
+    let client_id = id["properties"]["clientId"].as_str().unwrap().to_string();
+    let exchange = |sa: String| {
+        let (s, admin, client_id) = (&s, admin.clone(), client_id.clone());
+        async move {
+            let body = json!({"namespace": "apps", "serviceAccountName": sa});
+            let (st, t) = s.arm(&admin, "POST", &format!("{cluster}/serviceAccountToken"), Some(body)).await;
+            assert_eq!(st, 200, "{t}");
+            s.exchange(&client_id, t["token"].as_str().unwrap(), &format!("{}/.default", s.url)).await
+        }
+    };
+    assert_eq!(exchange("sa77".into()).await.0, 200);
+    // Deleting one moves another in the index; both answer as they should.
+    let (st, _) = s.arm(&admin, "DELETE", &format!("{ID}/federatedIdentityCredentials/fic-3"), None).await;
+    assert_eq!(st, 200);
+    let (st, body) = exchange("sa3".into()).await;
+    assert_eq!((st, body["error_codes"][0].as_i64()), (401, Some(700213)), "{body}");
+    assert_eq!(exchange(format!("sa{}", n - 1)).await.0, 200);
+    // A duplicate issuer and subject is still refused.
+    let (st, body) = s
+        .arm(
+            &admin,
+            "PUT",
+            &format!("{ID}/federatedIdentityCredentials/again"),
+            Some(fic(&iss, "system:serviceaccount:apps:sa9")),
+        )
+        .await;
+    assert_eq!(st, 400);
+    assert!(err(&body).1.contains("Issuer and subject combination already exists"), "{body}");
+}

@@ -284,6 +284,10 @@ pub trait Store: Send + Sync + 'static {
     fn put_credential(&self, cred: &StoredCredential) -> Result<Written>;
     /// The credentials of an identity, ordered by name key.
     fn credentials(&self, identity: &ResourceKey) -> Result<Vec<StoredCredential>>;
+    /// One credential of an identity by name (case-insensitively).
+    fn credential(&self, identity: &ResourceKey, name: &str) -> Result<Option<StoredCredential>>;
+    /// How many credentials an identity has.
+    fn credential_count(&self, identity: &ResourceKey) -> Result<usize>;
     /// Deletes a credential.
     fn delete_credential(&self, identity: &ResourceKey, name: &str) -> Result<Option<StoredCredential>>;
 

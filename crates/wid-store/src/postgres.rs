@@ -895,6 +895,39 @@ impl Store for PostgresStore {
         })
     }
 
+    fn credential(&self, identity: &ResourceKey, name: &str) -> Result<Option<StoredCredential>> {
+        let (params, cred_key) = (key_params(identity), name_key(name));
+        self.read("reading a federated credential", move |db| {
+            Box::pin(async move {
+                let sql = format!(
+                    "SELECT {CREDENTIAL_COLS} FROM credentials \
+                     WHERE subscription = $1 AND rg_key = $2 AND identity_key = $3 AND name_key = $4"
+                );
+                let [sub, rg, name] = &params;
+                decode_opt(db.query_opt(&sql, &[sub, rg, name, &cred_key]).await?, rows::credential)
+            })
+        })
+    }
+
+    fn credential_count(&self, identity: &ResourceKey) -> Result<usize> {
+        let params = key_params(identity);
+        self.read("counting federated credentials", move |db| {
+            Box::pin(async move {
+                let [sub, rg, name] = &params;
+                let sql =
+                    "SELECT COUNT(*) FROM credentials WHERE subscription = $1 AND rg_key = $2 AND identity_key = $3";
+                let row = db.query_opt(sql, &[sub, rg, name]).await?;
+                let n: i64 = match row {
+                    Some(r) => r
+                        .try_get(0)
+                        .map_err(|e| StoreError::Backend(format!("counting federated credentials: {}", chain(&e))))?,
+                    None => 0,
+                };
+                Ok(usize::try_from(n).unwrap_or(0))
+            })
+        })
+    }
+
     fn delete_credential(&self, identity: &ResourceKey, name: &str) -> Result<Option<StoredCredential>> {
         let (identity, cred_key) = (identity.clone(), name_key(name));
         self.write(format!("deleting federated credential '{name}'"), move |db| {

@@ -983,6 +983,34 @@ impl Store for SqliteStore {
         })
     }
 
+    fn credential(&self, identity: &ResourceKey, name: &str) -> Result<Option<StoredCredential>> {
+        let [sub, rg_key, id_key] = key_params(identity);
+        self.read(|conn| {
+            query_opt(
+                conn,
+                "reading a federated credential",
+                &format!(
+                    "SELECT {CREDENTIAL_COLS} FROM credentials \
+                     WHERE subscription = ?1 AND rg_key = ?2 AND identity_key = ?3 AND name_key = ?4"
+                ),
+                params![sub, rg_key, id_key, name_key(name)],
+                rows::credential,
+            )
+        })
+    }
+
+    fn credential_count(&self, identity: &ResourceKey) -> Result<usize> {
+        let what = "counting federated credentials";
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT COUNT(*) FROM credentials WHERE subscription = ?1 AND rg_key = ?2 AND identity_key = ?3",
+            )
+            .and_then(|mut s| s.query_row(key_params(identity), |r| r.get::<_, i64>(0)))
+            .map(|n| usize::try_from(n).unwrap_or(0))
+            .map_err(sql(what))
+        })
+    }
+
     fn delete_credential(&self, identity: &ResourceKey, name: &str) -> Result<Option<StoredCredential>> {
         let what = format!("deleting federated credential '{name}'");
         let [sub, rg_key, id_key] = key_params(identity);

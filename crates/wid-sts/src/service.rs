@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use uuid::Uuid;
 use wid_core::directory::Directory;
-use wid_core::fic::{self, FederatedCredential, NoMatch, Presented};
+use wid_core::fic::{self, NoMatch, Presented};
 use wid_core::issuer::{HostedIssuers, IssuerError};
 use wid_core::model::{Cluster, ClusterIssuer};
 use wid_core::{Caller, Clock, VerifyError};
@@ -207,11 +207,13 @@ impl TokenService {
             }
             let auds: Vec<&str> = a.aud.iter().map(String::as_str).collect();
             let presented = Presented { issuer: &a.iss, subject: &a.sub, audiences: &auds, claims: &a.jws.claims };
-            if creds.iter().all(|c| c.issuer != a.iss) {
-                return Err(no_match(creds, &presented, &a));
-            }
-            let matched =
-                fic::find_match(creds, &presented).map(|c| c.name.clone()).map_err(|_| no_match(creds, &presented, &a));
+            let matched = match creds.find(&presented) {
+                Ok(c) => Ok(c.name.clone()),
+                // No credential names the token's issuer: refused before its signature is checked
+                // (an issuer no credential names is never fetched).
+                Err(why @ NoMatch::Issuer { .. }) => return Err(no_match(why, &a)),
+                Err(why) => Err(no_match(why, &a)),
+            };
             (e.identity.principal_id, e.identity.arm_id(), matched)
         };
         // Only a token genuinely signed by a trusted issuer learns which subject/audience is expected.
@@ -457,19 +459,16 @@ impl HostedIssuers for TokenService {
     }
 }
 
-fn no_match(creds: &[FederatedCredential], p: &Presented<'_>, a: &Assertion) -> StsError {
+fn no_match(why: NoMatch, a: &Assertion) -> StsError {
     let hint = |c: Option<fic::Closest>| {
         c.map(|c| format!("The closest federated credential is '{}': {}. ", c.name, c.reason)).unwrap_or_default()
     };
-    match fic::find_match(creds, p) {
-        Ok(_) => StsError::Internal("credential matched after refusal".into()),
-        Err(NoMatch::NoCredentials) => StsError::Internal("no credentials after check".into()),
-        Err(NoMatch::Issuer { closest }) => StsError::IssuerMismatch { issuer: a.iss.clone(), hint: hint(closest) },
-        Err(NoMatch::Subject { case_only, closest }) => {
+    match why {
+        NoMatch::NoCredentials => StsError::Internal("no credentials after check".into()),
+        NoMatch::Issuer { closest } => StsError::IssuerMismatch { issuer: a.iss.clone(), hint: hint(closest) },
+        NoMatch::Subject { case_only, closest } => {
             StsError::SubjectMismatch { subject: a.sub.clone(), case_only, hint: hint(closest) }
         }
-        Err(NoMatch::Audience { closest }) => {
-            StsError::AudienceMismatch { audiences: a.aud.clone(), hint: hint(closest) }
-        }
+        NoMatch::Audience { closest } => StsError::AudienceMismatch { audiences: a.aud.clone(), hint: hint(closest) },
     }
 }

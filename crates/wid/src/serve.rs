@@ -36,7 +36,7 @@ pub struct ServeArgs {
     /// Lifetime of managed-identity access tokens (e.g. 24h, 90m, 3600s). Default: 24h
     #[arg(long, value_name = "DURATION")]
     pub token_lifetime: Option<String>,
-    /// Federated credentials allowed per identity. Default: 20 (as Entra)
+    /// Federated credentials allowed per identity; 0 for no limit. Default: 20 (as Entra)
     #[arg(long, value_name = "N")]
     pub max_federated_credentials: Option<usize>,
     /// Access tokens kept for warm exchanges (the same client presenting the same assertion for the
@@ -98,9 +98,6 @@ pub fn config(args: &ServeArgs, env: &HashMap<String, String>) -> anyhow::Result
         cfg.token_lifetime = d;
     }
     if let Some(n) = args.max_federated_credentials {
-        if n == 0 {
-            bail!("--max-federated-credentials must be at least 1");
-        }
         cfg.max_credentials_per_identity = n;
     }
     if let Some(n) = args.token_cache_entries {

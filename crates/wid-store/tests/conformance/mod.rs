@@ -583,6 +583,12 @@ fn credential_create_update_and_order(s: &dyn Store) {
     assert_eq!(listed.len(), 4);
     assert_eq!(listed[1].credential, replaced.credential);
     assert_eq!(listed[1].updated, 1_900_000_000);
+
+    // One by name in any casing, and the count, without listing.
+    assert_eq!(s.credential(&key(SUB, "TEAM", "app"), "fic-one").unwrap(), Some(listed[1].clone()));
+    assert_eq!(s.credential(&k, "nope").unwrap(), None);
+    assert_eq!(s.credential_count(&k).unwrap(), 4);
+    assert_eq!(s.credential_count(&key(SUB, "Team", "nobody")).unwrap(), 0);
 }
 
 fn credential_issuer_subject_unique_per_identity(s: &dyn Store) {

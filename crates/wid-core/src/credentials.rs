@@ -10,7 +10,8 @@
 
 use std::collections::HashMap;
 
-use crate::fic::{self, Expression, FederatedCredential, NoMatch, Presented};
+use crate::expression::{self, Expression, Key};
+use crate::fic::{self, FederatedCredential, NoMatch, Presented};
 
 /// From this many credentials on, an identity's credentials are indexed.
 pub const INDEX_FROM: usize = 32;
@@ -29,8 +30,33 @@ struct Index {
     by_name: HashMap<String, usize>,
     /// Position by issuer and subject (unique per identity, as Entra requires).
     exact: HashMap<(String, String), usize>,
-    /// Positions and compiled expressions of the claims-matching credentials, by issuer.
-    patterns: HashMap<String, Vec<(usize, Expression)>>,
+    /// The claims-matching credentials, compiled, by issuer.
+    patterns: HashMap<String, Patterns>,
+}
+
+/// An issuer's expressions, found by their first clause ([`Expression::key`]): an `eq` by the
+/// token's value at its claim path, a `matches` by the literal prefix of its pattern, looked up
+/// for each prefix length in use. Only the candidates found are evaluated in full, so an exchange
+/// costs a probe per distinct claim path and prefix length, not one per expression (patterns that
+/// start with a wildcard share the empty prefix and are all evaluated).
+#[derive(Debug, Clone, Default)]
+struct Patterns {
+    /// By claim path, then the value the first clause requires.
+    equals: HashMap<Vec<String>, HashMap<String, Vec<Compiled>>>,
+    /// By claim path: the literal prefixes of first clauses, and their lengths in bytes.
+    prefixes: HashMap<Vec<String>, Prefixes>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Prefixes {
+    by_prefix: HashMap<String, Vec<Compiled>>,
+    lengths: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Compiled {
+    pos: usize,
+    expression: Expression,
 }
 
 impl CredentialSet {
@@ -91,19 +117,27 @@ impl CredentialSet {
     /// are evaluated for the token's issuer only; when nothing admits it, [`fic::find_match`]
     /// explains why over the whole set (the refusal path, bounded by the set's size).
     pub fn find(&self, p: &Presented<'_>) -> Result<&FederatedCredential, NoMatch> {
-        let Some(index) = &self.index else { return fic::find_match(&self.list, p) };
+        match self.admit(p) {
+            Some(c) => Ok(c),
+            // Explains the refusal; it would also admit what the index missed, which the tests
+            // check never happens.
+            None => fic::find_match(&self.list, p),
+        }
+    }
+
+    /// The admitting credential through the index (a scan for small sets).
+    fn admit(&self, p: &Presented<'_>) -> Option<&FederatedCredential> {
+        let Some(index) = &self.index else { return fic::find_match(&self.list, p).ok() };
         let audience_ok = |c: &FederatedCredential| c.audiences.iter().any(|a| p.audiences.contains(&a.as_str()));
         let exact = index.exact.get(&(p.issuer.to_string(), p.subject.to_string())).and_then(|&pos| self.list.get(pos));
         if let Some(c) = exact.filter(|c| audience_ok(c)) {
-            return Ok(c);
+            return Some(c);
         }
-        let patterns = index.patterns.get(p.issuer).map(Vec::as_slice).unwrap_or_default();
-        for (pos, expression) in patterns {
-            if let Some(c) = self.list.get(*pos).filter(|c| audience_ok(c) && expression.matches(p.claims)) {
-                return Ok(c);
-            }
-        }
-        fic::find_match(&self.list, p)
+        let patterns = index.patterns.get(p.issuer)?;
+        patterns.candidates(p.claims).find_map(|candidate| {
+            let admits = candidate.expression.matches(p.claims);
+            self.list.get(candidate.pos).filter(|c| admits && audience_ok(c))
+        })
     }
 }
 
@@ -117,7 +151,7 @@ impl Index {
         if let Some(e) = &c.claims_matching_expression
             && let Ok(expression) = Expression::parse(&e.value, e.language_version)
         {
-            self.patterns.entry(c.issuer.clone()).or_default().push((pos, expression));
+            self.patterns.entry(c.issuer.clone()).or_default().insert(Compiled { pos, expression });
         }
     }
 
@@ -126,9 +160,9 @@ impl Index {
         if let Some(subject) = &c.subject {
             self.exact.remove(&(c.issuer.clone(), subject.clone()));
         }
-        if let Some(list) = self.patterns.get_mut(&c.issuer) {
-            list.retain(|(p, _)| *p != pos);
-            if list.is_empty() {
+        if let Some(patterns) = self.patterns.get_mut(&c.issuer) {
+            patterns.remove(pos);
+            if patterns.is_empty() {
                 self.patterns.remove(&c.issuer);
             }
         }
@@ -140,9 +174,67 @@ impl Index {
         if let Some(subject) = &c.subject {
             self.exact.insert((c.issuer.clone(), subject.clone()), to);
         }
-        if let Some(list) = self.patterns.get_mut(&c.issuer) {
-            list.iter_mut().filter(|(p, _)| *p == from).for_each(|(p, _)| *p = to);
+        if let Some(patterns) = self.patterns.get_mut(&c.issuer) {
+            patterns.moved(from, to);
         }
+    }
+}
+
+impl Patterns {
+    fn insert(&mut self, compiled: Compiled) {
+        match compiled.expression.key() {
+            Key::Equals(path, value) => {
+                self.equals.entry(path).or_default().entry(value).or_default().push(compiled);
+            }
+            Key::Prefix(path, prefix) => {
+                let p = self.prefixes.entry(path).or_default();
+                if !p.lengths.contains(&prefix.len()) {
+                    p.lengths.push(prefix.len());
+                }
+                p.by_prefix.entry(prefix).or_default().push(compiled);
+            }
+        }
+    }
+
+    /// Forgets the expression at `pos` (its issuer's expressions are scanned: removal is rare).
+    fn remove(&mut self, pos: usize) {
+        for values in self.equals.values_mut() {
+            values.values_mut().for_each(|b| b.retain(|c| c.pos != pos));
+            values.retain(|_, b| !b.is_empty());
+        }
+        self.equals.retain(|_, v| !v.is_empty());
+        for p in self.prefixes.values_mut() {
+            p.by_prefix.values_mut().for_each(|b| b.retain(|c| c.pos != pos));
+            p.by_prefix.retain(|_, b| !b.is_empty());
+            let in_use: Vec<usize> = p.by_prefix.keys().map(String::len).collect();
+            p.lengths.retain(|l| in_use.contains(l));
+        }
+        self.prefixes.retain(|_, p| !p.by_prefix.is_empty());
+    }
+
+    fn moved(&mut self, from: usize, to: usize) {
+        let buckets = self.equals.values_mut().flat_map(|v| v.values_mut());
+        let buckets = buckets.chain(self.prefixes.values_mut().flat_map(|p| p.by_prefix.values_mut()));
+        for bucket in buckets {
+            bucket.iter_mut().filter(|c| c.pos == from).for_each(|c| c.pos = to);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.equals.is_empty() && self.prefixes.is_empty()
+    }
+
+    /// The expressions whose first clause can hold for these claims.
+    fn candidates<'p>(
+        &'p self,
+        claims: &'p serde_json::Map<String, serde_json::Value>,
+    ) -> impl Iterator<Item = &'p Compiled> {
+        let equals = self.equals.iter().filter_map(|(path, values)| values.get(expression::lookup(claims, path)?));
+        let prefixes = self.prefixes.iter().flat_map(move |(path, p)| {
+            let value = expression::lookup(claims, path).unwrap_or_default();
+            p.lengths.iter().filter_map(move |&l| p.by_prefix.get(value.get(..l)?))
+        });
+        equals.chain(prefixes).flatten()
     }
 }
 
@@ -172,6 +264,7 @@ mod tests {
         }
     }
 
+    /// What the set admits, checked against a scan of it.
     fn find<'s>(set: &'s CredentialSet, iss: &str, claims: &Map<String, Value>) -> Option<&'s str> {
         let p = Presented {
             issuer: iss,
@@ -179,7 +272,9 @@ mod tests {
             audiences: &[DEFAULT_AUDIENCE],
             claims,
         };
-        set.find(&p).ok().map(|c| c.name.as_str())
+        let admitted = set.admit(&p);
+        assert_eq!(admitted.map(|c| &c.name), fic::find_match(set.as_slice(), &p).ok().map(|c| &c.name));
+        admitted.map(|c| c.name.as_str())
     }
 
     fn claims(sub: &str) -> Map<String, Value> {
@@ -226,5 +321,49 @@ mod tests {
         set.remove("any-branch");
         assert_eq!(find(&set, "https://gh/", &claims("repo:o/r:ref:refs/heads/dev")), None);
         assert_eq!(find(&set, "https://gh/", &claims("repo:o/r:pull_request")), Some("prs"));
+    }
+
+    /// With expressions of every shape (eq, prefixes of several lengths, leading wildcards, two
+    /// clauses), the indexed lookup admits exactly what a scan of the list admits, through removals.
+    #[test]
+    fn expression_candidates_agree_with_a_scan() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let words = ["a", "ab", "abc", "b", "ba", "é"];
+        let mut set = CredentialSet::default();
+        let mut list: Vec<FederatedCredential> = Vec::new();
+        for i in 0..300 {
+            let w = |k: usize| words[k % words.len()];
+            let expr = match next(5) {
+                0 => format!("claims['sub'] eq '{}{}'", w(next(6)), w(next(6))),
+                1 => format!("claims['sub'] matches '{}*'", w(next(6))),
+                2 => format!("claims['sub'] matches '*{}'", w(next(6))),
+                3 => format!("claims['sub'] matches '{}?{}'", w(next(6)), w(next(6))),
+                _ => format!("claims['sub'] matches '{}*' and claims['x'] eq '{}'", w(next(6)), w(next(6))),
+            };
+            let c = pattern(&format!("p{i}"), "https://gh/", &expr);
+            list.retain(|o| !o.name.eq_ignore_ascii_case(&c.name));
+            list.push(c.clone());
+            set.put(c);
+            if next(4) == 0 && !list.is_empty() {
+                let gone = list.remove(next(list.len())).name;
+                set.remove(&gone);
+            }
+            for _ in 0..20 {
+                let claims = json!({"sub": format!("{}{}", words[next(6)], words[next(6)]), "x": words[next(6)]});
+                let claims = claims.as_object().cloned().unwrap_or_default();
+                let p =
+                    Presented { issuer: "https://gh/", subject: "", audiences: &[DEFAULT_AUDIENCE], claims: &claims };
+                assert!(set.index.is_some());
+                let indexed = set.admit(&p).is_some();
+                let scanned = fic::find_match(&list, &p).is_ok();
+                assert_eq!(indexed, scanned, "{claims:?}");
+            }
+        }
     }
 }

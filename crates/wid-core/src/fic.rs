@@ -7,6 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::expression::Expression;
+
 /// The audience Entra recommends and the CLI uses by default.
 pub const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
 /// Longest issuer, subject or audience Entra accepts.
@@ -151,22 +153,27 @@ pub fn find_match<'c>(creds: &'c [FederatedCredential], p: &Presented<'_>) -> Re
     if by_subject.is_empty() {
         let case_twin =
             by_issuer.iter().find(|c| c.subject.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(p.subject)));
-        let closest = case_twin.copied().or_else(|| {
-            by_issuer.iter().copied().max_by_key(|c| common_prefix(c.subject.as_deref().unwrap_or(""), p.subject))
-        });
-        return Err(NoMatch::Subject {
-            case_only: case_twin.is_some(),
-            closest: closest.map(|c| Closest {
+        let closest_subject = || {
+            by_issuer
+                .iter()
+                .copied()
+                .filter_map(|c| c.subject.as_deref().map(|s| (c, s)))
+                .max_by_key(|(_, s)| common_prefix(s, p.subject))
+                .map(|(c, s)| Closest { name: c.name.clone(), reason: format!("its subject is '{s}'") })
+        };
+        let closest = match case_twin {
+            Some(c) => Some(Closest {
                 name: c.name.clone(),
-                reason: match (&c.subject, case_twin.is_some()) {
-                    (Some(s), true) => format!(
-                        "its subject '{s}' differs from the token's only in letter case; subjects are case-sensitive"
-                    ),
-                    (Some(s), false) => format!("its subject is '{s}'"),
-                    (None, _) => "its claims matching expression does not match the token's claims".to_string(),
-                },
+                reason: format!(
+                    "its subject '{}' differs from the token's only in letter case; subjects are case-sensitive",
+                    c.subject.as_deref().unwrap_or_default()
+                ),
             }),
-        });
+            // The expression with the most clauses holding, and the first that does not, before
+            // the exact subject sharing the longest prefix.
+            None => closest_expression(&by_issuer, p).or_else(closest_subject),
+        };
+        return Err(NoMatch::Subject { case_only: case_twin.is_some(), closest });
     }
     if let Some(c) = by_subject.iter().find(|c| c.audiences.iter().any(|a| p.audiences.contains(&a.as_str()))) {
         return Ok(c);
@@ -188,6 +195,18 @@ fn subject_matches(c: &FederatedCredential, p: &Presented<'_>) -> bool {
         (None, Some(e)) => Expression::parse(&e.value, e.language_version).is_ok_and(|e| e.matches(p.claims)),
         (None, None) => false,
     }
+}
+
+/// Of the expression credentials, the one with the most clauses holding for the token, and why it
+/// does not match (the first clause that fails).
+fn closest_expression(creds: &[&FederatedCredential], p: &Presented<'_>) -> Option<Closest> {
+    let parsed = creds.iter().filter_map(|c| {
+        let e = c.claims_matching_expression.as_ref()?;
+        Some((c, Expression::parse(&e.value, e.language_version).ok()?))
+    });
+    let (c, e) = parsed.max_by_key(|(_, e)| e.holding(p.claims))?;
+    let why = e.explain(p.claims)?;
+    Some(Closest { name: c.name.clone(), reason: format!("its claims matching expression: {why}") })
 }
 
 fn closest_issuer(creds: &[FederatedCredential], iss: &str) -> Option<Closest> {
@@ -212,85 +231,10 @@ fn common_prefix(a: &str, b: &str) -> usize {
     a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count()
 }
 
-/// A parsed claims-matching expression: `claims['c'] eq 'v' and claims['d'] matches 'w*'`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expression {
-    terms: Vec<Term>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Term {
-    claim: String,
-    op: Op,
-    value: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Op {
-    Eq,
-    Matches,
-}
-
-/// Longest expression accepted.
-const MAX_EXPRESSION_LEN: usize = 600;
-
-impl Expression {
-    /// Parses language version 1.
-    pub fn parse(src: &str, version: i64) -> Result<Self, String> {
-        if version != 1 {
-            return Err(format!("languageVersion {version} is not supported; use 1"));
-        }
-        if src.len() > MAX_EXPRESSION_LEN {
-            return Err("it is longer than 600 characters".into());
-        }
-        let mut terms = Vec::new();
-        let mut rest = src;
-        loop {
-            let (term, after) = parse_term(rest)?;
-            terms.push(term);
-            if after.is_empty() {
-                break;
-            }
-            rest = after.strip_prefix(" and ").ok_or_else(|| format!("expected ' and ' at '{after}'"))?;
-        }
-        Ok(Self { terms })
-    }
-
-    /// True if every term holds for the claims (a missing or non-string claim never matches).
-    pub fn matches(&self, claims: &serde_json::Map<String, serde_json::Value>) -> bool {
-        self.terms.iter().all(|t| {
-            let Some(v) = claims.get(&t.claim).and_then(|v| v.as_str()) else { return false };
-            match t.op {
-                Op::Eq => v == t.value,
-                Op::Matches => crate::glob::glob(t.value.as_bytes(), v.as_bytes()),
-            }
-        })
-    }
-}
-
-fn parse_term(s: &str) -> Result<(Term, &str), String> {
-    let s = s.strip_prefix("claims['").ok_or_else(|| format!("expected claims['name'] at '{s}'"))?;
-    let end = s.find("']").ok_or("unterminated claim name")?;
-    let (claim, s) = (s.get(..end).unwrap_or(""), s.get(end + 2..).unwrap_or(""));
-    if claim.is_empty() || claim.contains('\'') {
-        return Err("empty or invalid claim name".into());
-    }
-    let (op, s) = if let Some(r) = s.strip_prefix(" eq '") {
-        (Op::Eq, r)
-    } else if let Some(r) = s.strip_prefix(" matches '") {
-        (Op::Matches, r)
-    } else {
-        return Err(format!("expected ' eq ' or ' matches ' after claims['{claim}']"));
-    };
-    let end = s.find('\'').ok_or("unterminated quoted value")?;
-    let (value, rest) = (s.get(..end).unwrap_or(""), s.get(end + 1..).unwrap_or(""));
-    Ok((Term { claim: claim.to_string(), op, value: value.to_string() }, rest))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Map, json};
+    use serde_json::Map;
 
     fn cred(name: &str, iss: &str, sub: &str, aud: &str) -> FederatedCredential {
         FederatedCredential {
@@ -373,20 +317,5 @@ mod tests {
         assert_eq!(long.validate(), Err(FicError::TooLong("subject")));
         let ws = FederatedCredential { subject: Some(" s".into()), ..ok.clone() };
         assert_eq!(ws.validate(), Err(FicError::Whitespace("subject")));
-    }
-
-    #[test]
-    fn expressions() {
-        let e =
-            Expression::parse("claims['sub'] matches 'repo:contoso/*:ref:refs/heads/*' and claims['aud'] eq 'x'", 1)
-                .unwrap();
-        let claims = json!({"sub": "repo:contoso/app:ref:refs/heads/main", "aud": "x"});
-        assert!(e.matches(claims.as_object().unwrap()));
-        let claims = json!({"sub": "repo:other/app:ref:refs/heads/main", "aud": "x"});
-        assert!(!e.matches(claims.as_object().unwrap()));
-        for bad in ["", "claims['sub'] like 'x'", "claims['sub'] eq 'x' or claims['a'] eq 'b'", "claims['sub' eq 'x'"] {
-            assert!(Expression::parse(bad, 1).is_err(), "{bad}");
-        }
-        assert!(Expression::parse("claims['sub'] eq 'x'", 2).is_err());
     }
 }

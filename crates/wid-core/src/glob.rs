@@ -1,17 +1,10 @@
-//! Wildcard matching shared by claims-matching expressions (`*`, `?`) and RBAC actions (`*`).
+//! Wildcard matching of RBAC actions (ASCII, case-insensitive). Claims-matching expressions have
+//! their own, case-sensitive and character-aware (`expression::wildcard`).
 
-/// `*` matches any run (also across `/`), `?` exactly one byte. Linear time with a single
-/// backtrack point, so hostile patterns cannot blow up.
-pub fn glob(pat: &[u8], text: &[u8]) -> bool {
-    glob_by(pat, text, |a, b| a == b)
-}
-
-/// As [`glob`], ignoring ASCII case (RBAC action strings).
+/// `*` matches any run (also across `/`), `?` exactly one byte, letters in either case. Linear
+/// time with a single backtrack point, so hostile patterns cannot blow up.
 pub fn glob_ignore_case(pat: &[u8], text: &[u8]) -> bool {
-    glob_by(pat, text, |a, b| a.eq_ignore_ascii_case(&b))
-}
-
-fn glob_by(pat: &[u8], text: &[u8], eq: impl Fn(u8, u8) -> bool) -> bool {
+    let eq = |a: u8, b: u8| a.eq_ignore_ascii_case(&b);
     let (mut p, mut t) = (0usize, 0usize);
     let mut star: Option<(usize, usize)> = None;
     while let Some(&tc) = text.get(t) {
@@ -40,6 +33,10 @@ fn glob_by(pat: &[u8], text: &[u8], eq: impl Fn(u8, u8) -> bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn glob(pat: &[u8], text: &[u8]) -> bool {
+        glob_ignore_case(pat, text)
+    }
 
     #[test]
     fn wildcards() {

@@ -13,6 +13,7 @@ pub mod clock;
 pub mod credentials;
 pub mod directory;
 pub mod duration;
+pub mod expression;
 pub mod fic;
 pub mod glob;
 pub mod issuer;

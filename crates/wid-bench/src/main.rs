@@ -228,10 +228,34 @@ async fn run(o: Opts) -> anyhow::Result<()> {
         o.large,
     )?;
     eprintln!("wid-bench: loaded in {:.1} s", t.elapsed().as_secs_f64());
-    let w = Wid::start(&o.wid, &data, port, &[]).await?;
+    // No cap: bench identity 0 has more than 100,000 credentials and takes more.
+    let w = Wid::start(&o.wid, &data, port, &["--max-federated-credentials", "0"]).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let large_idle = w.server.rss_mb();
     let large = wid_runs(&w, &ids, &pool, &phase, c, &mut rep, " [large]").await?;
+    // The crowded identities alone, warm (the match runs on every exchange; only the signature is
+    // saved), beside an uncrowded one.
+    let crowds = [
+        (2, format!("an identity with {} credentials", wid::CREDS_PER_IDENTITY)),
+        (
+            0,
+            format!(
+                "an identity with {} credentials",
+                report::n((scale::CROWD_EXACT + wid::CREDS_PER_IDENTITY) as f64)
+            ),
+        ),
+        (
+            1,
+            format!("admitted by an expression after {} others on its issuer", report::n(scale::CROWD_PATTERNS as f64)),
+        ),
+    ];
+    for (i, what) in crowds {
+        let (Some(client), Some(assertion)) = (ids.client_ids.get(i), ids.warm_assertions.get(i)) else { continue };
+        eprintln!("wid-bench: token exchange, warm, {what} [large]");
+        let reqs = vec![w.exchange_req(client, assertion)];
+        let st = load::run(&w.target, &phase.spec(Proto::H1, c, &[200]), round_robin(reqs)).await?;
+        rep.push(Row::new(&format!("token exchange, warm, {what} [large]"), "wid", Some(Proto::H1), c, st));
+    }
     // Management writes last, on the large data set (they add identities of their own).
     eprintln!("wid-bench: management writes [large]");
     let admin = {
@@ -240,6 +264,16 @@ async fn run(o: Opts) -> anyhow::Result<()> {
     };
     let st = load::run(&w.target, &phase.spec(Proto::H1, 4, &[200, 201]), mgmt_op(&w, &admin)).await?;
     rep.push(Row::new("management: create identity + federated credential [large]", "wid", Some(Proto::H1), 4, st));
+    // One writer: Entra (and wid) refuse concurrent credential writes on one identity.
+    let crowded = format!("{} credentials", report::n((scale::CROWD_EXACT + wid::CREDS_PER_IDENTITY) as f64));
+    let st = load::run(&w.target, &phase.spec(Proto::H1, 1, &[201]), crowded_fic_op(&w, &admin)).await?;
+    rep.push(Row::new(
+        &format!("management: federated credential on an identity with {crowded} [large]"),
+        "wid",
+        Some(Proto::H1),
+        1,
+        st,
+    ));
     rep.scale = Some(ScaleRun {
         added,
         cold_start_ms: ms(w.cold_start),
@@ -468,6 +502,20 @@ async fn wid_runs(
 }
 
 /// Create an identity, then a federated credential on it (two durable writes), as one operation.
+/// A new federated credential on bench identity 0, whose credentials the large run crowded.
+fn crowded_fic_op(w: &Wid, admin: &str) -> load::MakeOp {
+    let (admin, sub) = (admin.to_string(), w.subscription.clone());
+    Arc::new(move |seq| {
+        let path = format!(
+            "/subscriptions/{sub}/resourceGroups/{}/providers/Microsoft.ManagedIdentity/userAssignedIdentities/id-0/federatedIdentityCredentials/added-{seq}?api-version={}",
+            wid::RG,
+            wid::ARM_API
+        );
+        let body = serde_json::json!({"properties": {"issuer": cluster::ISSUER, "subject": format!("system:serviceaccount:added:sa-{seq}"), "audiences": [cluster::AUDIENCE]}});
+        Some(vec![Req::json(Method::PUT, path, &body).bearer(&admin)])
+    })
+}
+
 fn mgmt_op(w: &Wid, admin: &str) -> load::MakeOp {
     let (admin, sub) = (admin.to_string(), w.subscription.clone());
     Arc::new(move |seq| {

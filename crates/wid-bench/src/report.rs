@@ -137,7 +137,7 @@ fn proto_s(p: Option<Proto>) -> &'static str {
     }
 }
 
-fn n(x: f64) -> String {
+pub(crate) fn n(x: f64) -> String {
     let r = x.round();
     if r >= 10_000.0 {
         let s = format!("{r:.0}");
@@ -473,11 +473,17 @@ impl Report {
         let mut out = format!(
             "Large data set: +{} identities, +{} federated credentials, +{} role assignments on top of what the \
              10-identity run left (requests come from the same 10 bench identities in both runs; the management \
-             workload runs last, on the large set).\n\n| workload | 10 identities ops/s | p50 / p99 ms | large ops/s | \
+             workload runs last, on the large set). Two bench identities are crowded too: one has +{} exact \
+             credentials that admit nothing beside the one that admits its tokens, the other's tokens are admitted \
+             only by a claims-matching expression written after {} others on the same issuer that do not match \
+             (every exchange of it evaluates them all); the server of the large run has no cap \
+             (`--max-federated-credentials 0`).\n\n| workload | 10 identities ops/s | p50 / p99 ms | large ops/s | \
              p50 / p99 ms |\n|---|--:|--:|--:|--:|\n",
             n(s.added.identities as f64),
             n(s.added.credentials as f64),
-            n(s.added.role_assignments as f64)
+            n(s.added.role_assignments as f64),
+            n(s.added.crowd_exact as f64),
+            n(s.added.crowd_patterns as f64)
         );
         for (name, small) in &s.small {
             if let Some((_, big)) = s.large.iter().find(|(k, _)| k == name) {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use uuid::Uuid;
-use wid_core::fic::FederatedCredential;
+use wid_core::fic::{ClaimsMatchingExpression, FederatedCredential};
 use wid_core::model::{Identity, PrincipalType, ResourceKey, RoleAssignment, StoredCredential};
 use wid_store::{Record, SqliteStore, Store};
 
@@ -20,7 +20,17 @@ pub struct Added {
     pub identities: usize,
     pub credentials: usize,
     pub role_assignments: usize,
+    /// Exact credentials added to bench identity 0 (none of them admits its tokens).
+    pub crowd_exact: usize,
+    /// Claims-matching credentials on the bench cluster's issuer added to bench identity 1, whose
+    /// tokens only an expression written after them admits.
+    pub crowd_patterns: usize,
 }
+
+/// Extra exact credentials on bench identity 0 and patterns on bench identity 1 (the server of
+/// the large run has no cap: `--max-federated-credentials 0`).
+pub const CROWD_EXACT: usize = 100_000;
+pub const CROWD_PATTERNS: usize = 10_000;
 
 /// Credentials of generated identity `i`: 20 for one identity in 100, 1–3 for the others (a
 /// workload federated with one to three clusters or namespaces); mean ≈ 2.2.
@@ -56,6 +66,7 @@ pub fn grow(
     }
     let now = crate::cluster::unix_now();
     let mut added = Added::default();
+    crowd(&mut records, subscription, rg, now, &mut added);
     let mut principals = Vec::with_capacity(identities);
     for i in 0..identities {
         let name = format!("scale-{i}");
@@ -113,4 +124,42 @@ pub fn grow(
     let store = SqliteStore::open(&db).context("create wid.db")?;
     store.import(&mut records.into_iter().map(Ok)).context("import")?;
     Ok(added)
+}
+
+/// Crowds two bench identities' credentials. Identity `id-0` keeps its admitting credential among
+/// [`CROWD_EXACT`] exact ones that admit nothing (an exchange is one probe however many). For
+/// `id-1`, the admitting exact credential becomes the expression `claims['sub'] eq '…'`, written
+/// after [`CROWD_PATTERNS`] expressions on the same issuer that do not match (an exchange evaluates
+/// them all: the worst case of pattern credentials on one issuer).
+fn crowd(records: &mut Vec<Record>, subscription: Uuid, rg: &str, now: i64, added: &mut Added) {
+    let cred = |identity: &str, name: String, subject: Option<String>, expression: Option<String>| {
+        Record::Credential(StoredCredential {
+            identity: ResourceKey::new(subscription, rg, identity),
+            credential: FederatedCredential {
+                name,
+                issuer: ISSUER.to_string(),
+                subject,
+                claims_matching_expression: expression
+                    .map(|value| ClaimsMatchingExpression { value, language_version: 1 }),
+                audiences: vec![AUDIENCE.to_string()],
+                description: None,
+            },
+            created: now,
+            updated: now,
+        })
+    };
+    for k in 0..CROWD_EXACT {
+        records.push(cred("id-0", format!("crowd-{k}"), Some(format!("system:serviceaccount:crowd-{k}:sa")), None));
+        added.crowd_exact += 1;
+    }
+    let admitting = crate::cluster::subject(1);
+    records.retain(|r| {
+        !matches!(r, Record::Credential(c) if c.identity.name == "id-1" && c.credential.subject.as_deref() == Some(admitting.as_str()) && c.credential.issuer == ISSUER)
+    });
+    for k in 0..CROWD_PATTERNS {
+        let expression = format!("claims['sub'] matches 'system:serviceaccount:crowd-{k}:*'");
+        records.push(cred("id-1", format!("pattern-{k}"), None, Some(expression)));
+        added.crowd_patterns += 1;
+    }
+    records.push(cred("id-1", "zz-admitting".into(), None, Some(format!("claims['sub'] eq '{admitting}'"))));
 }

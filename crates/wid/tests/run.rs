@@ -974,6 +974,40 @@ async fn azure_hostnames_without_root() {
     assert!(err.contains("Or run wid run as root (sudo)"), "{err}");
 }
 
+/// The seed 004 application and the real Python Azure SDK, unmodified and with default settings,
+/// under `wid run --azure-hostnames`: `KEYVAULT_URL` is the vault's Azure URL and the authority
+/// AKS's, as in a pod on AKS; MSAL's instance discovery at login.microsoftonline.com reaches wid.
+/// Needs the Python venv of `scripts/sdk-python.sh` (target/sdk-venv); skipped otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed004_app_with_aks_names_under_azure_hostnames() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+    let python = root.join("target/sdk-venv/bin/python");
+    let app = root.join("tests/sdk/python/seed004_app.py");
+    let imports = std::process::Command::new(&python)
+        .args(["-c", "import azure.identity, azure.keyvault.secrets"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !imports.is_ok_and(|s| s.success()) {
+        skip(&format!("no Python SDK venv at {} (run scripts/sdk-python.sh --prepare)", python.display()));
+        return;
+    }
+    let t = Setup::azure_hostnames().await;
+    t.vault_with_secret("kv-seed004", "Hello from AKS's names!").await;
+    let script = r#"exec "$PYTHON" "$APP""#;
+    let vars = [
+        ("PYTHON", python.to_str().unwrap()),
+        ("APP", app.to_str().unwrap()),
+        ("LANG", "C.UTF-8"),
+        ("PYTHONDONTWRITEBYTECODE", "1"),
+        // The pod spec's variables (seed 003), with the vault's Azure URL.
+        ("KEYVAULT_URL", "https://kv-seed004.vault.azure.net/"),
+        ("SECRET_NAME", "my-secret"),
+    ];
+    let (code, out, err) = finish(t.spawn(&["--azure-hostnames"], script, &vars)).await;
+    assert_eq!((code, out.as_str()), (0, "Hello from AKS's names!\n"), "stderr: {err}");
+}
+
 /// Skips a test whose prerequisite is missing, loudly; in CI (`CI` set) a missing prerequisite is a
 /// failure, so a green CI never hides an untested path.
 fn skip(why: &str) {

@@ -38,10 +38,17 @@
 //! command was not found, 126 if it could not be executed; 128+N if signal N arrived before the
 //! child started; otherwise wid's own codes (1 error, 2 usage, 3 not found).
 //!
+//! `--azure-hostnames` runs the command where Azure's host names (`login.microsoftonline.com`,
+//! `management.azure.com`, `graph.microsoft.com`, the subscription's `NAME.vault.azure.net`) reach
+//! the profile's server (`wid serve --azure-hostnames`, checked first) and wid's CA is trusted,
+//! with AKS's `AZURE_AUTHORITY_HOST` (`https://login.microsoftonline.com/`) and the same other
+//! variables: private user, mount and network namespaces, rootless where unprivileged user
+//! namespaces exist; the network there is loopback only. See [`namespace`].
+//!
 //! `--print-env` prints `export`/`unset` lines for `eval "$(wid run … --print-env)"` instead of
 //! running a command. No process stays behind to refresh the token, so it goes to a stable path
 //! under the user's cache directory (`$XDG_CACHE_HOME` or `~/.cache`, `wid/run/…`) and the command
-//! says when it expires.
+//! says when it expires. It cannot carry namespaces, so it refuses `--azure-hostnames` (exit 2).
 
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

@@ -326,6 +326,15 @@ impl Sandbox {
 
     /// The listeners the set-up inside sends (checked to come from `child`), or why it failed.
     pub(super) async fn receive(&self, child_pid: u32) -> Result<Vec<std::net::TcpListener>, CliError> {
+        tokio::time::timeout(SETUP_TIMEOUT, self.receive_now(child_pid)).await.unwrap_or_else(|_| {
+            Err(CliError::failed(format!(
+                "Setting up the command's namespaces failed: nothing came within {} s.",
+                SETUP_TIMEOUT.as_secs()
+            )))
+        })
+    }
+
+    async fn receive_now(&self, child_pid: u32) -> Result<Vec<std::net::TcpListener>, CliError> {
         let failed = |what: String| CliError::failed(format!("Setting up the command's namespaces failed: {what}"));
         let (stream, _) = self.socket.accept().await.map_err(|e| failed(format!("accept: {e}")))?;
         let peer = rustix::net::sockopt::socket_peercred(&stream).map_err(|e| failed(format!("peer: {e}")))?;

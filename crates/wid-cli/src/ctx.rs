@@ -139,7 +139,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Host pins from `WID_RESOLVE` (see [`http`]).
-    fn resolve_overrides(&self) -> Result<HashMap<String, std::net::IpAddr>, CliError> {
+    pub(crate) fn resolve_overrides(&self) -> Result<HashMap<String, std::net::IpAddr>, CliError> {
         match self.env.get(http::RESOLVE_ENV) {
             Some(spec) => http::parse_resolve(spec),
             None => Ok(HashMap::new()),

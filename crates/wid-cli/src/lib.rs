@@ -71,6 +71,9 @@ pub enum Command {
     Jwks(cmd::jwks::JwksArgs),
     /// Run a local command as a workload-identity pod would run (token file, AZURE_* env, CA trust).
     Run(Box<cmd::run::RunArgs>),
+    /// `wid run --azure-hostnames`'s set-up inside the command's namespaces (not for people).
+    #[command(name = cmd::run::namespace::INIT_COMMAND, hide = true)]
+    RunNamespaceInit(Box<cmd::run::namespace::InitArgs>),
 }
 
 /// Arguments az accepts on every command.
@@ -203,6 +206,11 @@ pub async fn execute(
     mut console: Console,
     started: Instant,
 ) -> i32 {
+    // Inside `wid run --azure-hostnames`'s namespaces: set up, then exec the command.
+    let command = match command {
+        Command::RunNamespaceInit(a) => return cmd::run::namespace::init(*a, stderr),
+        other => other,
+    };
     let global = command.global().clone();
 
     let query = match global.query.as_deref().map(Query::parse).transpose() {
@@ -326,6 +334,7 @@ impl Command {
             Command::Role(a) => &a.global,
             Command::Jwks(a) => &a.global,
             Command::Run(a) => &a.global,
+            Command::RunNamespaceInit(a) => &a.global,
         }
     }
 }
@@ -341,7 +350,7 @@ async fn dispatch(command: Command, ctx: &mut Ctx<'_>) -> Result<Outcome, CliErr
         Command::Keyvault(a) => cmd::keyvault::run(a.cmd, ctx).await,
         Command::Role(a) => cmd::role::run(a.cmd, ctx).await,
         Command::Jwks(a) => cmd::jwks::run(a, ctx).await,
-        Command::Run(_) => Err(CliError::failed("wid run is not dispatched here")),
+        Command::Run(_) | Command::RunNamespaceInit(_) => Err(CliError::failed("wid run is not dispatched here")),
     }
 }
 

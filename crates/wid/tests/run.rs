@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use rustix::process::Signal;
+use wid_core::SystemClock;
 use wid_testkit::{TestServer, claims_of, send_signal};
 
 const AUD: &str = "api://AzureADTokenExchange";
@@ -35,7 +38,16 @@ struct Setup {
 
 impl Setup {
     async fn new() -> Self {
-        let s = TestServer::start().await;
+        Self::start(false).await
+    }
+
+    /// As [`Setup::new`], the server answering under Azure's names too (`--azure-hostnames`).
+    async fn azure_hostnames() -> Self {
+        Self::start(true).await
+    }
+
+    async fn start(azure_hostnames: bool) -> Self {
+        let s = TestServer::start_with(|cfg| cfg.azure_hostnames = azure_hostnames, Arc::new(SystemClock)).await;
         let scratch = tempfile::tempdir().unwrap();
         let mut env = HashMap::new();
         env.insert("WID_CONFIG".to_owned(), s.dir.path().join("profile.json").display().to_string());
@@ -109,6 +121,51 @@ impl Setup {
 
     async fn tsv(&self, args: &[&str]) -> String {
         self.ok(args).await.trim_end().to_owned()
+    }
+
+    /// Vault `kv` holding secret `my-secret` = `value`, readable by identity id1 (Key Vault Secrets
+    /// User); returns the vault's URL as `keyvault show` gives it.
+    async fn vault_with_secret(&self, kv: &str, value: &str) -> String {
+        let kv_id = self
+            .tsv(&[
+                "keyvault",
+                "create",
+                "-n",
+                kv,
+                "-g",
+                "rg",
+                "--enable-rbac-authorization",
+                "--query",
+                "id",
+                "-o",
+                "tsv",
+            ])
+            .await;
+        let me = self.tsv(&["ad", "signed-in-user", "show", "--query", "id", "-o", "tsv"]).await;
+        let principal =
+            self.tsv(&["identity", "show", "-n", "id1", "-g", "rg", "--query", "principalId", "-o", "tsv"]).await;
+        for (who, role) in [(me.as_str(), "Key Vault Secrets Officer"), (principal.as_str(), "Key Vault Secrets User")]
+        {
+            self.ok(&[
+                "role",
+                "assignment",
+                "create",
+                "--assignee-object-id",
+                who,
+                "--assignee-principal-type",
+                "ServicePrincipal",
+                "--role",
+                role,
+                "--scope",
+                &kv_id,
+                "-o",
+                "none",
+            ])
+            .await;
+        }
+        self.ok(&["keyvault", "secret", "set", "--vault-name", kv, "-n", "my-secret", "--value", value, "-o", "none"])
+            .await;
+        self.tsv(&["keyvault", "show", "-n", kv, "-g", "rg", "--query", "properties.vaultUri", "-o", "tsv"]).await
     }
 
     fn tmpdir(&self) -> PathBuf {
@@ -623,59 +680,7 @@ async fn seed004_app_reads_its_secret_under_wid_run() {
 
     let t = Setup::new().await;
     let kv = "kv-wid-run";
-    let kv_id = t
-        .tsv(&["keyvault", "create", "-n", kv, "-g", "rg", "--enable-rbac-authorization", "--query", "id", "-o", "tsv"])
-        .await;
-    let me = t.tsv(&["ad", "signed-in-user", "show", "--query", "id", "-o", "tsv"]).await;
-    t.ok(&[
-        "role",
-        "assignment",
-        "create",
-        "--assignee-object-id",
-        &me,
-        "--assignee-principal-type",
-        "ServicePrincipal",
-        "--role",
-        "Key Vault Secrets Officer",
-        "--scope",
-        &kv_id,
-        "-o",
-        "none",
-    ])
-    .await;
-    t.ok(&[
-        "keyvault",
-        "secret",
-        "set",
-        "--vault-name",
-        kv,
-        "-n",
-        "my-secret",
-        "--value",
-        "Hello from wid run!",
-        "-o",
-        "none",
-    ])
-    .await;
-    let principal = t.tsv(&["identity", "show", "-n", "id1", "-g", "rg", "--query", "principalId", "-o", "tsv"]).await;
-    t.ok(&[
-        "role",
-        "assignment",
-        "create",
-        "--assignee-object-id",
-        &principal,
-        "--assignee-principal-type",
-        "ServicePrincipal",
-        "--role",
-        "Key Vault Secrets User",
-        "--scope",
-        &kv_id,
-        "-o",
-        "none",
-    ])
-    .await;
-    let vault_url =
-        t.tsv(&["keyvault", "show", "-n", kv, "-g", "rg", "--query", "properties.vaultUri", "-o", "tsv"]).await;
+    let vault_url = t.vault_with_secret(kv, "Hello from wid run!").await;
 
     let hosts = t.scratch.path().join("hosts");
     let mut text = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
@@ -709,6 +714,298 @@ async fn seed004_app_reads_its_secret_under_wid_run() {
     assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {stderr}");
     assert_eq!(stdout, "Hello from wid run!\n");
     assert!(empty_dir(&t.tmpdir()));
+}
+
+/// What the command checks under `wid run --azure-hostnames`, with Python's standard library only
+/// (as an SDK does, from the environment alone): Azure's discovery document and token endpoint
+/// at `AZURE_AUTHORITY_HOST`, the federated exchange with the token file, a secret read at
+/// `https://NAME.vault.azure.net/`, TLS through the system bundle without `SSL_CERT_FILE`, the
+/// namespace's interfaces, wid's own URL, and who it runs as.
+const AZURE_PROBE: &str = r#"
+import json, os, ssl, sys, urllib.error, urllib.parse, urllib.request
+
+def fetch(url, data=None, headers={}, context=None):
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30, context=context) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+authority, tenant = os.environ["AZURE_AUTHORITY_HOST"], os.environ["AZURE_TENANT_ID"]
+print("authority=" + authority)
+status, body = fetch(f"{authority}{tenant}/v2.0/.well-known/openid-configuration")
+endpoint = json.loads(body)["token_endpoint"]
+print("token_endpoint=" + endpoint)
+form = urllib.parse.urlencode({
+    "grant_type": "client_credentials",
+    "client_id": os.environ["AZURE_CLIENT_ID"],
+    "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    "client_assertion": open(os.environ["AZURE_FEDERATED_TOKEN_FILE"]).read(),
+    "scope": "https://vault.azure.net/.default",
+}).encode()
+status, body = fetch(endpoint, data=form)
+print(f"token_status={status}")
+token = json.loads(body)["access_token"]
+status, body = fetch(os.environ["VAULT_URL"] + "secrets/my-secret?api-version=7.4",
+                     headers={"Authorization": "Bearer " + token})
+print(f"secret_status={status}")
+print("secret=" + json.loads(body)["value"])
+system = next(p for p in ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
+                          "/etc/ssl/ca-bundle.pem", "/etc/pki/tls/cacert.pem",
+                          "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", "/etc/ssl/cert.pem"]
+              if os.path.isfile(p))
+status, _ = fetch("https://management.azure.com/subscriptions?api-version=2022-12-01",
+                  context=ssl.create_default_context(cafile=system))
+print(f"system_bundle_status={status}")
+print("interfaces=" + ",".join(sorted(l.split(":")[0].strip() for l in open("/proc/net/dev").readlines()[2:])))
+status, body = fetch(os.environ["WID_URL"] + "/healthz")
+print(f"own_url={status} {body.decode()}")
+print(f"uid={os.getuid()}")
+sys.exit(int(os.environ.get("EXIT_WITH", "0")))
+"#;
+
+/// The probe's `key=value` lines.
+fn probe_lines(out: &str) -> HashMap<&str, &str> {
+    out.lines().filter_map(|l| l.split_once('=')).collect()
+}
+
+/// What the probe prints when everything reached wid as AKS's names.
+fn assert_probe(t: &Setup, out: &str, uid: u32) {
+    let v = probe_lines(out);
+    assert_eq!(v.get("authority"), Some(&"https://login.microsoftonline.com/"), "AKS's value: {out}");
+    assert_eq!(v["token_endpoint"], format!("https://login.microsoftonline.com/{}/oauth2/v2.0/token", t.s.tenant));
+    assert_eq!(v["token_status"], "200");
+    assert_eq!(v["secret_status"], "200");
+    assert_eq!(v["secret"], "from the namespace");
+    assert_eq!(v["system_bundle_status"], "401", "TLS through the system bundle, then ARM's challenge: {out}");
+    assert_eq!(v["interfaces"], "lo", "loopback only: {out}");
+    assert_eq!(v["own_url"], "200 ok");
+    assert_eq!(v["uid"], uid.to_string(), "the caller's uid: {out}");
+}
+
+/// `wid run --azure-hostnames` against `wid serve --azure-hostnames` on a loopback port: the
+/// command reaches wid as login.microsoftonline.com and NAME.vault.azure.net on port 443 from its
+/// own namespaces (rootless when the test runs unprivileged), with AKS's environment; exit codes
+/// and signals as plain `wid run`; the machine's /etc/hosts untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_hostnames_reach_wid_from_the_commands_namespaces() {
+    let t = Setup::azure_hostnames().await;
+    let vault_url = t.vault_with_secret("kv-azns", "from the namespace").await;
+    assert!(vault_url.starts_with("https://kv-azns.vault.localhost:"), "wid's own name outside: {vault_url}");
+    let probe = t.scratch.path().join("probe.py");
+    std::fs::write(&probe, AZURE_PROBE).unwrap();
+    let hosts_before = std::fs::read("/etc/hosts").unwrap_or_default();
+
+    let vars = [
+        ("PROBE", probe.to_str().unwrap()),
+        ("VAULT_URL", "https://kv-azns.vault.azure.net/"),
+        ("WID_URL", t.s.url.as_str()),
+        ("EXIT_WITH", "5"),
+    ];
+    let (code, out, err) = finish(t.spawn(&["--azure-hostnames"], r#"exec python3 "$PROBE""#, &vars)).await;
+    assert_eq!(code, 5, "the command's exit code\nstdout: {out}\nstderr: {err}");
+    assert_probe(&t, &out, rustix::process::getuid().as_raw());
+    assert!(err.is_empty(), "{err}");
+    assert!(empty_dir(&t.tmpdir()), "the private directory (hosts file, socket, token) is gone");
+    assert_eq!(std::fs::read("/etc/hosts").unwrap_or_default(), hosts_before, "the machine's /etc/hosts is untouched");
+
+    // A signal reaches the command as with plain `wid run`.
+    let ready = t.scratch.path().join("ready-ns");
+    let script = r#"trap 'echo got TERM; exit 9' TERM; : > "$READY"; while :; do sleep 0.05; done"#;
+    let child = t.spawn(&["--azure-hostnames"], script, &[("READY", ready.to_str().unwrap())]);
+    let started = Instant::now();
+    while !ready.exists() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the child never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    send_signal(child.id().unwrap(), Signal::TERM);
+    let (code, out, err) = finish(child).await;
+    assert_eq!((code, out.as_str()), (9, "got TERM\n"), "{err}");
+
+    // A command that does not exist: 127, as a shell says.
+    let (code, _, err) = finish(t.spawn(&["--azure-hostnames"], "exec /no/such/program", &[])).await;
+    assert_eq!(code, 127, "{err}");
+}
+
+/// A server without `--azure-hostnames` is refused before anything runs, with the fix; and
+/// `--print-env` cannot carry namespaces.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_hostnames_needs_the_servers_mode_and_a_command() {
+    let t = Setup::new().await;
+    let marker = t.scratch.path().join("ran");
+    let (code, out, err) =
+        finish(t.spawn(&["--azure-hostnames"], r#": > "$MARKER""#, &[("MARKER", marker.to_str().unwrap())])).await;
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(err.contains("does not answer under Azure's host names"), "{err}");
+    assert!(err.contains("wid serve --azure-hostnames"), "{err}");
+    assert!(!marker.exists(), "the command did not run");
+
+    let (code, out, err) = t
+        .run(&[
+            "run",
+            "-n",
+            "c1",
+            "-g",
+            "rg",
+            "--namespace",
+            NS,
+            "--service-account",
+            SA,
+            "--print-env",
+            "--azure-hostnames",
+        ])
+        .await;
+    assert_eq!((code, out.as_str()), (2, ""), "{err}");
+    assert!(err.starts_with("ERROR: --print-env cannot be combined with --azure-hostnames"), "{err}");
+}
+
+/// The rootless path, from root: `wid run` as nobody (uid 65534) gets its namespaces from an
+/// unprivileged user namespace and runs the command as nobody; where user namespaces are off
+/// (`user.max_user_namespaces = 0`, set in a user namespace of the test's own), it fails with exit
+/// code 1, the reason and the fix. Unprivileged runs of this suite take the rootless path in
+/// `azure_hostnames_reach_wid_from_the_commands_namespaces` already.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_hostnames_without_root() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("not root: the rootless path ran in azure_hostnames_reach_wid_from_the_commands_namespaces");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let path = "/usr/local/bin:/usr/bin:/bin";
+    let as_nobody = |program: &str| {
+        let mut c = tokio::process::Command::new("setpriv");
+        c.args(["--reuid", &NOBODY.to_string(), "--regid", &NOBODY.to_string(), "--clear-groups", "--", program]);
+        c.env_clear().env("PATH", path).stdin(Stdio::null()).kill_on_drop(true);
+        c
+    };
+    let python_runs = as_nobody("python3").args(["-c", "pass"]).status().await.is_ok_and(|s| s.success());
+    if !python_runs {
+        skip("nobody cannot run python3 from /usr/local/bin, /usr/bin or /bin");
+        return;
+    }
+
+    let t = Setup::azure_hostnames().await;
+    t.vault_with_secret("kv-nobody", "from the namespace").await;
+    // Nobody's own files: a copy of the binary (the build may sit under a private home), the
+    // profile naming a readable copy of the CA, the probe, HOME and TMPDIR.
+    let base = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = base.path().join("nobody");
+    std::fs::create_dir(&home).unwrap();
+    let wid = home.join("wid");
+    std::fs::copy(env!("CARGO_BIN_EXE_wid"), &wid).unwrap();
+    let ca = home.join("ca.pem");
+    std::fs::copy(t.s.ca_pem(), &ca).unwrap();
+    let mut profile: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&t.env["WID_CONFIG"]).unwrap()).unwrap();
+    for value in profile.as_object_mut().unwrap().values_mut() {
+        if value.as_str() == Some(t.s.ca_pem().to_str().unwrap()) {
+            *value = serde_json::Value::from(ca.to_str().unwrap());
+        }
+    }
+    std::fs::write(home.join("profile.json"), profile.to_string()).unwrap();
+    std::fs::write(home.join("probe.py"), AZURE_PROBE).unwrap();
+    std::fs::create_dir(home.join("tmp")).unwrap();
+    for entry in std::fs::read_dir(&home).unwrap() {
+        std::os::unix::fs::chown(entry.unwrap().path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    std::os::unix::fs::chown(&home, Some(NOBODY), Some(NOBODY)).unwrap();
+
+    let run = ["run", "-n", "c1", "-g", "rg", "--namespace", NS, "--service-account", SA, "--azure-hostnames", "--"];
+    let mut cmd = as_nobody(wid.to_str().unwrap());
+    cmd.args(run)
+        .args(["python3", home.join("probe.py").to_str().unwrap()])
+        .env("WID_CONFIG", home.join("profile.json"))
+        .env("HOME", &home)
+        .env("TMPDIR", home.join("tmp"))
+        .env("VAULT_URL", "https://kv-nobody.vault.azure.net/")
+        .env("WID_URL", &t.s.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let (code, out, err) = finish(cmd.spawn().unwrap()).await;
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert_probe(&t, &out, NOBODY);
+
+    // User namespaces off: a user namespace of our own (uids 0-65535 mapped, written as root
+    // can) sets its user.max_user_namespaces to 0, then runs wid run as nobody in it.
+    // Its first shell lost its capabilities at exec (unmapped until the maps are written); the
+    // second, exec'd as the mapped root, has them in that namespace.
+    let script = r#"read _ && exec sh -c "$STEP2" sh "$@""#;
+    let step2 = r#"echo 0 > /proc/sys/user/max_user_namespaces && exec setpriv --reuid 65534 --regid 65534 --clear-groups -- "$@""#;
+    let mut cmd = tokio::process::Command::new("unshare");
+    cmd.args(["--user", "--", "sh", "-c", script, "sh", wid.to_str().unwrap()])
+        .args(run)
+        .arg("true")
+        .env_clear()
+        .env("PATH", path)
+        .env("STEP2", step2)
+        .env("WID_CONFIG", home.join("profile.json"))
+        .env("HOME", &home)
+        .env("TMPDIR", home.join("tmp"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id().unwrap();
+    // Its maps can be written once it is in the new user namespace (unshare then execs sh).
+    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let started = Instant::now();
+    while std::fs::read_link(format!("/proc/{pid}/ns/user")).is_ok_and(|ns| ns == ours) {
+        assert!(started.elapsed() < Duration::from_secs(30), "unshare --user never ran");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for map in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{pid}/{map}"), "0 0 65536\n").unwrap();
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, b"go\n").await.unwrap();
+    drop(stdin);
+    let (code, out, err) = finish(child).await;
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(
+        err.starts_with("ERROR: wid run --azure-hostnames cannot create the namespaces the command runs in: user namespaces are disabled (user.max_user_namespaces = 0)."),
+        "{err}"
+    );
+    assert!(err.contains("Allow them: sudo sysctl -w user.max_user_namespaces=15000"), "{err}");
+    assert!(err.contains("Or run wid run as root (sudo)"), "{err}");
+}
+
+/// The seed 004 application and the real Python Azure SDK, unmodified and with default settings,
+/// under `wid run --azure-hostnames`: `KEYVAULT_URL` is the vault's Azure URL and the authority
+/// AKS's, as in a pod on AKS; MSAL's instance discovery at login.microsoftonline.com reaches wid.
+/// Needs the Python venv of `scripts/sdk-python.sh` (target/sdk-venv); skipped otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed004_app_with_aks_names_under_azure_hostnames() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+    let python = root.join("target/sdk-venv/bin/python");
+    let app = root.join("tests/sdk/python/seed004_app.py");
+    let imports = std::process::Command::new(&python)
+        .args(["-c", "import azure.identity, azure.keyvault.secrets"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !imports.is_ok_and(|s| s.success()) {
+        skip(&format!("no Python SDK venv at {} (run scripts/sdk-python.sh --prepare)", python.display()));
+        return;
+    }
+    let t = Setup::azure_hostnames().await;
+    t.vault_with_secret("kv-seed004", "Hello from AKS's names!").await;
+    let script = r#"exec "$PYTHON" "$APP""#;
+    let vars = [
+        ("PYTHON", python.to_str().unwrap()),
+        ("APP", app.to_str().unwrap()),
+        ("LANG", "C.UTF-8"),
+        ("PYTHONDONTWRITEBYTECODE", "1"),
+        // The pod spec's variables (seed 003), with the vault's Azure URL.
+        ("KEYVAULT_URL", "https://kv-seed004.vault.azure.net/"),
+        ("SECRET_NAME", "my-secret"),
+    ];
+    let (code, out, err) = finish(t.spawn(&["--azure-hostnames"], script, &vars)).await;
+    assert_eq!((code, out.as_str()), (0, "Hello from AKS's names!\n"), "stderr: {err}");
 }
 
 /// Skips a test whose prerequisite is missing, loudly; in CI (`CI` set) a missing prerequisite is a

@@ -38,10 +38,17 @@
 //! command was not found, 126 if it could not be executed; 128+N if signal N arrived before the
 //! child started; otherwise wid's own codes (1 error, 2 usage, 3 not found).
 //!
+//! `--azure-hostnames` runs the command where Azure's host names (`login.microsoftonline.com`,
+//! `management.azure.com`, `graph.microsoft.com`, the subscription's `NAME.vault.azure.net`) reach
+//! the profile's server (`wid serve --azure-hostnames`, checked first) and wid's CA is trusted,
+//! with AKS's `AZURE_AUTHORITY_HOST` (`https://login.microsoftonline.com/`) and the same other
+//! variables: private user, mount and network namespaces, rootless where unprivileged user
+//! namespaces exist; the network there is loopback only. See [`namespace`].
+//!
 //! `--print-env` prints `export`/`unset` lines for `eval "$(wid run … --print-env)"` instead of
 //! running a command. No process stays behind to refresh the token, so it goes to a stable path
 //! under the user's cache directory (`$XDG_CACHE_HOME` or `~/.cache`, `wid/run/…`) and the command
-//! says when it expires.
+//! says when it expires. It cannot carry namespaces, so it refuses `--azure-hostnames` (exit 2).
 
 use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -65,6 +72,8 @@ use crate::http::jwt_claims;
 use crate::output::shape::ResourceId;
 use crate::output::value::Val;
 use crate::{Console, Ctx, GlobalArgs};
+
+pub mod namespace;
 
 /// File name of the token, as in the pod (`…/azure-identity-token`).
 const TOKEN_FILE: &str = "azure-identity-token";
@@ -132,6 +141,12 @@ pub struct RunArgs {
     /// a command. The token is written under the cache directory and NOT refreshed.
     #[arg(long)]
     pub print_env: bool,
+    /// Run the command where Azure's host names (login.microsoftonline.com, management.azure.com,
+    /// graph.microsoft.com, NAME.vault.azure.net) reach this wid server and its CA is trusted, with
+    /// AKS's AZURE_AUTHORITY_HOST: private user, mount and network namespaces (loopback only).
+    /// Needs `wid serve --azure-hostnames`.
+    #[arg(long)]
+    pub azure_hostnames: bool,
     /// Refresh at this fraction of the token's lifetime (kubelet: 0.8). For tests.
     #[arg(long, hide = true, value_parser = parse_fraction, default_value_t = REFRESH_FRACTION)]
     pub refresh_at: f64,
@@ -204,6 +219,14 @@ fn retry_delay(failures: u32) -> Duration {
 
 /// Runs the command (or prints the environment) and returns the exit code.
 pub async fn run(a: RunArgs, ctx: &mut Ctx<'_>) -> Result<i32, CliError> {
+    if a.print_env && a.azure_hostnames {
+        return Err(CliError::usage(
+            "--print-env cannot be combined with --azure-hostnames: Azure's names reach wid only inside the namespaces wid run creates for COMMAND, which a shell's environment cannot carry.",
+        )
+        .recommend("Run the command under wid run: wid run --azure-hostnames … -- COMMAND"));
+    }
+    let sandbox =
+        if a.azure_hostnames { Some(namespace::probe(rustix::process::geteuid().is_root()).await?) } else { None };
     let profile = ctx.profile()?.clone();
     let req = TokenRequest {
         subscription: ctx.subscription_id()?,
@@ -220,13 +243,57 @@ pub async fn run(a: RunArgs, ctx: &mut Ctx<'_>) -> Result<i32, CliError> {
         Some(id) => id.clone(),
         None => discover_client_id(ctx, &req, &first).await?,
     };
+    let azure = match sandbox {
+        Some(flags) => Some(AzureHosts { flags, vaults: azure_hostnames_preflight(ctx, &req).await? }),
+        None => None,
+    };
     let workload = Workload {
         client_id,
         tenant_id: profile.tenant_id.clone(),
-        authority_host: profile.server.clone(),
+        // AKS's value under Azure's names; the server's own URL otherwise.
+        authority_host: if azure.is_some() {
+            namespace::AZURE_AUTHORITY_HOST.to_owned()
+        } else {
+            profile.server.clone()
+        },
         ca_file: profile.ca_cert_file.clone(),
     };
-    if a.print_env { print_env(ctx, &req, &workload, &first) } else { execute(ctx, &a, &req, &workload, first).await }
+    if a.print_env {
+        print_env(ctx, &req, &workload, &first)
+    } else {
+        execute(ctx, &a, &req, &workload, first, azure).await
+    }
+}
+
+/// What `--azure-hostnames` decided before the command starts.
+struct AzureHosts {
+    /// `unshare(1)` flags that work on this machine.
+    flags: &'static [&'static str],
+    /// The subscription's vaults (their names go into the namespace's /etc/hosts).
+    vaults: Vec<String>,
+}
+
+/// Checks that the server answers under Azure's names (instance discovery for Azure's sign-in host
+/// succeeds only with `wid serve --azure-hostnames`) and lists the subscription's vaults.
+async fn azure_hostnames_preflight(ctx: &mut Ctx<'_>, req: &TokenRequest) -> Result<Vec<String>, CliError> {
+    let mut url = ctx.url(&["common", "discovery", "instance"], "1.1")?;
+    url.query_pairs_mut()
+        .append_pair("authorization_endpoint", "https://login.microsoftonline.com/common/oauth2/v2.0/authorize");
+    let server = ctx.profile()?.server.clone();
+    let resp = ctx.send(Method::GET, url, None).await?;
+    if !resp.is_success() {
+        return Err(CliError::failed(format!(
+            "The server {server} does not answer under Azure's host names (instance discovery for login.microsoftonline.com: HTTP {}).",
+            resp.status.as_u16()
+        ))
+        .recommend("Start it with 'wid serve --azure-hostnames' (its CA then names Azure's hosts too)."));
+    }
+    let url = ctx.url(
+        &["subscriptions", &req.subscription, "providers", "Microsoft.KeyVault", "vaults"],
+        super::keyvault::KEYVAULT_API,
+    )?;
+    let vaults = ctx.list(url).await?;
+    Ok(vaults.iter().filter_map(|v| v.get_str("name").map(str::to_owned)).collect())
 }
 
 /// Refuses clusters whose issuer wid does not host: it holds no key to mint their tokens.
@@ -468,6 +535,9 @@ struct Files<'a> {
     token: &'a Path,
     /// wid's CA plus the system roots (for `SSL_CERT_FILE`, `REQUESTS_CA_BUNDLE`), if there is a CA.
     bundle: Option<&'a Path>,
+    /// The system bundle `--azure-hostnames` mounts `bundle` over in the command's namespace: a CA
+    /// variable of the caller's that names it trusts wid there.
+    replaced: Option<&'a Path>,
 }
 
 /// How the child's environment differs from the caller's.
@@ -536,6 +606,7 @@ fn plan_env(user: &HashMap<String, String>, w: &Workload, files: &Files<'_>) -> 
         for (name, value) in [("SSL_CERT_FILE", &bundle), ("REQUESTS_CA_BUNDLE", &bundle), ("NODE_EXTRA_CA_CERTS", &ca)]
         {
             match user.get(name).filter(|v| !v.is_empty()) {
+                Some(theirs) if files.replaced.is_some_and(|r| same_file(r, Path::new(theirs))) => {}
                 Some(theirs) => plan.warnings.push(format!(
                     "{name} is already set ('{theirs}'); keeping it, so the workload trusts wid's server only if that file includes wid's CA ({ca})."
                 )),
@@ -544,6 +615,11 @@ fn plan_env(user: &HashMap<String, String>, w: &Workload, files: &Files<'_>) -> 
         }
     }
     plan
+}
+
+/// Whether two paths name one file (the same path, or after resolving links).
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
 /// wid's CA followed by the system's roots (if a system bundle is found).
@@ -592,7 +668,7 @@ fn sh_quote_if_needed(s: &str) -> String {
 fn print_env(ctx: &mut Ctx<'_>, req: &TokenRequest, w: &Workload, minted: &Minted) -> Result<i32, CliError> {
     let dir = stable_dir(ctx.env, req)?;
     let (token, bundle) = write_files(&dir, &minted.token, w.ca_file.as_deref())?;
-    let plan = plan_env(ctx.env, w, &Files { token: &token, bundle: bundle.as_deref() });
+    let plan = plan_env(ctx.env, w, &Files { token: &token, bundle: bundle.as_deref(), replaced: None });
     for warning in &plan.warnings {
         ctx.warn(warning);
     }
@@ -731,6 +807,7 @@ async fn execute(
     req: &TokenRequest,
     w: &Workload,
     first: Minted,
+    azure: Option<AzureHosts>,
 ) -> Result<i32, CliError> {
     let Some((program, args)) = a.command.split_first() else {
         return Err(CliError::usage("the following arguments are required: COMMAND"));
@@ -738,7 +815,9 @@ async fn execute(
     let mut signals = Signals::install()?;
     let dir = PrivateDir::create(ctx.env)?;
     let (token_path, bundle) = write_files(&dir.0, &first.token, w.ca_file.as_deref())?;
-    let plan = plan_env(ctx.env, w, &Files { token: &token_path, bundle: bundle.as_deref() });
+    let replaced = azure.as_ref().and(bundle.as_ref()).and_then(|_| namespace::system_bundle());
+    let files = Files { token: &token_path, bundle: bundle.as_deref(), replaced: replaced.as_deref() };
+    let plan = plan_env(ctx.env, w, &files);
     for warning in &plan.warnings {
         ctx.warn(warning);
     }
@@ -748,7 +827,30 @@ async fn execute(
     if let Some(sig) = signals.pending().await {
         return Ok(128 + sig.number());
     }
-    let mut child = match tokio::process::Command::new(program).args(args).env_clear().envs(&env).spawn() {
+    let sandbox = match &azure {
+        Some(az) => {
+            let server = ctx.profile()?.server.clone();
+            let layout = namespace::Layout {
+                dir: &dir.0,
+                server: &server,
+                vaults: &az.vaults,
+                bundle: bundle.as_deref(),
+                flags: az.flags,
+                pins: &ctx.resolve_overrides()?,
+            };
+            Some(namespace::Sandbox::prepare(layout).await?)
+        }
+        None => None,
+    };
+    let mut command = match &sandbox {
+        Some(sandbox) => sandbox.command(program, args)?,
+        None => {
+            let mut c = tokio::process::Command::new(program);
+            c.args(args);
+            c
+        }
+    };
+    let mut child = match command.env_clear().envs(&env).spawn() {
         Ok(child) => child,
         Err(e) => {
             let code = match e.kind() {
@@ -758,6 +860,33 @@ async fn execute(
             let _ = writeln!(ctx.err, "ERROR: cannot run '{program}': {e}");
             return Ok(code);
         }
+    };
+
+    // With --azure-hostnames: the listeners made inside the namespaces, served until the end.
+    let _forwarders = match &sandbox {
+        Some(sandbox) => {
+            let pid = child.id().unwrap_or_default();
+            let received = tokio::select! {
+                received = sandbox.receive(pid) => received,
+                status = child.wait() => match status {
+                    // Killed (a Ctrl-C during set-up, say) as the command would have been.
+                    Ok(status) if status.signal().is_some() => return Ok(status.signal().map_or(1, |s| 128 + s)),
+                    Ok(status) => Err(CliError::failed(format!(
+                        "Setting up the command's namespaces failed: unshare ended ({status}) before the set-up was done (see its message above)."
+                    ))),
+                    Err(e) => Err(CliError::failed(format!("Waiting for the command failed: {e}"))),
+                },
+            };
+            match received.and_then(|listeners| sandbox.forward(listeners)) {
+                Ok(forwarders) => Some(forwarders),
+                Err(e) => {
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
     };
 
     let user_env: &HashMap<String, String> = ctx.env;
@@ -893,7 +1022,11 @@ mod tests {
 
     #[test]
     fn the_pod_variables_and_ca_trust() {
-        let files = Files { token: Path::new("/t/azure-identity-token"), bundle: Some(Path::new("/t/ca-bundle.pem")) };
+        let files = Files {
+            token: Path::new("/t/azure-identity-token"),
+            bundle: Some(Path::new("/t/ca-bundle.pem")),
+            replaced: None,
+        };
         let plan = plan_env(&user(&[("PATH", "/bin")]), &workload(Some("/d/ca.pem")), &files);
         assert_eq!(
             plan.set,
@@ -912,13 +1045,17 @@ mod tests {
         assert_eq!(env.get("PATH").map(String::as_str), Some("/bin"));
         assert_eq!(env.len(), 8);
         // No CA in the profile (a publicly trusted server): no CA variables.
-        let plan = plan_env(&HashMap::new(), &workload(None), &Files { token: Path::new("/t/x"), bundle: None });
+        let plan = plan_env(
+            &HashMap::new(),
+            &workload(None),
+            &Files { token: Path::new("/t/x"), bundle: None, replaced: None },
+        );
         assert_eq!(plan.set.len(), 4);
     }
 
     #[test]
     fn user_settings_kept_or_removed_with_warnings() {
-        let files = Files { token: Path::new("/t/tok"), bundle: Some(Path::new("/t/b.pem")) };
+        let files = Files { token: Path::new("/t/tok"), bundle: Some(Path::new("/t/b.pem")), replaced: None };
         let u = user(&[
             ("SSL_CERT_FILE", "/mine.pem"),
             ("NODE_EXTRA_CA_CERTS", ""),
@@ -941,6 +1078,13 @@ mod tests {
         let env = plan.apply(&u);
         assert!(!env.contains_key("AZURE_CLIENT_SECRET"));
         assert_eq!(env["SSL_CERT_FILE"], "/mine.pem");
+
+        // --azure-hostnames mounts the bundle over the system's: a variable naming that file is
+        // kept without a warning, since it trusts wid's CA in the namespace.
+        let files = Files { replaced: Some(Path::new("/mine.pem")), ..files };
+        let plan = plan_env(&user(&[("SSL_CERT_FILE", "/mine.pem")]), &workload(Some("/d/ca.pem")), &files);
+        assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+        assert!(plan.set.iter().all(|(name, _)| *name != "SSL_CERT_FILE"));
     }
 
     #[test]

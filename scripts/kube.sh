@@ -17,7 +17,8 @@
 #   scripts/kube.sh env          print the tool paths (as `build`, but fail if not built yet)
 #   scripts/kube.sh tool NAME    build (once) and print the path of deploy/tools/NAME (certgen) with
 #                                the Go of the cache; `tool helm` builds the real Helm (HELM_VERSION)
-#                                with the machine's Go from the module proxy
+#                                with the machine's Go from the module proxy, `tool coredns` the CoreDNS
+#                                of tests/e2e/coredns (a few of its plugins) the same way
 #
 # Nothing is downloaded except from package registries: no kube-apiserver is packaged anywhere we can
 # reach, but Debian's *source* package `kubernetes` carries the full upstream tree with vendor/, so it
@@ -328,6 +329,25 @@ helm_tool() {
     echo "$dir/helm"
 }
 
+# CoreDNS with the plugins the e2e suite runs (tests/e2e/coredns; its go.sum pins every module), built
+# once per source hash with the machine's Go from the module proxy; prints its path.
+coredns_tool() {
+    local src hash
+    src="$(repo_root)/tests/e2e/coredns"
+    hash="$(cat "$src/go.mod" "$src/go.sum" "$src/main.go" | sha256sum | cut -c1-16)"
+    local bin="$cache/coredns-$hash"
+    if [[ ! -x "$bin" ]]; then
+        local go
+        go="$(command -v go || echo /usr/local/go/bin/go)"
+        [[ -x "$go" ]] || die "building CoreDNS needs Go on the PATH (the machines have it)"
+        echo "kube.sh: building tests/e2e/coredns (once)" >&2
+        (cd "$src" && GOFLAGS=-mod=readonly CGO_ENABLED=0 GOTOOLCHAIN=local GOCACHE="$cache/gocache" \
+            GOMODCACHE="$cache/gomodcache" "$go" build -o "$bin.tmp" .) >&2 || die "building tests/e2e/coredns failed"
+        mv "$bin.tmp" "$bin"
+    fi
+    echo "$bin"
+}
+
 free_ports() {
     python3 - "$1" <<'EOF'
 import socket, sys
@@ -541,6 +561,7 @@ main() {
     tool)
         case "${1:?usage: scripts/kube.sh tool NAME}" in
             helm) helm_tool ;;
+            coredns) coredns_tool ;;
             *) ensure_tools; go_tool "$1" ;;
         esac
         ;;

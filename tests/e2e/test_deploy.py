@@ -12,6 +12,10 @@
   master key, PDB, anti-affinity), the values it refuses, and, when WID_TEST_DATABASE_URL names a
   PostgreSQL server (scripts/postgres.sh), `wid migrate` and two `wid serve` replicas run with the
   Deployment's own arguments, environment and volumes, and share the admin and their writes;
+- in the Azure host names mode (azureHostnames.enabled) the rendering differs from normal mode only
+  where the mode says, `wid serve` with its StatefulSet's arguments answers as Azure under Azure's
+  names, its webhook Deployment admits a pod that differs only in AKS's authority and wid's CA, and
+  CoreDNS itself (tests/e2e/coredns) runs the rewrite rules the chart renders;
 - the real Helm (built from the Go module proxy by scripts/kube.sh, pinned) renders every chart
   variant checked here (`helm template`), lints the chart, and installs, upgrades and uninstalls
   both modes in an apiserver of its own;
@@ -569,6 +573,87 @@ def test_chart_azure_hostnames_coredns_snippet():
     for sets in (["azureHostnames.coreDNSSnippet=true"],
                  [*AZURE_HOSTNAMES, "azureHostnames.coreDNSSnippet=true", "server.enabled=false"]):
         assert not [d for d in rendered(*sets) if "coredns" in d["metadata"]["name"]]
+
+
+def dns_query(port: int, name: str, qtype: int = 1) -> tuple[int, list[tuple[str, int, bytes]]]:
+    """One DNS query over UDP to 127.0.0.1:port: (rcode, [(owner name, type, rdata)] of the answer)."""
+    qid = int.from_bytes(os.urandom(2), "big")
+    question = b"".join(bytes([len(label)]) + label.encode() for label in name.rstrip(".").split(".")) + b"\0"
+    query = qid.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + question + \
+        qtype.to_bytes(2, "big") + b"\x00\x01"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        s.sendto(query, ("127.0.0.1", port))
+        msg = s.recv(4096)
+    assert int.from_bytes(msg[:2], "big") == qid
+
+    def read_name(at: int) -> tuple[str, int]:
+        """The name at `at` (compression pointers followed) and the offset after it."""
+        labels, end = [], None
+        while msg[at]:
+            if msg[at] & 0xC0 == 0xC0:
+                end = end or at + 2
+                at = int.from_bytes(msg[at:at + 2], "big") & 0x3FFF
+                continue
+            labels.append(msg[at + 1:at + 1 + msg[at]].decode())
+            at += 1 + msg[at]
+        return ".".join(labels) + ".", end or at + 1
+
+    at = read_name(12)[1] + 4
+    answers = []
+    for _ in range(int.from_bytes(msg[6:8], "big")):
+        owner, at = read_name(at)
+        rtype, length = int.from_bytes(msg[at:at + 2], "big"), int.from_bytes(msg[at + 8:at + 10], "big")
+        answers.append((owner, rtype, msg[at + 10:at + 10 + length]))
+        at += 10 + length
+    return msg[3] & 0x0F, answers
+
+
+def test_coredns_runs_the_rendered_rewrite_rules(tmp_path: Path):
+    """The rules the chart renders, run by CoreDNS itself (tests/e2e/coredns: its rewrite plugin, and
+    its hosts plugin standing in for the kubernetes plugin with the Service's address): each of
+    Azure's names, in any case, is answered with the wid Service's address under the name asked, and
+    nothing else is."""
+    rules = find(rendered(*AZURE_HOSTNAMES, "azureHostnames.coreDNSSnippet=true"), "ConfigMap",
+                 "wid-coredns-azure-hostnames")["data"]["wid-azure-hostnames.override"]
+    service_ip = "10.96.23.45"
+    (tmp_path / "hosts").write_text("")
+    port = free_port()
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(f".:{port} {{\n    bind 127.0.0.1\n    errors\n{textwrap.indent(rules, '    ')}"
+                        f"    hosts {tmp_path / 'hosts'} {{\n"
+                        f"        {service_ip} wid-server.{CHART_NS}.svc.cluster.local\n    }}\n}}\n")
+    log = tmp_path / "coredns.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([tool("coredns"), "-conf", str(corefile)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if dns_query(port, f"wid-server.{CHART_NS}.svc.cluster.local")[0] == 0:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+
+        address = socket.inet_aton(service_ip)
+        for name in ("login.microsoftonline.com", "management.azure.com", "graph.microsoft.com",
+                     "kv1.vault.azure.net", "my-vault-01.vault.azure.net", "Login.MicrosoftOnline.com",
+                     "KV1.Vault.Azure.Net"):
+            rcode, answers = dns_query(port, name)
+            # Names compare case-insensitively (CoreDNS answers in lower case, resolvers accept it).
+            assert (rcode, answers) == (0, [(name.lower() + ".", 1, address)]), (name, rcode, answers)
+        # What the rules must not catch: the search-domain forms a pod's resolver tries first, other
+        # names under Microsoft's domains, and anything but one label before .vault.azure.net.
+        for name in (f"login.microsoftonline.com.{CHART_NS}.svc.cluster.local", "www.login.microsoftonline.com",
+                     "microsoftonline.com", "azure.com", "vault.azure.net", "a.b.vault.azure.net",
+                     "kv1.vault.azure.net.example.com", "management.azure.com.cn"):
+            rcode, answers = dns_query(port, name)
+            assert not [a for a in answers if a[2] == address], (name, answers)
+    finally:
+        stop_process(proc)
 
 
 @pytest.mark.parametrize("sets,message", [

@@ -18,8 +18,9 @@
 #   scripts/kube.sh down DIR     stop what `up DIR` started (by the pids it recorded); DIR is kept
 #   scripts/kube.sh env          print the tool paths (as `build`, but fail if not built yet)
 #   scripts/kube.sh tool NAME    build (once) and print the path of deploy/tools/NAME (certgen) with
-#                                the Go of the cache; `tool helm` and `tool kubelogin` build the real
-#                                Helm (HELM_VERSION) and kubelogin (KUBELOGIN_VERSION) with the
+#                                the Go of the cache; `tool helm`, `tool kubelogin` and `tool coredns`
+#                                build the real Helm (HELM_VERSION), kubelogin (KUBELOGIN_VERSION) and
+#                                the CoreDNS of tests/e2e/coredns (a few of its plugins) with the
 #                                machine's Go from the module proxy
 #
 # Nothing is downloaded except from package registries: no kube-apiserver is packaged anywhere we can
@@ -338,6 +339,25 @@ module_tool() {
     echo "$dir/$name"
 }
 
+# CoreDNS with the plugins the e2e suite runs (tests/e2e/coredns; its go.sum pins every module), built
+# once per source hash with the machine's Go from the module proxy; prints its path.
+coredns_tool() {
+    local src hash
+    src="$(repo_root)/tests/e2e/coredns"
+    hash="$(cat "$src/go.mod" "$src/go.sum" "$src/main.go" | sha256sum | cut -c1-16)"
+    local bin="$cache/coredns-$hash"
+    if [[ ! -x "$bin" ]]; then
+        local go
+        go="$(command -v go || echo /usr/local/go/bin/go)"
+        [[ -x "$go" ]] || die "building CoreDNS needs Go on the PATH (the machines have it)"
+        echo "kube.sh: building tests/e2e/coredns (once)" >&2
+        (cd "$src" && GOFLAGS=-mod=readonly CGO_ENABLED=0 GOTOOLCHAIN=local GOCACHE="$cache/gocache" \
+            GOMODCACHE="$cache/gomodcache" "$go" build -o "$bin.tmp" .) >&2 || die "building tests/e2e/coredns failed"
+        mv "$bin.tmp" "$bin"
+    fi
+    echo "$bin"
+}
+
 free_ports() {
     python3 - "$1" <<'EOF'
 import socket, sys
@@ -560,11 +580,12 @@ main() {
         case "${1:?usage: scripts/kube.sh tool NAME}" in
             helm) module_tool helm helm.sh/helm/v4/cmd/helm "$HELM_VERSION" ;;
             kubelogin) module_tool kubelogin github.com/Azure/kubelogin "$KUBELOGIN_VERSION" ;;
+            coredns) coredns_tool ;;
             *) ensure_tools; go_tool "$1" ;;
         esac
         ;;
     *)
-        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 64
         ;;
     esac

@@ -328,17 +328,23 @@ class Webhook:
         self.start()
 
 
-def localize_webhook_args(shipped: list[str], cert_dir: Path, ports: tuple[int, int, int], authority: str) -> list[str]:
-    """The Deployment's container args with in-pod addresses and paths replaced for a local process."""
+def localize_webhook_args(shipped: list[str], cert_dir: Path, ports: tuple[int, int, int],
+                          authority: Optional[str]) -> list[str]:
+    """The Deployment's container args with in-pod addresses and paths replaced for a local process.
+    `authority` replaces the shipped --authority-host; None: the Deployment must have none (the chart's
+    Azure host names mode, where the webhook injects upstream's authority for the cloud)."""
     port, health, metrics = ports
     replacements = {
         "--webhook-cert-dir": str(cert_dir),
         "--listen": f"127.0.0.1:{port}",
         "--health-addr": f"127.0.0.1:{health}",
         "--metrics-addr": f"127.0.0.1:{metrics}",
-        "--authority-host": authority,
         "--log-level": "debug",
     }
+    if authority is None:
+        assert not [a for a in shipped if a.startswith("--authority-host")], shipped
+    else:
+        replacements["--authority-host"] = authority
     out, seen = [], set()
     for arg in shipped:
         name, eq, _ = arg.partition("=")

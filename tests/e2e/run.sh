@@ -7,9 +7,10 @@
 # the real az CLI against `wid serve --azure-hostnames` (port 443: run as root), azure-workload-identity
 # v1.6.0 as the webhook's oracle (tests/webhook-oracle), and scripts/walkthrough.sh.
 #
-# Beyond the apiserver build, the first run builds or fetches into ~/.cache/wid: Helm (module proxy),
-# the oracle and azwi, the Go clients' modules, the Java clients' Maven artifacts, the JavaScript
-# clients' npm packages, and azure-cli (PyPI) in a venv of its own.
+# Beyond the apiserver build, the first run builds or fetches into ~/.cache/wid: Helm and a CoreDNS of
+# a few plugins (tests/e2e/coredns), both from the module proxy, the oracle and azwi, the Go clients'
+# modules, the Java clients' Maven artifacts, the JavaScript clients' npm packages, and azure-cli
+# (PyPI) in a venv of its own.
 #
 #   tests/e2e/run.sh [PYTEST ARGS...]
 #
@@ -35,6 +36,7 @@ bash "$root/scripts/kube.sh" build >/dev/null
 bash "$root/scripts/kube.sh" tool certgen >/dev/null
 bash "$root/scripts/kube.sh" tool helm >/dev/null
 bash "$root/scripts/kube.sh" tool kubelogin >/dev/null
+bash "$root/scripts/kube.sh" tool coredns >/dev/null
 echo "e2e: tools ready in $((SECONDS - t0))s" >&2
 
 python="$(bash "$tests/venv.sh")"

@@ -12,6 +12,10 @@
   master key, PDB, anti-affinity), the values it refuses, and, when WID_TEST_DATABASE_URL names a
   PostgreSQL server (scripts/postgres.sh), `wid migrate` and two `wid serve` replicas run with the
   Deployment's own arguments, environment and volumes, and share the admin and their writes;
+- in the Azure host names mode (azureHostnames.enabled) the rendering differs from normal mode only
+  where the mode says, `wid serve` with its StatefulSet's arguments answers as Azure under Azure's
+  names, its webhook Deployment admits a pod that differs only in AKS's authority and wid's CA, and
+  CoreDNS itself (tests/e2e/coredns) runs the rewrite rules the chart renders;
 - the real Helm (built from the Go module proxy by scripts/kube.sh, pinned) renders every chart
   variant checked here (`helm template`), lints the chart, and installs, upgrades and uninstalls
   both modes in an apiserver of its own;
@@ -25,6 +29,7 @@ same for old clusters).
 from __future__ import annotations
 
 import base64
+import copy
 import filecmp
 import glob
 import http.client
@@ -40,14 +45,14 @@ import time
 import urllib.parse
 import uuid
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import pytest
 import yaml
 
 from conftest import (
-    CHART, KUBE_SH, MANIFESTS, REPO, Kube, certgen, find, free_port, load_docs, read_env_file, running_kube,
-    start_wid, stop_process, wid_bin,
+    CHART, KUBE_SH, MANIFESTS, REPO, Kube, certgen, find, free_port, load_docs, localize_webhook_args, read_env_file,
+    running_kube, start_wid, stop_process, wid_bin,
 )
 
 PDB_V1 = "apiVersion: policy/v1\nkind: PodDisruptionBudget"
@@ -166,8 +171,15 @@ POSTGRES = [
     "server.tlsSecretName=wid-tls",
 ]
 
+# The least that turns on the Azure host names mode (deploy/README.md): the webhook must inject wid's CA.
+AZURE_HOSTNAMES = ["azureHostnames.enabled=true", "webhook.caBundleConfigMap=wid-ca"]
+AZURE_LOGIN = "https://login.microsoftonline.com/"
+
 CHART_VARIANTS = {
     "defaults": [],
+    "azure-hostnames": [*AZURE_HOSTNAMES, "azureHostnames.coreDNSSnippet=true",
+                        "webhook.tenantId=00000000-0000-0000-0000-000000000001"],
+    "azure-hostnames-postgres": [*POSTGRES, *AZURE_HOSTNAMES, "azureHostnames.coreDNSSnippet=true"],
     "cert-manager": ["webhook.certManager.enabled=true", "webhook.mutatingWebhookAnnotations.team=platform"],
     "self-signed": [
         "webhook.caBundle=" + base64.b64encode(b"-----BEGIN CERTIFICATE-----\n").decode(),
@@ -484,8 +496,184 @@ def test_chart_refuses_what_cannot_work(sets: list[str], message: str):
     assert "deploy/README.md" in error, error
 
 
+COREDNS_RULES = [
+    f"rewrite stop name exact login.microsoftonline.com wid-server.{CHART_NS}.svc.cluster.local answer auto",
+    f"rewrite stop name exact management.azure.com wid-server.{CHART_NS}.svc.cluster.local answer auto",
+    f"rewrite stop name exact graph.microsoft.com wid-server.{CHART_NS}.svc.cluster.local answer auto",
+    r"rewrite stop name regex ^[a-z0-9-]+\.vault\.azure\.net\.?$ "
+    f"wid-server.{CHART_NS}.svc.cluster.local answer auto",
+]
+
+
+def test_chart_azure_hostnames_mode():
+    """The mode changes exactly these: `wid serve --azure-hostnames`, the Service's port 443, and no
+    --authority-host for the webhook (it injects upstream's authority of AZURE_ENVIRONMENT, as AKS
+    does); everything else is the rendering with the same CA bundle in normal mode."""
+    normal = rendered("webhook.caBundleConfigMap=wid-ca")
+    docs = rendered(*AZURE_HOSTNAMES)
+
+    (c,) = find(docs, "StatefulSet", "wid-server")["spec"]["template"]["spec"]["containers"]
+    assert c["args"] == ["serve", "--data-dir=/var/lib/wid", "--listen=0.0.0.0:8443",
+                         f"--host=wid-server.{CHART_NS}.svc", "--azure-hostnames"]
+    assert find(docs, "Service", "wid-server")["spec"]["ports"] == [
+        {"name": "https", "port": 8443, "targetPort": "https", "protocol": "TCP"},
+        {"name": "https-azure", "port": 443, "targetPort": "https", "protocol": "TCP"},
+    ]
+    (wh,) = find(docs, "Deployment", "azure-wi-webhook-controller-manager")["spec"]["template"]["spec"]["containers"]
+    assert wh["args"] == [
+        "webhook",
+        "--webhook-cert-dir=/certs",
+        "--listen=:9443",
+        "--health-addr=:9440",
+        "--metrics-addr=:8095",
+        "--log-level=info",
+        "--tls-min-version=1.3",
+        "--ca-bundle-configmap=wid-ca",
+        "--ca-bundle-key=ca.crt",
+    ]
+    # The cloud whose authority the webhook injects (upstream's mapping: AzurePublicCloud ->
+    # https://login.microsoftonline.com/, test_webhook_in_azure_hostnames_mode runs it).
+    assert find(docs, "ConfigMap", "azure-wi-webhook-config")["data"]["AZURE_ENVIRONMENT"] == "AzurePublicCloud"
+    # No CoreDNS snippet unless asked, and nothing in kube-system ever.
+    assert not [d for d in docs if "coredns" in d["metadata"]["name"]]
+    assert {d["metadata"].get("namespace", CHART_NS) for d in docs} == {CHART_NS}
+
+    # Undo those three changes: what is left is the normal rendering.
+    c["args"].remove("--azure-hostnames")
+    find(docs, "Service", "wid-server")["spec"]["ports"].pop()
+    wh["args"].insert(7, f"--authority-host=https://wid-server.{CHART_NS}.svc:8443/")
+    assert docs == normal
+
+    # On PostgreSQL the Deployment's replicas run in the mode too (their certificate is the
+    # operator's, server.tlsSecretName: deploy/README.md says which names it must cover).
+    dep = find(rendered(*POSTGRES, *AZURE_HOSTNAMES), "Deployment", "wid-server")
+    assert "--azure-hostnames" in dep["spec"]["template"]["spec"]["containers"][0]["args"]
+    # Served on 443 already: no second port.
+    ports = find(rendered(*AZURE_HOSTNAMES, "server.port=443"), "Service", "wid-server")["spec"]["ports"]
+    assert ports == [{"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"}]
+    # The webhook alone (its server elsewhere) still checks its part; the server alone needs no webhook values.
+    assert not [d for d in rendered(*AZURE_HOSTNAMES, "server.enabled=false") if d["metadata"]["name"] == "wid-server"]
+    (c,) = find(rendered("azureHostnames.enabled=true", "webhook.enabled=false"), "StatefulSet",
+                "wid-server")["spec"]["template"]["spec"]["containers"]
+    assert "--azure-hostnames" in c["args"]
+
+
+def test_chart_azure_hostnames_coredns_snippet():
+    docs = rendered(*AZURE_HOSTNAMES, "azureHostnames.coreDNSSnippet=true")
+    cm = find(docs, "ConfigMap", "wid-coredns-azure-hostnames")
+    assert cm["metadata"]["namespace"] == CHART_NS
+    assert cm["data"] == {"wid-azure-hostnames.override": "\n".join(COREDNS_RULES) + "\n"}
+    # The rules name the Service the chart renders, in the cluster's domain.
+    svc = find(docs, "Service", "wid-server")
+    assert all(f" {svc['metadata']['name']}.{CHART_NS}.svc.cluster.local " in r for r in COREDNS_RULES)
+    cm = find(rendered(*AZURE_HOSTNAMES, "azureHostnames.coreDNSSnippet=true",
+                       "azureHostnames.clusterDomain=k8s.example."), "ConfigMap", "wid-coredns-azure-hostnames")
+    assert f" wid-server.{CHART_NS}.svc.k8s.example answer auto" in cm["data"]["wid-azure-hostnames.override"]
+    # Only in the mode, and only with this release's server.
+    for sets in (["azureHostnames.coreDNSSnippet=true"],
+                 [*AZURE_HOSTNAMES, "azureHostnames.coreDNSSnippet=true", "server.enabled=false"]):
+        assert not [d for d in rendered(*sets) if "coredns" in d["metadata"]["name"]]
+
+
+def dns_query(port: int, name: str, qtype: int = 1) -> tuple[int, list[tuple[str, int, bytes]]]:
+    """One DNS query over UDP to 127.0.0.1:port: (rcode, [(owner name, type, rdata)] of the answer)."""
+    qid = int.from_bytes(os.urandom(2), "big")
+    question = b"".join(bytes([len(label)]) + label.encode() for label in name.rstrip(".").split(".")) + b"\0"
+    query = qid.to_bytes(2, "big") + b"\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + question + \
+        qtype.to_bytes(2, "big") + b"\x00\x01"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        s.sendto(query, ("127.0.0.1", port))
+        msg = s.recv(4096)
+    assert int.from_bytes(msg[:2], "big") == qid
+
+    def read_name(at: int) -> tuple[str, int]:
+        """The name at `at` (compression pointers followed) and the offset after it."""
+        labels, end = [], None
+        while msg[at]:
+            if msg[at] & 0xC0 == 0xC0:
+                end = end or at + 2
+                at = int.from_bytes(msg[at:at + 2], "big") & 0x3FFF
+                continue
+            labels.append(msg[at + 1:at + 1 + msg[at]].decode())
+            at += 1 + msg[at]
+        return ".".join(labels) + ".", end or at + 1
+
+    at = read_name(12)[1] + 4
+    answers = []
+    for _ in range(int.from_bytes(msg[6:8], "big")):
+        owner, at = read_name(at)
+        rtype, length = int.from_bytes(msg[at:at + 2], "big"), int.from_bytes(msg[at + 8:at + 10], "big")
+        answers.append((owner, rtype, msg[at + 10:at + 10 + length]))
+        at += 10 + length
+    return msg[3] & 0x0F, answers
+
+
+def test_coredns_runs_the_rendered_rewrite_rules(tmp_path: Path):
+    """The rules the chart renders, run by CoreDNS itself (tests/e2e/coredns: its rewrite plugin, and
+    its hosts plugin standing in for the kubernetes plugin with the Service's address): each of
+    Azure's names, in any case, is answered with the wid Service's address under the name asked, and
+    nothing else is."""
+    rules = find(rendered(*AZURE_HOSTNAMES, "azureHostnames.coreDNSSnippet=true"), "ConfigMap",
+                 "wid-coredns-azure-hostnames")["data"]["wid-azure-hostnames.override"]
+    service_ip = "10.96.23.45"
+    (tmp_path / "hosts").write_text("")
+    port = free_port()
+    corefile = tmp_path / "Corefile"
+    corefile.write_text(f".:{port} {{\n    bind 127.0.0.1\n    errors\n{textwrap.indent(rules, '    ')}"
+                        f"    hosts {tmp_path / 'hosts'} {{\n"
+                        f"        {service_ip} wid-server.{CHART_NS}.svc.cluster.local\n    }}\n}}\n")
+    log = tmp_path / "coredns.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([tool("coredns"), "-conf", str(corefile)], stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if dns_query(port, f"wid-server.{CHART_NS}.svc.cluster.local")[0] == 0:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+
+        address = socket.inet_aton(service_ip)
+        for name in ("login.microsoftonline.com", "management.azure.com", "graph.microsoft.com",
+                     "kv1.vault.azure.net", "my-vault-01.vault.azure.net", "Login.MicrosoftOnline.com",
+                     "KV1.Vault.Azure.Net"):
+            rcode, answers = dns_query(port, name)
+            # Names compare case-insensitively (CoreDNS answers in lower case, resolvers accept it).
+            assert (rcode, answers) == (0, [(name.lower() + ".", 1, address)]), (name, rcode, answers)
+        # What the rules must not catch: the search-domain forms a pod's resolver tries first, other
+        # names under Microsoft's domains, and anything but one label before .vault.azure.net.
+        for name in (f"login.microsoftonline.com.{CHART_NS}.svc.cluster.local", "www.login.microsoftonline.com",
+                     "microsoftonline.com", "azure.com", "vault.azure.net", "a.b.vault.azure.net",
+                     "kv1.vault.azure.net.example.com", "management.azure.com.cn"):
+            rcode, answers = dns_query(port, name)
+            assert not [a for a in answers if a[2] == address], (name, answers)
+    finally:
+        stop_process(proc)
+
+
+@pytest.mark.parametrize("sets,message", [
+    (["azureHostnames.enabled=true"], "azureHostnames.enabled needs webhook.caBundleConfigMap"),
+    ([*AZURE_HOSTNAMES, "webhook.authorityHost=https://wid.example.internal/"],
+     "azureHostnames.enabled gives pods upstream's AZURE_AUTHORITY_HOST"),
+    ([*AZURE_HOSTNAMES, "webhook.azureEnvironment=AzureUSGovernmentCloud"],
+     "azureHostnames.enabled needs webhook.azureEnvironment=AzurePublicCloud"),
+], ids=["no-ca-bundle", "authority-host", "other-cloud"])
+def test_chart_azure_hostnames_refuses_what_cannot_work(sets: list[str], message: str):
+    error = render_error(*sets)
+    assert message in error, error
+    assert "deploy/README.md" in error, error
+    # The aliases of the public cloud that go-autorest (and so upstream's webhook) accepts.
+    for env in ("AzureCloud", "azurepubliccloud"):
+        render(*AZURE_HOSTNAMES, f"webhook.azureEnvironment={env}")
+
+
 def test_the_chart_passes_helm_lint():
-    for sets in ([], POSTGRES):
+    for sets in ([], POSTGRES, [*AZURE_HOSTNAMES, "azureHostnames.coreDNSSnippet=true"]):
         proc = helm("lint", str(CHART), *[a for s in sets for a in ("--set", s)])
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "0 chart(s) failed" in proc.stdout, proc.stdout
@@ -511,12 +699,14 @@ ON_KUBERNETES_120 = [
 @pytest.mark.parametrize("mode,kind,upgrade,replicas", [
     ("sqlite", "StatefulSet", "server.replicas=0", (1, 0)),
     ("postgres", "Deployment", "server.replicas=3", (2, 3)),
-], ids=["sqlite", "postgres"])
+    ("azure-hostnames", "StatefulSet", "server.replicas=0", (1, 0)),
+], ids=["sqlite", "postgres", "azure-hostnames"])
 def test_helm_install_upgrade_uninstall(helm_kube: Kube, mode: str, kind: str, upgrade: str, replicas: tuple):
     """The real Helm installs, upgrades and uninstalls either mode in a real apiserver: every object
     the chart renders is created and accepted (no kubelet runs the pods), and an upgrade changes them."""
     ns = f"helm-{mode}"
-    sets = [*ON_KUBERNETES_120, *(POSTGRES if mode == "postgres" else [])]
+    mode_sets = {"sqlite": [], "postgres": POSTGRES, "azure-hostnames": CHART_VARIANTS["azure-hostnames"]}
+    sets = [*ON_KUBERNETES_120, *mode_sets[mode]]
     target = ["--kubeconfig", str(helm_kube.kubeconfig), "--namespace", ns]
 
     def objects(*extra: str, missing_ok: bool = False) -> list[dict]:
@@ -628,6 +818,122 @@ def test_server_runs_with_the_statefulset_arguments(tmp_path: Path):
                     assert s.version() in ("TLSv1.2", "TLSv1.3")
     finally:
         stop_process(w.proc)
+
+
+def request_as(port: int, name: str, ca: Path, path: str, host: Optional[str] = None) -> tuple[int, Any, bytes]:
+    """GET to 127.0.0.1:port as a client of https://NAME/ sends it (SNI NAME; Host NAME, no port: the
+    Service's 443, unless `host` says otherwise), trusting only `ca`."""
+    ctx = ssl.create_default_context(cafile=str(ca))
+    conn = http.client.HTTPSConnection(name, port, context=ctx, timeout=30)
+    conn.sock = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30), server_hostname=name)
+    try:
+        conn.request("GET", path, headers={"Host": host or name})
+        resp = conn.getresponse()
+        return resp.status, resp.headers, resp.read()  # headers: case-insensitive
+    finally:
+        conn.close()
+
+
+def test_server_runs_with_the_azure_hostnames_statefulset_arguments(tmp_path: Path):
+    """`wid serve` with the mode's StatefulSet arguments: the local CA's certificate covers Azure's
+    names, and requests under them get Azure's answers (what pods reach through the CoreDNS rewrite
+    and the Service's port 443)."""
+    (c,) = find(rendered(*AZURE_HOSTNAMES), "StatefulSet", "wid-server")["spec"]["template"]["spec"]["containers"]
+    assert "--azure-hostnames" in c["args"]
+    data = tmp_path / "var-lib-wid"
+    port = free_port()
+    args = [a.replace("/var/lib/wid", str(data)).replace("0.0.0.0:8443", f"127.0.0.1:{port}") for a in c["args"]]
+    env = {e["name"]: e["value"].replace("/var/lib/wid", str(data)) for e in c["env"]}
+    env["WID_CONFIG"] = str(tmp_path / "profile.json")
+    w = start_wid(tmp_path, args[1:], env=env, data=data,
+                  ready=lambda profile, ca: probe(port, "/readyz", f"10.244.0.7:{port}") == 200)
+    try:
+        ca = data / "ca.pem"
+        # Its own in-cluster names as before (their URLs carry the port), and Azure's (a vault's host
+        # is the data plane only: no credentials, its challenge).
+        own, vault = f"wid-server.{CHART_NS}.svc", f"kv-e2e.vault.wid-server.{CHART_NS}.svc"
+        assert request_as(port, own, ca, "/healthz", f"{own}:{port}")[0] == 200
+        assert request_as(port, vault, ca, "/secrets/s?api-version=7.4", f"{vault}:{port}")[0] == 401
+        for name in ("login.microsoftonline.com", "management.azure.com", "graph.microsoft.com"):
+            assert request_as(port, name, ca, "/healthz")[0] == 200, name
+        assert request_as(port, "kv-e2e.vault.azure.net", ca, "/secrets/s?api-version=7.4")[0] == 401
+        # The sign-in host describes itself, as Entra does.
+        status, _, body = request_as(port, "login.microsoftonline.com", ca,
+                                     f"/{w.tenant}/v2.0/.well-known/openid-configuration")
+        assert status == 200, body
+        assert json.loads(body)["token_endpoint"] == f"{AZURE_LOGIN}{w.tenant}/oauth2/v2.0/token"
+        # A vault under Azure's name challenges for Key Vault's own resource.
+        status, headers, _ = request_as(port, "kv-e2e.vault.azure.net", ca, "/secrets/s?api-version=7.4")
+        assert status == 401
+        challenge = headers["WWW-Authenticate"]
+        assert f'authorization="{AZURE_LOGIN}{w.tenant}"' in challenge, challenge
+        assert 'resource="https://vault.azure.net"' in challenge, challenge
+    finally:
+        stop_process(w.proc)
+
+
+def pod_spec_of(kube: Kube, ns: str, client_id: str) -> dict:
+    """A labelled pod (its ServiceAccount naming the identity) as the apiserver stores it."""
+    kube.service_account(ns, "app-sa", {"azure.workload.identity/client-id": client_id})
+    return kube.create({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "demo", "namespace": ns, "labels": {"azure.workload.identity/use": "true"}},
+        "spec": {"serviceAccountName": "app-sa", "automountServiceAccountToken": False,
+                 "containers": [{"name": "app", "image": "registry.invalid/app:1",
+                                 "env": [{"name": "EXISTING", "value": "kept"}]}]},
+    })
+
+
+def test_webhook_in_azure_hostnames_mode(kube: Kube, wid, webhook, tmp_path: Path):
+    """The mode's webhook Deployment (arguments and ConfigMap, from the real Helm) behind the real
+    apiserver: a pod gets AKS's AZURE_AUTHORITY_HOST and wid's CA, and nothing else differs from the
+    same pod admitted in normal mode."""
+    client_id = str(uuid.uuid4())
+    normal = pod_spec_of(kube, kube.namespace(), client_id)
+
+    docs = rendered(*AZURE_HOSTNAMES)
+    (c,) = find(docs, "Deployment", "azure-wi-webhook-controller-manager")["spec"]["template"]["spec"]["containers"]
+    config = find(docs, "ConfigMap", "azure-wi-webhook-config")["data"]
+    saved = (webhook.args, webhook.env, webhook.extra_args)
+    # Only the addresses, paths and the kubeconfig are the test's (as the fixture does for normal mode).
+    cert_dir = Path(next(a.split("=", 1)[1] for a in webhook.args if a.startswith("--webhook-cert-dir=")))
+    args = localize_webhook_args(c["args"], cert_dir, (webhook.port, webhook.health_port, webhook.metrics_port),
+                                 None)
+    webhook.stop()
+    webhook.args = [webhook.args[0], *args, "--kubeconfig", str(kube.webhook_kubeconfig)]
+    webhook.env = {**webhook.env, **config, "AZURE_TENANT_ID": wid.tenant}
+    webhook.extra_args = []
+    try:
+        webhook.start()
+        azure = pod_spec_of(kube, kube.namespace(), client_id)
+    finally:
+        webhook.stop()
+        webhook.args, webhook.env, webhook.extra_args = saved
+        webhook.start()
+
+    (app,) = azure["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in app["env"]}
+    assert env["AZURE_AUTHORITY_HOST"] == AZURE_LOGIN
+    token_dir = "/var/run/secrets/azure/wi"
+    assert env["AZURE_FEDERATED_TOKEN_FILE"] == f"{token_dir}/token/azure-identity-token"
+    bundle = f"{token_dir}/ca-bundle/ca.crt"
+    assert env["SSL_CERT_FILE"] == env["REQUESTS_CA_BUNDLE"] == env["NODE_EXTRA_CA_CERTS"] == bundle
+
+    # The normal pod, with those two changes made by hand, is the pod of the mode.
+    expected = copy.deepcopy(normal["spec"])
+    (want,) = expected["containers"]
+    for e in want["env"]:
+        if e["name"] == "AZURE_AUTHORITY_HOST":
+            assert e["value"] == wid.server + "/"
+            e["value"] = AZURE_LOGIN
+    want["env"] += [{"name": n, "value": bundle}
+                    for n in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "NODE_EXTRA_CA_CERTS")]
+    (volume,) = [v for v in expected["volumes"] if "projected" in v and v["name"].startswith("azure-")]
+    volume["projected"]["sources"].append(
+        {"configMap": {"name": "wid-ca", "items": [{"key": "ca.crt", "path": "ca-bundle/ca.crt"}]}})
+    assert azure["spec"] == expected
+    assert azure["metadata"]["labels"] == normal["metadata"]["labels"]
+    assert azure["metadata"].get("annotations") == normal["metadata"].get("annotations")
 
 
 # --- The Deployment's arguments against a real PostgreSQL -------------------------------------------

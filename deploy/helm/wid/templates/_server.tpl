@@ -94,6 +94,9 @@ spec:
     - --data-dir=/var/lib/wid
     - --listen=0.0.0.0:{{ .Values.server.port }}
     - --host={{ include "wid.server.host" . }}
+    {{- if .Values.azureHostnames.enabled }}
+    - --azure-hostnames
+    {{- end }}
     {{- if $db }}
     - --no-migrate
     - --database-pool-size={{ .Values.server.database.poolSize }}

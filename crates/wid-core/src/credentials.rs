@@ -327,13 +327,7 @@ mod tests {
     /// clauses), the indexed lookup admits exactly what a scan of the list admits, through removals.
     #[test]
     fn expression_candidates_agree_with_a_scan() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::xorshift(0x9e37_79b9_7f4a_7c15_u64);
         let words = ["a", "ab", "abc", "b", "ba", "é"];
         let mut set = CredentialSet::default();
         let mut list: Vec<FederatedCredential> = Vec::new();

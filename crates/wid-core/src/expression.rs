@@ -320,13 +320,7 @@ mod tests {
             }
         }
         let alphabet = ['a', 'b', 'é', '*', '?'];
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::xorshift(0x2545_f491_4f6c_dd1d_u64);
         for _ in 0..20_000 {
             let p: String = (0..next(7)).map(|_| alphabet[next(5)]).collect();
             let t: String = (0..next(7)).map(|_| alphabet[next(3)]).collect();

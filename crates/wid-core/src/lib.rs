@@ -26,3 +26,14 @@ pub mod scope;
 pub use caller::{Caller, VerifyError};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use scope::{Scope, ScopeError};
+
+/// A small deterministic generator for the property tests of this crate.
+#[cfg(test)]
+pub(crate) fn xorshift(mut seed: u64) -> impl FnMut(usize) -> usize {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        usize::try_from(seed % n.max(1) as u64).unwrap_or(0)
+    }
+}

@@ -655,18 +655,7 @@ async fn clusters_with_an_external_issuer_cannot_mint() {
 /// private /etc/hosts (the vault is `kv-wid-run.vault.localhost`); skipped with a message otherwise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed004_app_reads_its_secret_under_wid_run() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
-    let python = root.join("target/sdk-venv/bin/python");
-    let app = root.join("tests/sdk/python/seed004_app.py");
-    let imports = std::process::Command::new(&python)
-        .args(["-c", "import azure.identity, azure.keyvault.secrets"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !imports.is_ok_and(|s| s.success()) {
-        skip(&format!("no Python SDK venv at {} (run scripts/sdk-python.sh --prepare)", python.display()));
-        return;
-    }
+    let Some((python, app)) = seed004_app() else { return };
     let Some(unshare) = ["-m", "-rm"].into_iter().find(|flags| {
         std::process::Command::new("unshare")
             .args([flags, "--", "sh", "-c", "mount --bind /etc/hosts /etc/hosts"])
@@ -980,18 +969,7 @@ async fn azure_hostnames_without_root() {
 /// Needs the Python venv of `scripts/sdk-python.sh` (target/sdk-venv); skipped otherwise.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed004_app_with_aks_names_under_azure_hostnames() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
-    let python = root.join("target/sdk-venv/bin/python");
-    let app = root.join("tests/sdk/python/seed004_app.py");
-    let imports = std::process::Command::new(&python)
-        .args(["-c", "import azure.identity, azure.keyvault.secrets"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !imports.is_ok_and(|s| s.success()) {
-        skip(&format!("no Python SDK venv at {} (run scripts/sdk-python.sh --prepare)", python.display()));
-        return;
-    }
+    let Some((python, app)) = seed004_app() else { return };
     let t = Setup::azure_hostnames().await;
     t.vault_with_secret("kv-seed004", "Hello from AKS's names!").await;
     let script = r#"exec "$PYTHON" "$APP""#;
@@ -1010,6 +988,24 @@ async fn seed004_app_with_aks_names_under_azure_hostnames() {
 
 /// Skips a test whose prerequisite is missing, loudly; in CI (`CI` set) a missing prerequisite is a
 /// failure, so a green CI never hides an untested path.
+/// The Python of the SDK venv (`scripts/sdk-python.sh --prepare`) and the seed 004 application;
+/// `None` (the test skipped, saying why) when the venv lacks the SDK.
+fn seed004_app() -> Option<(PathBuf, PathBuf)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+    let python = root.join("target/sdk-venv/bin/python");
+    let app = root.join("tests/sdk/python/seed004_app.py");
+    let imports = std::process::Command::new(&python)
+        .args(["-c", "import azure.identity, azure.keyvault.secrets"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !imports.is_ok_and(|s| s.success()) {
+        skip(&format!("no Python SDK venv at {} (run scripts/sdk-python.sh --prepare)", python.display()));
+        return None;
+    }
+    Some((python, app))
+}
+
 fn skip(why: &str) {
     assert!(std::env::var_os("CI").is_none(), "required in CI but unavailable: {why}");
     eprintln!("SKIPPED: {why}");

@@ -228,11 +228,44 @@ async fn run(o: Opts) -> anyhow::Result<()> {
         o.large,
     )?;
     eprintln!("wid-bench: loaded in {:.1} s", t.elapsed().as_secs_f64());
-    // No cap: bench identity 0 has more than 100,000 credentials and takes more.
-    let w = Wid::start(&o.wid, &data, port, &["--max-federated-credentials", "0"]).await?;
+    let w = Wid::start(&o.wid, &data, port, &[]).await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let large_idle = w.server.rss_mb();
     let large = wid_runs(&w, &ids, &pool, &phase, c, &mut rep, " [large]").await?;
+    // Management writes last, on the large data set (they add identities of their own).
+    eprintln!("wid-bench: management writes [large]");
+    let admin = {
+        let mut conn = w.target.connect(Proto::H1).await?;
+        w.admin_token(&mut conn, &w.mgmt_resource()).await?
+    };
+    let st = load::run(&w.target, &phase.spec(Proto::H1, 4, &[200, 201]), mgmt_op(&w, &admin)).await?;
+    rep.push(Row::new("management: create identity + federated credential [large]", "wid", Some(Proto::H1), 4, st));
+    let mut added = added;
+    rep.scale = Some(ScaleRun {
+        added,
+        cold_start_ms: ms(w.cold_start),
+        idle_mb: large_idle,
+        load_mb: large.peak_mb,
+        small: small.figures,
+        large: large.figures,
+        crowd_idle_mb: None,
+    });
+    w.server.stop()?;
+
+    // ---- wid, two crowded identities on top of the large data set -------------------------------
+    eprintln!("wid-bench: crowding two bench identities' credentials in the stopped server's database");
+    scale::crowd_db(&data, uuid::Uuid::parse_str(&subscription)?, wid::RG, &mut added)?;
+    // No cap: bench identity 0 has more than 100,000 credentials and takes more.
+    let w = Wid::start(&o.wid, &data, port, &["--max-federated-credentials", "0"]).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Some(s) = rep.scale.as_mut() {
+        s.added = added;
+        s.crowd_idle_mb = Some(w.server.rss_mb());
+    }
+    let admin = {
+        let mut conn = w.target.connect(Proto::H1).await?;
+        w.admin_token(&mut conn, &w.mgmt_resource()).await?
+    };
     // The crowded identities alone, warm (the match runs on every exchange; only the signature is
     // saved), beside an uncrowded one.
     let crowds = [
@@ -256,14 +289,6 @@ async fn run(o: Opts) -> anyhow::Result<()> {
         let st = load::run(&w.target, &phase.spec(Proto::H1, c, &[200]), round_robin(reqs)).await?;
         rep.push(Row::new(&format!("token exchange, warm, {what} [large]"), "wid", Some(Proto::H1), c, st));
     }
-    // Management writes last, on the large data set (they add identities of their own).
-    eprintln!("wid-bench: management writes [large]");
-    let admin = {
-        let mut conn = w.target.connect(Proto::H1).await?;
-        w.admin_token(&mut conn, &w.mgmt_resource()).await?
-    };
-    let st = load::run(&w.target, &phase.spec(Proto::H1, 4, &[200, 201]), mgmt_op(&w, &admin)).await?;
-    rep.push(Row::new("management: create identity + federated credential [large]", "wid", Some(Proto::H1), 4, st));
     // One writer: Entra (and wid) refuse concurrent credential writes on one identity.
     let crowded = format!("{} credentials", report::n((scale::CROWD_EXACT + wid::CREDS_PER_IDENTITY) as f64));
     let st = load::run(&w.target, &phase.spec(Proto::H1, 1, &[201]), crowded_fic_op(&w, &admin)).await?;
@@ -274,14 +299,6 @@ async fn run(o: Opts) -> anyhow::Result<()> {
         1,
         st,
     ));
-    rep.scale = Some(ScaleRun {
-        added,
-        cold_start_ms: ms(w.cold_start),
-        idle_mb: large_idle,
-        load_mb: large.peak_mb,
-        small: small.figures,
-        large: large.figures,
-    });
     w.server.stop()?;
 
     // ---- wid webhook over HTTPS, then upstream's --------------------------------------------------

@@ -57,6 +57,8 @@ pub struct ScaleRun {
     pub load_mb: f64,
     pub small: Vec<(String, Stats)>,
     pub large: Vec<(String, Stats)>,
+    /// Idle RSS once two bench identities are crowded on top of the large data set.
+    pub crowd_idle_mb: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -438,6 +440,14 @@ impl Report {
                 s.idle_mb,
                 s.load_mb
             );
+            if let Some(mb) = s.crowd_idle_mb {
+                let crowd = s.added.crowd_exact + s.added.crowd_patterns;
+                let _ = writeln!(
+                    out,
+                    "| … and {} more credentials on two identities: idle, MB | {mb:.1} | |",
+                    n(crowd as f64)
+                );
+            }
         }
         let _ = writeln!(out, "| first start (empty data dir) to ready, ms | {:.0} | |", m.first_start_ms);
         let _ = writeln!(
@@ -473,11 +483,12 @@ impl Report {
         let mut out = format!(
             "Large data set: +{} identities, +{} federated credentials, +{} role assignments on top of what the \
              10-identity run left (requests come from the same 10 bench identities in both runs; the management \
-             workload runs last, on the large set). Two bench identities are crowded too: one has +{} exact \
-             credentials that admit nothing beside the one that admits its tokens, the other's tokens are admitted \
-             only by a claims-matching expression written after {} others on the same issuer that do not match \
-             (every exchange of it evaluates them all); the server of the large run has no cap \
-             (`--max-federated-credentials 0`).\n\n| workload | 10 identities ops/s | p50 / p99 ms | large ops/s | \
+             workload runs last, on the large set). Then two bench identities are crowded on top of it (the rows \
+             \"warm, an identity with …\" and \"admitted by an expression after …\", and the credential write on the \
+             crowded identity): one has +{} exact credentials that admit nothing beside the one that admits its \
+             tokens; the other's tokens are admitted only by a claims-matching expression written after {} others \
+             on the same issuer that do not match, which the index by first clause never evaluates for its \
+             tokens; that server has no cap (`--max-federated-credentials 0`).\n\n| workload | 10 identities ops/s | p50 / p99 ms | large ops/s | \
              p50 / p99 ms |\n|---|--:|--:|--:|--:|\n",
             n(s.added.identities as f64),
             n(s.added.credentials as f64),

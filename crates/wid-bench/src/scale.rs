@@ -49,6 +49,80 @@ pub fn grow(
     identities: usize,
     role_assignments: usize,
 ) -> anyhow::Result<Added> {
+    let mut added = Added::default();
+    rewrite(data_dir, |records| {
+        let now = crate::cluster::unix_now();
+        let mut principals = Vec::with_capacity(identities);
+        for i in 0..identities {
+            let name = format!("scale-{i}");
+            let identity = Identity {
+                subscription,
+                resource_group: rg.to_string(),
+                name: name.clone(),
+                location: "eastus".into(),
+                tags: Default::default(),
+                tenant_id: tenant,
+                client_id: Uuid::new_v4(),
+                principal_id: Uuid::new_v4(),
+                created: now,
+                updated: now,
+            };
+            principals.push(identity.principal_id);
+            records.push(Record::Identity(identity));
+            added.identities += 1;
+            for j in 0..credentials_of(i) {
+                let issuer =
+                    if j % 2 == 0 { ISSUER.to_string() } else { format!("https://oidc.cluster-{}.example/", j) };
+                records.push(Record::Credential(StoredCredential {
+                    identity: ResourceKey::new(subscription, rg, &name),
+                    credential: FederatedCredential {
+                        name: format!("fic-{j}"),
+                        issuer,
+                        subject: Some(format!("system:serviceaccount:ns-{}:sa-{i}-{j}", i % 50)),
+                        claims_matching_expression: None,
+                        audiences: vec![AUDIENCE.to_string()],
+                        description: None,
+                    },
+                    created: now,
+                    updated: now,
+                }));
+                added.credentials += 1;
+            }
+        }
+        let user = Uuid::parse_str(wid_core::rbac::roles::KEY_VAULT_SECRETS_USER).context("role id")?;
+        for n in 0..role_assignments {
+            let principal = principals.get(n % principals.len().max(1)).copied().unwrap_or_else(Uuid::new_v4);
+            // Half at the vault, half at secrets of it (the scopes a vault read walks).
+            let scope = if n % 2 == 0 { vault_id.to_string() } else { format!("{vault_id}/secrets/s-{n}") };
+            records.push(Record::RoleAssignment(RoleAssignment {
+                id: Uuid::new_v4(),
+                scope,
+                role_definition_id: user,
+                principal_id: principal,
+                principal_type: PrincipalType::ServicePrincipal,
+                description: None,
+                created: now,
+                updated: now,
+                created_by: None,
+            }));
+            added.role_assignments += 1;
+        }
+        Ok(())
+    })?;
+    Ok(added)
+}
+
+/// Crowds two bench identities' credentials (see [`crowd`]) in the stopped server's database.
+pub fn crowd_db(data_dir: &Path, subscription: Uuid, rg: &str, added: &mut Added) -> anyhow::Result<()> {
+    rewrite(data_dir, |records| {
+        crowd(records, subscription, rg, crate::cluster::unix_now(), added);
+        Ok(())
+    })
+}
+
+/// Exports the stopped server's SQLite database, lets `change` edit the records, and writes them
+/// into a fresh database in one transaction (`Store::import`, what `wid import` uses).
+fn rewrite(data_dir: &Path, change: impl FnOnce(&mut Vec<Record>) -> anyhow::Result<()>) -> anyhow::Result<()> {
     let db = data_dir.join("wid.db");
     let mut records = Vec::new();
     {
@@ -64,66 +138,10 @@ pub fn grow(
             std::fs::remove_file(&p).with_context(|| format!("remove {}", p.display()))?;
         }
     }
-    let now = crate::cluster::unix_now();
-    let mut added = Added::default();
-    crowd(&mut records, subscription, rg, now, &mut added);
-    let mut principals = Vec::with_capacity(identities);
-    for i in 0..identities {
-        let name = format!("scale-{i}");
-        let identity = Identity {
-            subscription,
-            resource_group: rg.to_string(),
-            name: name.clone(),
-            location: "eastus".into(),
-            tags: Default::default(),
-            tenant_id: tenant,
-            client_id: Uuid::new_v4(),
-            principal_id: Uuid::new_v4(),
-            created: now,
-            updated: now,
-        };
-        principals.push(identity.principal_id);
-        records.push(Record::Identity(identity));
-        added.identities += 1;
-        for j in 0..credentials_of(i) {
-            let issuer = if j % 2 == 0 { ISSUER.to_string() } else { format!("https://oidc.cluster-{}.example/", j) };
-            records.push(Record::Credential(StoredCredential {
-                identity: ResourceKey::new(subscription, rg, &name),
-                credential: FederatedCredential {
-                    name: format!("fic-{j}"),
-                    issuer,
-                    subject: Some(format!("system:serviceaccount:ns-{}:sa-{i}-{j}", i % 50)),
-                    claims_matching_expression: None,
-                    audiences: vec![AUDIENCE.to_string()],
-                    description: None,
-                },
-                created: now,
-                updated: now,
-            }));
-            added.credentials += 1;
-        }
-    }
-    let user = Uuid::parse_str(wid_core::rbac::roles::KEY_VAULT_SECRETS_USER).context("role id")?;
-    for n in 0..role_assignments {
-        let principal = principals.get(n % principals.len().max(1)).copied().unwrap_or_else(Uuid::new_v4);
-        // Half at the vault, half at secrets of it (the scopes a vault read walks).
-        let scope = if n % 2 == 0 { vault_id.to_string() } else { format!("{vault_id}/secrets/s-{n}") };
-        records.push(Record::RoleAssignment(RoleAssignment {
-            id: Uuid::new_v4(),
-            scope,
-            role_definition_id: user,
-            principal_id: principal,
-            principal_type: PrincipalType::ServicePrincipal,
-            description: None,
-            created: now,
-            updated: now,
-            created_by: None,
-        }));
-        added.role_assignments += 1;
-    }
+    change(&mut records)?;
     let store = SqliteStore::open(&db).context("create wid.db")?;
     store.import(&mut records.into_iter().map(Ok)).context("import")?;
-    Ok(added)
+    Ok(())
 }
 
 /// Crowds two bench identities' credentials. Identity `id-0` keeps its admitting credential among

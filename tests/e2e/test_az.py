@@ -11,7 +11,8 @@ Telemetry is off (`AZURE_CORE_COLLECT_TELEMETRY`), so that nothing leaves loopba
 in with its secret, the workload identity with a service-account token of the cluster's wid-hosted
 issuer (`az login --federated-token`); `az aks get-credentials` gives AKS's Entra kubeconfig, which
 kubelogin (built from its module) turns into az's sign-in, and kubectl reaches a kube-apiserver that
-trusts wid's tokens for AKS's server app as an Entra-integrated AKS cluster does.
+trusts wid's tokens for AKS's server app as an Entra-integrated AKS cluster does. az's flags for
+flexible (claims-matching) federated credentials are tried too.
 """
 
 from __future__ import annotations
@@ -237,3 +238,36 @@ def test_a_registered_cloud_without_the_trailing_slash(az_bin: Path, azure_wid: 
     assert az("ad", "signed-in-user", "show", "--query", "id", "-o", "tsv") == p["principalId"]
     az("group", "create", "--name", "rg-cloud", "--location", "eastus", "-o", "none")
     assert az("group", "show", "--name", "rg-cloud", "--query", "name", "-o", "tsv") == "rg-cloud"
+
+
+def test_a_claims_matching_credential_through_az(az_bin: Path, azure_wid: Wid, tmp_path: Path):
+    """az's flags for flexible credentials (api-version 2025-01-31-preview) create a claims-matching
+    credential on wid, for a Kubernetes issuer (Entra would refuse that issuer); az shows it back;
+    a subject together with an expression is refused in ARM's format."""
+    az = Az(bin=az_bin, wid=azure_wid, home=tmp_path)
+    p = azure_wid.profile
+    az("login", "--service-principal", "-u", p["clientId"], "-p", p["clientSecret"], "--tenant", p["tenantId"],
+       "-o", "none")
+    az("group", "create", "--name", "rg-cme", "--location", "eastus", "-o", "none")
+    az("identity", "create", "--name", "id-cme", "--resource-group", "rg-cme", "-o", "none")
+    expression = ("claims['sub'] matches 'system:serviceaccount:apps:*' and "
+                  "claims['kubernetes.io']['namespace'] eq 'apps'")
+    created = json.loads(az("identity", "federated-credential", "create", "--name", "apps-any", "--identity-name",
+                            "id-cme", "--resource-group", "rg-cme", "--issuer", "https://cluster.example/issuer/",
+                            "--claims-matching-expression-value", expression,
+                            "--claims-matching-expression-version", "1", "-o", "json"))
+    assert created["claimsMatchingExpression"] == {"value": expression, "languageVersion": 1}, created
+    assert created.get("subject") is None and created["audiences"] == [AUD], created
+    shown = json.loads(az("identity", "federated-credential", "show", "--name", "apps-any", "--identity-name",
+                          "id-cme", "--resource-group", "rg-cme", "-o", "json"))
+    assert shown["claimsMatchingExpression"]["value"] == expression
+    refused = az.run("identity", "federated-credential", "create", "--name", "both", "--identity-name", "id-cme",
+                     "--resource-group", "rg-cme", "--issuer", "https://cluster.example/issuer/", "--subject", "s",
+                     "--claims-matching-expression-value", expression, "--claims-matching-expression-version", "1")
+    assert refused.returncode != 0 and "Exactly one of subject and claimsMatchingExpression" in refused.stderr, \
+        refused.stderr
+    bad = az.run("identity", "federated-credential", "create", "--name", "bad", "--identity-name", "id-cme",
+                 "--resource-group", "rg-cme", "--issuer", "https://cluster.example/issuer/",
+                 "--claims-matching-expression-value", "claims['sub'] == 'x'",
+                 "--claims-matching-expression-version", "1")
+    assert bad.returncode != 0 and "expected ' eq ' or ' matches '" in bad.stderr, bad.stderr

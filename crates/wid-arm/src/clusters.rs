@@ -197,7 +197,7 @@ impl Management {
         }
     }
 
-    fn load_cluster(&self, sub: &str, rg: &str, name: &str) -> Result<Cluster> {
+    pub(crate) fn load_cluster(&self, sub: &str, rg: &str, name: &str) -> Result<Cluster> {
         let key = ResourceKey::new(self.cfg.subscription_id, rg, name);
         match self.store.cluster(&key)? {
             Some(c) => Ok(c),
@@ -567,7 +567,8 @@ fn merge_extras(old: ClusterExtras, api_server: ApiServerChange, kept: Kept) -> 
         ApiServerChange::Forget => (None, None),
         ApiServerChange::Set { url, ca_pem } => (Some(url), Some(ca_pem)),
     };
-    Ok(ClusterExtras { api_server, api_server_ca, arm })
+    // Bindings are child resources: a PUT of the cluster leaves them as they are.
+    Ok(ClusterExtras { api_server, api_server_ca, arm, identity_bindings: old.identity_bindings })
 }
 
 /// What a body does to the stored API server.

@@ -68,7 +68,7 @@ impl Management {
         Ok(Reply::written(written, shapes::identity(&identity)))
     }
 
-    fn load_identity(&self, sub: &str, rg: &str, name: &str) -> Result<Identity> {
+    pub(crate) fn load_identity(&self, sub: &str, rg: &str, name: &str) -> Result<Identity> {
         let key = ResourceKey::new(self.cfg.subscription_id, rg, name);
         match self.store.identity(&key)? {
             Some(i) => Ok(i),
@@ -197,7 +197,7 @@ impl Management {
 
     /// Federated credentials of one identity are written one at a time, as in Entra: a second writer
     /// (on any replica) is turned away with 409, not queued.
-    fn begin_credential_write(&self, key: &ResourceKey) -> Result<LockGuard> {
+    pub(crate) fn begin_credential_write(&self, key: &ResourceKey) -> Result<LockGuard> {
         let name = format!("credentials/{}/{}/{}", key.subscription, key.resource_group, key.name);
         self.store.lock(&name, Duration::ZERO).map_err(|e| match e {
             StoreError::Busy(_) => ArmError::ConcurrentCredentialWrites(format!(

@@ -4,6 +4,7 @@
 //! [`vaults`]) and Azure RBAC role definitions and assignments at any scope ([`roles`]), plus the
 //! subscription, tenant and cloud-metadata documents clients ask for (here). [`route`] parses paths.
 
+pub mod bindings;
 pub mod clusters;
 pub mod error;
 pub mod filter;

@@ -55,6 +55,19 @@ pub enum ArmRoute {
         rg: String,
         name: String,
     },
+    /// `…/managedClusters/{cluster}/identityBindings`.
+    IdentityBindings {
+        sub: String,
+        rg: String,
+        cluster: String,
+    },
+    /// `…/managedClusters/{cluster}/identityBindings/{name}`.
+    IdentityBinding {
+        sub: String,
+        rg: String,
+        cluster: String,
+        name: String,
+    },
     /// `…/listClusterUserCredential` and its admin and monitoring-user siblings.
     ClusterCredential {
         sub: String,
@@ -256,6 +269,12 @@ fn under_subscription(sub: &str, rest: &[&str]) -> ArmRoute {
                 [name] if mc(ns, ty) => ArmRoute::Cluster { sub, rg, name: name.to_string() },
                 [name, t] if mc(ns, ty) && eq(t, "serviceAccountToken") => {
                     ArmRoute::ClusterToken { sub, rg, name: name.to_string() }
+                }
+                [name, b] if mc(ns, ty) && eq(b, "identityBindings") => {
+                    ArmRoute::IdentityBindings { sub, rg, cluster: name.to_string() }
+                }
+                [name, b, binding] if mc(ns, ty) && eq(b, "identityBindings") => {
+                    ArmRoute::IdentityBinding { sub, rg, cluster: name.to_string(), name: binding.to_string() }
                 }
                 [name, action] if mc(ns, ty) && is_credential_action(action) => {
                     ArmRoute::ClusterCredential { sub, rg, name: name.to_string(), action: action.to_string() }

@@ -116,10 +116,10 @@ pub struct Cluster {
     pub updated: i64,
 }
 
-/// The parts of a cluster registration that only clients read: its API server, for the kubeconfig
-/// of `listClusterUserCredential`, and the ARM fields a create or update sent that wid does not
-/// interpret (agent pools, identity, network profile, …), returned as sent so `az aks update`
-/// round-trips.
+/// What a cluster registration keeps beyond its issuer: its API server (for the kubeconfig of
+/// `listClusterUserCredential`, and the token proxy's access reviews), the identities bound to it
+/// (AKS identity bindings), and the ARM fields a create or update sent that wid does not interpret
+/// (agent pools, identity, network profile, …), returned as sent so `az aks update` round-trips.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterExtras {
     /// The API server's URL (`https://HOST:PORT`).
@@ -128,6 +128,23 @@ pub struct ClusterExtras {
     pub api_server_ca: Option<String>,
     /// A JSON object: `properties` (less what wid computes), `identity`, `sku`, `kind` as last sent.
     pub arm: Option<String>,
+    /// `managedClusters/{cluster}/identityBindings`, by name.
+    #[serde(default)]
+    pub identity_bindings: Vec<IdentityBinding>,
+}
+
+/// An identity binding: pods of the cluster whose service accounts Kubernetes RBAC allows
+/// (`use-managed-identity` on `cid.wi.aks.azure.com/<client id>`) act as the identity through the
+/// token proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityBinding {
+    /// As created (unique per cluster, case-insensitively).
+    pub name: String,
+    /// The user-assigned identity bound.
+    pub identity: ResourceKey,
+    pub client_id: Uuid,
+    pub created: i64,
+    pub updated: i64,
 }
 
 impl Cluster {

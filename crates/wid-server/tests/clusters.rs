@@ -243,3 +243,75 @@ async fn a_role_on_one_resource_shows_the_subscription() {
     // Reading the subscription itself still needs a role there.
     assert_eq!(s.arm(&wl.token, "GET", "/subscriptions/{sub}", None).await.0, 403);
 }
+
+/// AKS identity bindings: the ARM shape, the one credential an identity gets however many clusters
+/// bind it, and its removal with the last binding.
+#[tokio::test]
+async fn identity_bindings_share_one_credential_per_identity() {
+    let (s, admin) = setup().await;
+    let other = CLUSTER.replace("/aks", "/aks2");
+    for c in [CLUSTER, other.as_str()] {
+        assert_eq!(s.arm(&admin, "PUT", c, Some(json!({}))).await.0, 201);
+    }
+    let id_path = "/subscriptions/{sub}/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities";
+    let (_, web) = s.arm(&admin, "PUT", &format!("{id_path}/web"), Some(json!({}))).await;
+    let (_, api) = s.arm(&admin, "PUT", &format!("{id_path}/api"), Some(json!({}))).await;
+    let body = |identity: &Value| json!({"properties": {"managedIdentity": {"resourceId": identity["id"]}}});
+    let binding = |cluster: &str, name: &str| format!("{cluster}/identityBindings/{name}?api-version=2026-06-01");
+
+    let (st, b) = s.arm(&admin, "PUT", &binding(CLUSTER, "web-binding"), Some(body(&web))).await;
+    assert_eq!(st, 201, "{b}");
+    assert_eq!(b["type"], "Microsoft.ContainerService/managedClusters/identityBindings");
+    let mi = &b["properties"]["managedIdentity"];
+    assert_eq!((&mi["clientId"], &mi["objectId"]), (&web["properties"]["clientId"], &web["properties"]["principalId"]));
+    assert_eq!(mi["tenantId"], s.tenant.as_str());
+    let issuer = format!("{}/identitybinding/{}/{}", s.url, s.tenant, web["properties"]["clientId"].as_str().unwrap());
+    assert_eq!(b["properties"]["oidcIssuer"]["oidcIssuerUrl"], issuer.as_str());
+    assert_eq!(b["properties"]["provisioningState"], "Succeeded");
+
+    // The identity's credential, as AKS names it.
+    let fics = format!("{id_path}/web/federatedIdentityCredentials");
+    let (st, fic) = s.arm(&admin, "GET", &format!("{fics}/aks-identity-binding"), None).await;
+    assert_eq!(st, 200, "{fic}");
+    assert_eq!(fic["properties"]["issuer"], issuer.as_str());
+    assert_eq!(fic["properties"]["subject"], web["id"]);
+
+    // Again: 200; another identity under the same name: refused.
+    assert_eq!(s.arm(&admin, "PUT", &binding(CLUSTER, "web-binding"), Some(body(&web))).await.0, 200);
+    let (st, e) = s.arm(&admin, "PUT", &binding(CLUSTER, "WEB-binding"), Some(body(&api))).await;
+    assert_eq!((st, err(&e).0), (400, "BadRequest"), "{e}");
+    assert!(err(&e).1.contains("cannot be changed"), "{e}");
+
+    // A second cluster binds the same identity: still one credential.
+    assert_eq!(s.arm(&admin, "PUT", &binding(&other, "web"), Some(body(&web))).await.0, 201);
+    let (_, list) = s.arm(&admin, "GET", &fics, None).await;
+    assert_eq!(list["value"].as_array().unwrap().len(), 1, "{list}");
+    let (_, listed) = s.arm(&admin, "GET", &format!("{CLUSTER}/identityBindings"), None).await;
+    assert_eq!(listed["value"][0]["name"], "web-binding");
+    assert_eq!(s.arm(&admin, "GET", &binding(&other, "web"), None).await.0, 200);
+
+    // A cluster PUT keeps its bindings (they are child resources).
+    assert_eq!(s.arm(&admin, "PUT", CLUSTER, Some(json!({"tags": {"a": "b"}}))).await.0, 200);
+    assert_eq!(s.arm(&admin, "GET", &binding(CLUSTER, "web-binding"), None).await.0, 200);
+
+    // The credential goes with the identity's last binding.
+    assert_eq!(s.arm(&admin, "DELETE", &binding(CLUSTER, "web-binding"), None).await.0, 200);
+    assert_eq!(s.arm(&admin, "GET", &format!("{fics}/aks-identity-binding"), None).await.0, 200);
+    assert_eq!(s.arm(&admin, "DELETE", &binding(&other, "web"), None).await.0, 200);
+    assert_eq!(s.arm(&admin, "GET", &format!("{fics}/aks-identity-binding"), None).await.0, 404);
+    assert_eq!(s.arm(&admin, "DELETE", &binding(&other, "web"), None).await.0, 204);
+
+    // Bad input.
+    for (bad, code) in [
+        (json!({"properties": {}}), 400),
+        (json!({"properties": {"managedIdentity": {"resourceId": "/subscriptions/x/whatever"}}}), 400),
+        (
+            json!({"properties": {"managedIdentity": {"resourceId": format!("{}/ghost", web["id"].as_str().unwrap().rsplit_once('/').unwrap().0)}}}),
+            404,
+        ),
+    ] {
+        let (st, e) = s.arm(&admin, "PUT", &binding(CLUSTER, "b2"), Some(bad)).await;
+        assert_eq!(st, code, "{e}");
+    }
+    assert_eq!(s.arm(&admin, "PUT", &binding(CLUSTER, "-bad"), Some(body(&web))).await.0, 400);
+}

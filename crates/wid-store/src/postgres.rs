@@ -58,6 +58,7 @@ use conn::{Db, Pool, Target, begin_snapshot, chain, pg_error};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0001_init.sql"),
     include_str!("../migrations/postgres/0002_cluster_extras.sql"),
+    include_str!("../migrations/postgres/0003_identity_bindings.sql"),
 ];
 
 /// Advisory lock keys, two-`int4` form (`pg_advisory_xact_lock(LOCKS, n)`): a key space apart from
@@ -546,6 +547,9 @@ async fn put_credential(db: &Db<'_>, cred: &StoredCredential) -> Result<Written>
 
 async fn put_cluster(db: &Db<'_>, cluster: &Cluster) -> Result<Written> {
     let tags = json(db.what, &cluster.tags)?;
+    let bindings = (!cluster.extras.identity_bindings.is_empty())
+        .then(|| json(db.what, &cluster.extras.identity_bindings))
+        .transpose()?;
     let [sub, rg_key, cl_key] = key_params(&cluster.key());
     let (kind, url, kid, jwks) = match &cluster.issuer {
         ClusterIssuer::Hosted { issuer_url, kid } => ("hosted", issuer_url, Some(kid), None),
@@ -562,12 +566,13 @@ async fn put_cluster(db: &Db<'_>, cluster: &Cluster) -> Result<Written> {
         db,
         "INSERT INTO clusters (subscription, rg_key, name_key, resource_group, name, location, tags, cluster_id, \
          issuer_kind, issuer_url, issuer_kid, issuer_jwks, workload_identity, api_server, api_server_ca, arm_extra, \
-         created, updated) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+         identity_bindings, created, updated) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
          ON CONFLICT (subscription, rg_key, name_key) DO NOTHING",
         "UPDATE clusters SET resource_group = $4, name = $5, location = $6, tags = $7, cluster_id = $8, \
          issuer_kind = $9, issuer_url = $10, issuer_kid = $11, issuer_jwks = $12, workload_identity = $13, \
-         api_server = $14, api_server_ca = $15, arm_extra = $16, created = $17, updated = $18 WHERE subscription = $1 AND rg_key = $2 AND name_key = $3",
+         api_server = $14, api_server_ca = $15, arm_extra = $16, identity_bindings = $17, created = $18, \
+         updated = $19 WHERE subscription = $1 AND rg_key = $2 AND name_key = $3",
         &[
             &sub,
             &rg_key,
@@ -585,6 +590,7 @@ async fn put_cluster(db: &Db<'_>, cluster: &Cluster) -> Result<Written> {
             &cluster.extras.api_server,
             &cluster.extras.api_server_ca,
             &cluster.extras.arm,
+            &bindings,
             &cluster.created,
             &cluster.updated,
         ],

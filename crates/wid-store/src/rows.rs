@@ -156,7 +156,7 @@ pub(crate) fn credential(row: &dyn RawRow) -> Result<StoredCredential> {
 
 pub(crate) const CLUSTER_COLS: &str = "subscription, resource_group, name, location, tags, cluster_id, issuer_kind, \
                                        issuer_url, issuer_kid, issuer_jwks, workload_identity, api_server, \
-                                       api_server_ca, arm_extra, created, updated";
+                                       api_server_ca, arm_extra, identity_bindings, created, updated";
 
 pub(crate) fn cluster(row: &dyn RawRow) -> Result<Cluster> {
     let c = Cols { row, table: "clusters" };
@@ -182,6 +182,10 @@ pub(crate) fn cluster(row: &dyn RawRow) -> Result<Cluster> {
             api_server: c.opt_text("api_server")?,
             api_server_ca: c.opt_text("api_server_ca")?,
             arm: c.opt_text("arm_extra")?,
+            identity_bindings: match c.opt_text("identity_bindings")? {
+                Some(text) => serde_json::from_str(&text).map_err(|e| c.corrupt("identity_bindings", e.to_string()))?,
+                None => Vec::new(),
+            },
         },
         created: c.int("created")?,
         updated: c.int("updated")?,

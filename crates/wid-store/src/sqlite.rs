@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_key_vault.sql"),
     include_str!("../migrations/0003_changes.sql"),
     include_str!("../migrations/0004_cluster_extras.sql"),
+    include_str!("../migrations/0005_identity_bindings.sql"),
 ];
 
 /// `PRAGMA application_id` of a wid database ("wid1"), so another program's SQLite file is refused.
@@ -586,6 +587,9 @@ fn put_credential(tx: &Connection, what: &str, cred: &StoredCredential) -> Resul
 
 fn put_cluster(tx: &Connection, what: &str, cluster: &Cluster) -> Result<Written> {
     let tags = json(what, &cluster.tags)?;
+    let bindings = (!cluster.extras.identity_bindings.is_empty())
+        .then(|| json(what, &cluster.extras.identity_bindings))
+        .transpose()?;
     let key = cluster.key();
     let [sub, rg_key, cl_key] = key_params(&key);
     let (kind, url, kid, jwks) = match &cluster.issuer {
@@ -607,15 +611,16 @@ fn put_cluster(tx: &Connection, what: &str, cluster: &Cluster) -> Result<Written
     tx.prepare_cached(
         "INSERT INTO clusters (subscription, rg_key, name_key, resource_group, name, location, tags, \
          cluster_id, issuer_kind, issuer_url, issuer_kid, issuer_jwks, workload_identity, api_server, \
-         api_server_ca, arm_extra, created, updated) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
+         api_server_ca, arm_extra, identity_bindings, created, updated) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) \
          ON CONFLICT (subscription, rg_key, name_key) DO UPDATE SET \
          resource_group = excluded.resource_group, name = excluded.name, location = excluded.location, \
          tags = excluded.tags, cluster_id = excluded.cluster_id, issuer_kind = excluded.issuer_kind, \
          issuer_url = excluded.issuer_url, issuer_kid = excluded.issuer_kid, \
          issuer_jwks = excluded.issuer_jwks, workload_identity = excluded.workload_identity, \
          api_server = excluded.api_server, api_server_ca = excluded.api_server_ca, \
-         arm_extra = excluded.arm_extra, created = excluded.created, updated = excluded.updated",
+         arm_extra = excluded.arm_extra, identity_bindings = excluded.identity_bindings, \
+         created = excluded.created, updated = excluded.updated",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -635,6 +640,7 @@ fn put_cluster(tx: &Connection, what: &str, cluster: &Cluster) -> Result<Written
             cluster.extras.api_server,
             cluster.extras.api_server_ca,
             cluster.extras.arm,
+            bindings,
             cluster.created,
             cluster.updated,
         ])

@@ -23,7 +23,7 @@ use wid_core::model::{
 use wid_store::{SigningKeyRecord, SqliteStore, Store, StoreError};
 
 /// The schema version this build writes (the number of migrations).
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 fn file_store() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -241,9 +241,9 @@ fn schema_3_clusters_migrate_with_nothing_lost() {
     populate(&store, 3);
     let before = store.clusters(SUB, None).unwrap();
     drop(store);
-    // Back to schema 3: the columns migration 4 adds, gone.
+    // Back to schema 3: the columns migrations 4 and 5 add, gone.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    for column in ["api_server", "api_server_ca", "arm_extra"] {
+    for column in ["api_server", "api_server_ca", "arm_extra", "identity_bindings"] {
         conn.execute_batch(&format!("ALTER TABLE clusters DROP COLUMN {column}")).unwrap();
     }
     conn.pragma_update(None, "user_version", 3).unwrap();
@@ -257,6 +257,7 @@ fn schema_3_clusters_migrate_with_nothing_lost() {
         api_server: Some("https://k:6443".into()),
         api_server_ca: Some("pem".into()),
         arm: Some("{}".into()),
+        identity_bindings: Vec::new(),
     };
     let cluster = Cluster { extras, ..before[0].clone() };
     store.put_cluster(&cluster).unwrap();

@@ -151,6 +151,16 @@ fn dispatch(
         ("GET", ArmRoute::Cluster { sub, rg, name }) => arm.get_cluster(caller, &sub, &rg, &name),
         ("DELETE", ArmRoute::Cluster { sub, rg, name }) => arm.delete_cluster(caller, &sub, &rg, &name),
         ("POST", ArmRoute::ClusterToken { sub, rg, name }) => arm.service_account_token(caller, &sub, &rg, &name, body),
+        ("GET", ArmRoute::IdentityBindings { sub, rg, cluster }) => arm.list_bindings(caller, &sub, &rg, &cluster),
+        ("PUT", ArmRoute::IdentityBinding { sub, rg, cluster, name }) => {
+            arm.put_binding(caller, &sub, &rg, &cluster, &name, body)
+        }
+        ("GET", ArmRoute::IdentityBinding { sub, rg, cluster, name }) => {
+            arm.get_binding(caller, &sub, &rg, &cluster, &name)
+        }
+        ("DELETE", ArmRoute::IdentityBinding { sub, rg, cluster, name }) => {
+            arm.delete_binding(caller, &sub, &rg, &cluster, &name)
+        }
         ("POST", ArmRoute::ClusterCredential { sub, rg, name, action }) => {
             arm.cluster_credential(caller, &sub, &rg, &name, &action, query.format.as_deref())
         }

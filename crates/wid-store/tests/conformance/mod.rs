@@ -29,8 +29,8 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 use wid_core::fic::{ClaimsMatchingExpression, DEFAULT_AUDIENCE, FederatedCredential};
 use wid_core::model::{
-    AppPrincipal, Cluster, ClusterExtras, ClusterIssuer, DeletedSecret, Identity, PrincipalType, ResourceGroup,
-    ResourceKey, RoleAssignment, SecretVersion, StoredCredential, Vault,
+    AppPrincipal, Cluster, ClusterExtras, ClusterIssuer, DeletedSecret, Identity, IdentityBinding, PrincipalType,
+    ResourceGroup, ResourceKey, RoleAssignment, SecretVersion, StoredCredential, Vault,
 };
 
 use wid_store::{Changed, Page, Record, SigningKeyRecord, Snapshot, Store, StoreError, Written};
@@ -653,6 +653,13 @@ fn cluster_create_update_and_lookup(s: &dyn Store) {
             api_server: Some("https://10.0.0.1:6443".into()),
             api_server_ca: Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into()),
             arm: Some(r#"{"properties":{"agentPoolProfiles":[{"name":"nodepool1","count":3}]}}"#.into()),
+            identity_bindings: vec![IdentityBinding {
+                name: "Web-Binding".into(),
+                identity: key(SUB, "Team", "web-id"),
+                client_id: id(0xb1),
+                created: 1_700_000_000,
+                updated: 1_800_000_000,
+            }],
         },
         updated: 1_800_000_000,
         ..hosted.clone()

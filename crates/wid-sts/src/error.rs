@@ -71,6 +71,16 @@ pub enum StsError {
     /// The signature does not verify, or the algorithm is refused.
     #[error("bad signature")]
     BadSignature(String),
+    /// Token proxy: the cluster of the assertion's issuer binds no such identity, or names no API
+    /// server to ask.
+    #[error("no identity binding")]
+    NoBinding(String),
+    /// Token proxy: the cluster's Kubernetes RBAC does not let the service account use the identity.
+    #[error("not allowed by the cluster")]
+    NotAllowedByCluster { service_account: String, client_id: String, cluster: String },
+    /// Token proxy: the cluster's API server could not be asked.
+    #[error("access review failed")]
+    AccessReviewFailed { cluster: String, reason: String },
     /// An internal failure (storage, signing); the details are logged, not returned.
     #[error("internal error")]
     Internal(String),
@@ -249,6 +259,29 @@ impl StsError {
                 "invalid_client",
                 700027,
                 format!("AADSTS700027: Client assertion failed signature validation: {why}."),
+            ),
+            StsError::NoBinding(why) => (
+                401,
+                "invalid_client",
+                700213,
+                format!("AADSTS700213: No identity binding admits the presented assertion: {why}."),
+            ),
+            // Entra's code for a principal that is not assigned to the application.
+            StsError::NotAllowedByCluster { service_account, client_id, cluster } => (
+                403,
+                "unauthorized_client",
+                50105,
+                format!(
+                    "AADSTS50105: Kubernetes RBAC of cluster '{cluster}' does not allow {service_account} to use the managed identity {client_id} (verb use-managed-identity on resource {client_id} in API group cid.wi.aks.azure.com). Grant it: kubectl create clusterrole use-{client_id} --verb=use-managed-identity --resource={client_id}.cid.wi.aks.azure.com, then kubectl create rolebinding (or clusterrolebinding) use-{client_id} --clusterrole=use-{client_id} --serviceaccount=NAMESPACE:NAME."
+                ),
+            ),
+            StsError::AccessReviewFailed { cluster, reason } => (
+                503,
+                "temporarily_unavailable",
+                50000,
+                format!(
+                    "AADSTS50000: The API server of cluster '{cluster}' could not be asked whether the service account may use the identity: {reason}. Check the registration's API server (wid aks update --api-server URL --api-server-ca-file CA)."
+                ),
             ),
             StsError::Internal(_) => (
                 500,

@@ -6,6 +6,7 @@
 //! issuer → that issuer's keys (hosted: key ring; uploaded JWKS; external: discovery + JWKS cache) →
 //! signature → subject and audience → sign an access token. No storage access, no write.
 
+mod bound;
 mod cache;
 pub mod error;
 pub mod issuer;

@@ -70,7 +70,7 @@ pub struct TokenResponse {
 
 /// The token service.
 pub struct TokenService {
-    cfg: StsConfig,
+    pub(crate) cfg: StsConfig,
     directory: Arc<RwLock<Directory>>,
     keys: Arc<KeyRing>,
     issuers: IssuerCache,
@@ -80,11 +80,11 @@ pub struct TokenService {
     verified: VerifiedTokens,
 }
 
-struct Assertion {
-    jws: Jws,
-    iss: String,
-    sub: String,
-    aud: Vec<String>,
+pub(crate) struct Assertion {
+    pub(crate) jws: Jws,
+    pub(crate) iss: String,
+    pub(crate) sub: String,
+    pub(crate) aud: Vec<String>,
 }
 
 impl TokenService {
@@ -119,7 +119,7 @@ impl TokenService {
         &self.keys
     }
 
-    fn read_dir(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
+    pub(crate) fn read_dir(&self) -> std::sync::RwLockReadGuard<'_, Directory> {
         self.directory.read().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -254,7 +254,7 @@ impl TokenService {
         Ok(resp)
     }
 
-    fn parse_assertion(&self, raw: &str) -> Result<Assertion, StsError> {
+    pub(crate) fn parse_assertion(&self, raw: &str) -> Result<Assertion, StsError> {
         let jws = parse_compact(raw, self.cfg.max_assertion_bytes).map_err(|e| match e {
             JoseError::UnsupportedAlgorithm(alg) => StsError::BadSignature(format!(
                 "the algorithm '{alg}' is not accepted (RS256/384/512, PS256/384/512 and ES256/384/512 are)"
@@ -274,7 +274,7 @@ impl TokenService {
         Ok(Assertion { jws, iss, sub, aud })
     }
 
-    fn check_times(&self, jws: &Jws) -> Result<(), StsError> {
+    pub(crate) fn check_times(&self, jws: &Jws) -> Result<(), StsError> {
         let num = |name: &str| {
             jws.claim_i64(name)
                 .ok_or_else(|| StsError::MalformedAssertion(format!("the '{name}' claim is missing or not a number")))
@@ -295,7 +295,7 @@ impl TokenService {
         Ok(())
     }
 
-    async fn verify_signature(&self, a: &Assertion) -> Result<(), StsError> {
+    pub(crate) async fn verify_signature(&self, a: &Assertion) -> Result<(), StsError> {
         let kid = a.jws.header.kid.as_deref();
         let keys = self.issuer_keys(&a.iss, kid).await?;
         let mut last = None;
@@ -349,7 +349,7 @@ impl TokenService {
         }
     }
 
-    fn mint(
+    pub(crate) fn mint(
         &self,
         resource: &str,
         subject: &AccessSubject<'_>,

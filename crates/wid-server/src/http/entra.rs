@@ -21,12 +21,38 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    issue(st, &tenant, query.as_deref(), &headers, &body, false).await
+}
+
+/// `POST /identitybinding/{tenant}/oauth2/v2.0/token`: the token proxy of identity bindings
+/// (`AZURE_KUBERNETES_TOKEN_PROXY` = `https://HOST/identitybinding`), the same request and
+/// answers as the token endpoint.
+pub async fn bound_token(
+    State(st): State<AppState>,
+    Path(tenant): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    issue(st, &tenant, query.as_deref(), &headers, &body, true).await
+}
+
+async fn issue(
+    st: AppState,
+    tenant: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+    bound: bool,
+) -> Response {
     let started = Instant::now();
-    let correlation = correlation_id(&headers, query.as_deref());
-    let (client, scope, outcome) = match TokenRequest::parse(&body) {
+    let correlation = correlation_id(headers, query);
+    let (client, scope, outcome) = match TokenRequest::parse(body) {
         Ok(req) => {
             let (client, scope) = (req.client_id.clone().unwrap_or_default(), req.scope.clone().unwrap_or_default());
-            (client, scope, st.sts.exchange(&tenant, req).await)
+            let outcome =
+                if bound { st.sts.exchange_bound(tenant, req).await } else { st.sts.exchange(tenant, req).await };
+            (client, scope, outcome)
         }
         Err(e) => (String::new(), String::new(), Err(e)),
     };

@@ -131,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         .route("/{tenant}/discovery/v2.0/keys", get(entra::keys))
         .route("/{tenant}/discovery/keys", get(entra::keys))
         .route("/{tenant}/oauth2/v2.0/token", post(entra::token))
+        .route("/identitybinding/{tenant}/oauth2/v2.0/token", post(entra::bound_token))
         .route("/{tenant}/oauth2/token", post(entra::token))
         .route("/oidc/{tenant}/{cluster}/.well-known/openid-configuration", get(oidc::discovery))
         .route("/oidc/{tenant}/{cluster}/openid/v1/jwks", get(oidc::jwks))

@@ -6,8 +6,9 @@
 #   scripts/kube.sh up DIR       start etcd + kube-apiserver on 127.0.0.1 (ephemeral ports) with their
 #                                state under DIR: a test CA, a static admin token, a service-account
 #                                signing key, issuer https://127.0.0.1:PORT (jwks_uri on the same
-#                                address), audiences api://AzureADTokenExchange and
-#                                https://kubernetes.default.svc, RBAC, issuer discovery readable by
+#                                address), audiences api://AzureADTokenExchange,
+#                                https://kubernetes.default.svc and api://AKSIdentityBinding (the
+#                                token proxy of identity bindings), RBAC, issuer discovery readable by
 #                                system:unauthenticated; waits for /readyz. Writes DIR/kubeconfig
 #                                (admin), DIR/webhook.kubeconfig (authenticates as the webhook's
 #                                ServiceAccount of deploy/manifests, so only RBAC granted to it applies)
@@ -516,7 +517,7 @@ cmd_up() {
         --token-auth-file="$dir/pki/tokens.csv" \
         --service-account-issuer="$server" --service-account-jwks-uri="$server/openid/v1/jwks" \
         --service-account-signing-key-file="$dir/pki/sa.key" --service-account-key-file="$dir/pki/sa.key" \
-        --api-audiences=api://AzureADTokenExchange,https://kubernetes.default.svc \
+        --api-audiences=api://AzureADTokenExchange,https://kubernetes.default.svc,api://AKSIdentityBinding \
         --authorization-mode=RBAC --service-cluster-ip-range=10.0.0.0/24 \
         --profiling=false --v=1 ${extra[@]+"${extra[@]}"} >"$dir/kube-apiserver.log" 2>&1 </dev/null &
     echo $! >"$dir/kube-apiserver.pid"
@@ -585,7 +586,7 @@ main() {
         esac
         ;;
     *)
-        sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2
+        sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 64
         ;;
     esac

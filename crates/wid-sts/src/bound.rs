@@ -80,7 +80,10 @@ impl TokenService {
             });
         }
         self.verify_signature(&a).await?;
-        let allowed = review(&api_server, &ca, raw, &client_id.to_string())
+        // Asked in the service account's namespace, so a RoleBinding there counts (and a
+        // ClusterRoleBinding everywhere).
+        let namespace = a.sub.strip_prefix("system:serviceaccount:").and_then(|r| r.split(':').next()).unwrap_or("");
+        let allowed = review(&api_server, &ca, raw, namespace, &client_id.to_string())
             .await
             .map_err(|reason| StsError::AccessReviewFailed { cluster: cluster.clone(), reason })?;
         if !allowed {
@@ -98,7 +101,7 @@ impl TokenService {
 }
 
 /// Asks the API server, as the pod, whether it may use the identity (`SelfSubjectAccessReview`).
-async fn review(server: &str, ca_pem: &str, token: &str, client_id: &str) -> Result<bool, String> {
+async fn review(server: &str, ca_pem: &str, token: &str, namespace: &str, client_id: &str) -> Result<bool, String> {
     let certs = reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes()).map_err(|e| format!("its CA: {e}"))?;
     let mut builder = reqwest::Client::builder().timeout(REVIEW_TIMEOUT).tls_certs_only(certs);
     builder = builder.redirect(reqwest::redirect::Policy::none());
@@ -106,7 +109,9 @@ async fn review(server: &str, ca_pem: &str, token: &str, client_id: &str) -> Res
     let body = json!({
         "apiVersion": "authorization.k8s.io/v1",
         "kind": "SelfSubjectAccessReview",
-        "spec": {"resourceAttributes": {"group": RBAC_GROUP, "resource": client_id, "verb": RBAC_VERB}},
+        "spec": {"resourceAttributes": {
+            "namespace": namespace, "group": RBAC_GROUP, "resource": client_id, "verb": RBAC_VERB,
+        }},
     });
     let url = format!("{}/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", server.trim_end_matches('/'));
     let resp = http.post(url).bearer_auth(token).json(&body).send().await.map_err(|e| e.to_string())?;

@@ -272,7 +272,7 @@ impl StsError {
                 "unauthorized_client",
                 50105,
                 format!(
-                    "AADSTS50105: Kubernetes RBAC of cluster '{cluster}' does not allow {service_account} to use the managed identity {client_id} (verb use-managed-identity on resource {client_id} in API group cid.wi.aks.azure.com). Grant it: kubectl create clusterrole use-{client_id} --verb=use-managed-identity --resource={client_id}.cid.wi.aks.azure.com, then kubectl create rolebinding (or clusterrolebinding) use-{client_id} --clusterrole=use-{client_id} --serviceaccount=NAMESPACE:NAME."
+                    "AADSTS50105: Kubernetes RBAC of cluster '{cluster}' does not allow {service_account} to use the managed identity {client_id} (verb use-managed-identity on resource {client_id} in API group cid.wi.aks.azure.com). Grant it with a ClusterRole whose rule has verbs [use-managed-identity], apiGroups [cid.wi.aks.azure.com] and resources [{client_id}] (kubectl apply; kubectl create clusterrole refuses resources the API server does not serve), bound to the service account: kubectl create rolebinding NAME --clusterrole=ROLE --serviceaccount=NAMESPACE:NAME."
                 ),
             ),
             StsError::AccessReviewFailed { cluster, reason } => (

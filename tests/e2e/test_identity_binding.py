@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Kube, Wid
+from conftest import Kube, Wid, start_wid, stop_process
 
 BINDING_AUDIENCE = "api://AKSIdentityBinding"
 SA = "bound-sa"
@@ -57,6 +57,19 @@ def arm(wid: Wid, method: str, path: str, body: dict) -> tuple[int, dict]:
             return r.status, json.load(r)
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")
+
+
+@pytest.fixture(scope="module")
+def wid(kube: Kube, tmp_path_factory: pytest.TempPathFactory):
+    """A `wid serve` of its own: the suite's shared one registers the same cluster issuer elsewhere,
+    and an issuer belongs to one cluster registration."""
+    root = tmp_path_factory.mktemp("ib-wid")
+    w = start_wid(root, ["--data-dir", str(root / "data"), "--listen", "127.0.0.1:0", "--host", "localhost",
+                         "--issuer-ca-file", str(kube.ca)])
+    try:
+        yield w
+    finally:
+        stop_process(w.proc)
 
 
 @pytest.fixture(scope="module")

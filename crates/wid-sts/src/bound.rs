@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::error::StsError;
-use crate::request::{TokenRequest, resource_of};
+use crate::request::TokenRequest;
 use crate::service::{JWT_BEARER, TokenResponse, TokenService};
 use crate::tokens::AccessSubject;
 
@@ -32,18 +32,7 @@ const REVIEW_MAX_BYTES: usize = 64 * 1024;
 impl TokenService {
     /// Handles `POST /identitybinding/{tenant}/oauth2/v2.0/token`.
     pub async fn exchange_bound(&self, tenant: &str, req: TokenRequest) -> Result<TokenResponse, StsError> {
-        if !tenant.eq_ignore_ascii_case(&self.cfg.tenant_id.to_string()) {
-            return Err(StsError::UnknownTenant(tenant.to_string()));
-        }
-        let grant = req.grant_type.as_deref().ok_or(StsError::MissingParameter("grant_type"))?;
-        if grant != "client_credentials" {
-            return Err(StsError::UnsupportedGrantType(grant.to_string()));
-        }
-        let client = req.client_id.as_deref().ok_or(StsError::MissingParameter("client_id"))?;
-        let resource = resource_of(req.scope.as_deref().ok_or(StsError::MissingParameter("scope"))?)?;
-        if !self.cfg.resources.iter().any(|r| r.eq_ignore_ascii_case(&resource)) {
-            return Err(StsError::UnknownResource(resource));
-        }
+        let (client, resource) = self.check_request(tenant, &req)?;
         let raw = req.client_assertion.as_deref().ok_or(StsError::NoClientCredential)?;
         match req.client_assertion_type.as_deref() {
             Some(JWT_BEARER) => {}

@@ -123,8 +123,9 @@ impl TokenService {
         self.directory.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Handles `POST /{tenant}/oauth2/v2.0/token`.
-    pub async fn exchange(&self, tenant: &str, req: TokenRequest) -> Result<TokenResponse, StsError> {
+    /// The checks every token request passes first (the token endpoint's and the token proxy's):
+    /// the tenant, the grant, and the client id and resource it names.
+    pub(crate) fn check_request<'r>(&self, tenant: &str, req: &'r TokenRequest) -> Result<(&'r str, String), StsError> {
         if !tenant.eq_ignore_ascii_case(&self.cfg.tenant_id.to_string()) {
             return Err(StsError::UnknownTenant(tenant.to_string()));
         }
@@ -138,6 +139,12 @@ impl TokenService {
         if !self.cfg.resources.iter().any(|r| r.eq_ignore_ascii_case(&resource)) {
             return Err(StsError::UnknownResource(resource));
         }
+        Ok((client, resource))
+    }
+
+    /// Handles `POST /{tenant}/oauth2/v2.0/token`.
+    pub async fn exchange(&self, tenant: &str, req: TokenRequest) -> Result<TokenResponse, StsError> {
+        let (client, resource) = self.check_request(tenant, &req)?;
         let client_id = Uuid::parse_str(client.trim()).map_err(|_| StsError::UnknownClient(client.to_string()))?;
         let cp1 = req.claims.as_deref().is_some_and(|c| c.to_ascii_lowercase().contains("cp1"));
         match (&req.client_assertion, &req.client_secret) {
